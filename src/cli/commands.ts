@@ -1,0 +1,182 @@
+/** The client-side commands: submit, status, jobs, results, stop, apis. */
+import { createWriteStream } from 'node:fs';
+import { Command } from 'commander';
+import { ErrorCodes, JetbatchError } from '../errors.js';
+import type { SubmissionInput } from '../submission.js';
+import type { JobStatus } from '../types.js';
+import { isTerminal } from '../types.js';
+import { ExitCodes, intArg, numberArg, printJson, withClient, withConnectionOptions, type ConnectionFlags } from './common.js';
+import { progressView } from './progress.js';
+import { readValues } from './read-input.js';
+
+interface SubmitFlags extends ConnectionFlags {
+  items?: string;
+  batches?: string;
+  batchSize?: number;
+  workers?: number;
+  config?: string;
+  timeout?: number;
+  batchTimeout?: number;
+  maxAttempts?: number;
+  jobId?: string;
+  wait?: boolean;
+  json?: boolean;
+}
+
+function parseConfigJson(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `--config is not valid JSON: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, '--config must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+function statusLine(s: JobStatus): string {
+  const m = s.batch_metrics;
+  const avg = m.avg_time_per_batch === null ? '-' : `${m.avg_time_per_batch.toFixed(3)}s`;
+  return `${s.job_id}  ${s.api_name}  ${s.status}  succeeded=${m.succeeded} failed=${m.failed} in_queue=${s.batches_in_queue} total=${s.total_batch_count} avg=${avg}  started=${s.start_time}${s.end_time ? `  ended=${s.end_time}` : ''}`;
+}
+
+export function exitCodeOfStatus(s: JobStatus): number {
+  return s.status === 'succeeded' ? ExitCodes.ok : ExitCodes.jobFailed;
+}
+
+export function registerClientCommands(program: Command, setExit: (code: number) => void): void {
+  withConnectionOptions(
+    program
+      .command('submit')
+      .description('submit a job: items split into batches, or ready-made batches')
+      .argument('<api>', 'API name')
+      .option('--items <file>', 'JSON array or JSON Lines of items ("-" for stdin)')
+      .option('--batches <file>', 'JSON array or JSON Lines of batches, each an array of items')
+      .option('--batch-size <n>', 'items per batch (with --items)', intArg('--batch-size'))
+      .option('--workers <n>', 'most batches of this job in flight across the fleet', intArg('--workers'))
+      .option('--config <json>', 'job config (JSON object), merged over the API config')
+      .option('--timeout <seconds>', 'job timeout', numberArg('--timeout'))
+      .option('--batch-timeout <seconds>', 'per-batch timeout (overrides the API default)', numberArg('--batch-timeout'))
+      .option('--max-attempts <n>', 'deliveries per batch before dead-lettering', intArg('--max-attempts'))
+      .option('--job-id <id>', 'job id (a resubmission with the same id enqueues nothing twice)')
+      .option('--wait', 'wait for the job to end; exit 0 only if it succeeded')
+      .option('--json', 'print JSON (the job record, or with --wait the final status)'),
+  ).action(async (api: string, flags: SubmitFlags) => {
+    if ((flags.items === undefined) === (flags.batches === undefined)) {
+      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, 'give exactly one of --items FILE or --batches FILE');
+    }
+    const input: SubmissionInput = { api_name: api };
+    if (flags.items !== undefined) {
+      input.items = await readValues(flags.items);
+      if (flags.batchSize === undefined) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, '--batch-size is required with --items');
+      input.batch_size = flags.batchSize;
+    } else if (flags.batches !== undefined) {
+      input.batches = (await readValues(flags.batches)) as unknown[][];
+    }
+    if (flags.workers !== undefined) input.workers = flags.workers;
+    if (flags.config !== undefined) input.config = parseConfigJson(flags.config);
+    if (flags.timeout !== undefined) input.timeout = flags.timeout;
+    if (flags.batchTimeout !== undefined) input.batch_timeout = flags.batchTimeout;
+    if (flags.maxAttempts !== undefined) input.max_attempts = flags.maxAttempts;
+    if (flags.jobId !== undefined) input.job_id = flags.jobId;
+    await withClient(flags, async (client) => {
+      const record = await client.submit(input);
+      if (!flags.wait) {
+        if (flags.json) printJson(record);
+        else process.stdout.write(`${record.job_id}\n`);
+        return;
+      }
+      if (!flags.json) process.stderr.write(`submitted job ${record.job_id} (${record.total_batch_count} batches)\n`);
+      const view = progressView();
+      const final = await client.wait(record.job_id, { onStatus: (s) => view.update(s) });
+      view.stop();
+      if (flags.json) printJson(final);
+      else process.stdout.write(statusLine(final) + '\n');
+      setExit(exitCodeOfStatus(final));
+    });
+  });
+
+  withConnectionOptions(
+    program
+      .command('status')
+      .description('show a job’s status and progress')
+      .argument('<job>', 'job id')
+      .option('--json', 'print the status object as JSON')
+      .option('--watch', 'keep showing progress until the job ends'),
+  ).action(async (job: string, flags: ConnectionFlags & { json?: boolean; watch?: boolean }) => {
+    await withClient(flags, async (client) => {
+      if (!flags.watch) {
+        const s = await client.status(job);
+        if (flags.json) printJson(s);
+        else process.stdout.write(statusLine(s) + '\n');
+        return;
+      }
+      const view = progressView();
+      const final = await client.wait(job, { onStatus: (s) => view.update(s) });
+      view.stop();
+      if (flags.json) printJson(final);
+      else process.stdout.write(statusLine(final) + '\n');
+      setExit(isTerminal(final.status) ? exitCodeOfStatus(final) : ExitCodes.ok);
+    });
+  });
+
+  withConnectionOptions(
+    program
+      .command('jobs')
+      .description('list jobs, newest first')
+      .option('--api <name>', 'only jobs of this API')
+      .option('--limit <n>', 'at most this many', intArg('--limit'))
+      .option('--json', 'print a JSON array of status objects'),
+  ).action(async (flags: ConnectionFlags & { api?: string; limit?: number; json?: boolean }) => {
+    await withClient(flags, async (client) => {
+      const filter: { api?: string; limit?: number } = {};
+      if (flags.api !== undefined) filter.api = flags.api;
+      if (flags.limit !== undefined) filter.limit = flags.limit;
+      const list = await client.jobs(filter);
+      if (flags.json) printJson(list);
+      else for (const s of list) process.stdout.write(statusLine(s) + '\n');
+    });
+  });
+
+  withConnectionOptions(
+    program
+      .command('results')
+      .description('print every batch result of a job as JSON Lines {job_id, batch_id, result, duration_ms, attempt}')
+      .argument('<job>', 'job id')
+      .option('--out <file>', 'write to a file instead of stdout'),
+  ).action(async (job: string, flags: ConnectionFlags & { out?: string }) => {
+    await withClient(flags, async (client) => {
+      const out: NodeJS.WritableStream = flags.out === undefined ? process.stdout : createWriteStream(flags.out);
+      for await (const r of client.results(job)) {
+        if (!out.write(JSON.stringify(r) + '\n')) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+      }
+      if (out !== process.stdout) await new Promise<void>((resolve) => out.end(() => resolve()));
+    });
+  });
+
+  withConnectionOptions(
+    program
+      .command('stop')
+      .description('stop a job: abort its in-flight batches, discard its queue, mark it stopped')
+      .argument('<job>', 'job id')
+      .option('--json', 'print the job record as JSON'),
+  ).action(async (job: string, flags: ConnectionFlags & { json?: boolean }) => {
+    await withClient(flags, async (client) => {
+      const record = await client.stop(job);
+      if (flags.json) printJson(record);
+      else process.stdout.write(`${record.job_id} ${record.status}\n`);
+    });
+  });
+
+  withConnectionOptions(program.command('apis').description('list the APIs served by the fleet').option('--json', 'print JSON')).action(
+    async (flags: ConnectionFlags & { json?: boolean }) => {
+      await withClient(flags, async (client) => {
+        const list = await client.apis();
+        if (flags.json) printJson(list);
+        else for (const a of list) process.stdout.write(`${a.api_name}  last_seen=${a.last_seen}\n`);
+      });
+    },
+  );
+}

@@ -1,0 +1,29 @@
+/** `jetbatch`: the daemon (`start`) and the client commands. */
+import { Command, CommanderError } from 'commander';
+import { JetbatchError } from '../errors.js';
+import { registerClientCommands } from './commands.js';
+import { exitCodeFor } from './common.js';
+import { registerStart } from './start.js';
+
+let exitCode = 0;
+const program = new Command('jetbatch')
+  .description('Distributed, fault-tolerant batch jobs on NATS JetStream and worker threads')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerStart(program);
+registerClientCommands(program, (code) => (exitCode = code));
+
+try {
+  await program.parseAsync(process.argv);
+  process.exitCode = exitCode;
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else {
+    const message = err instanceof JetbatchError ? `${err.code}: ${err.message}` : (err as Error).stack ?? String(err);
+    process.stderr.write(`jetbatch: ${message}\n`);
+    if (err instanceof JetbatchError) for (const d of err.details) process.stderr.write(`  - ${d}\n`);
+    process.exitCode = exitCodeFor(err);
+  }
+}

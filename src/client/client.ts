@@ -1,0 +1,170 @@
+/**
+ * The TypeScript client: submit jobs, read status, results and dead letters, stop jobs. Usable from any program
+ * and from inside handlers (ctx.client) to chain jobs. It speaks the same protocol as docs/PROTOCOL.md.
+ */
+import { DeliverPolicy } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats, type NatsOptions } from '../connect.js';
+import { openContext, type FleetContext } from '../context.js';
+import { ErrorCodes, JetbatchError } from '../errors.js';
+import { endJob } from '../lifecycle.js';
+import { jobStatus } from '../progress.js';
+import { Streams, Subjects, decodeValue } from '../protocol.js';
+import { getJob } from '../registry.js';
+import { submitPrepared, type SubmitProgress } from './submit.js';
+import { prepareSubmission, type SubmissionInput } from '../submission.js';
+import type { BatchResult, JobRecord, JobStatus } from '../types.js';
+import { isTerminal } from '../types.js';
+
+export interface SubmitOptions {
+  /** Called after every published batch (for progress bars). */
+  onEnqueued?: (progress: SubmitProgress) => void;
+  /** Most batches in one job. @defaultValue 1,000,000 */
+  maxBatches?: number;
+}
+
+export interface WaitOptions {
+  /** Called with each status read while waiting. */
+  onStatus?: (status: JobStatus) => void;
+  /** Poll interval in milliseconds. @defaultValue 500 */
+  intervalMs?: number;
+  /** Give up after this many milliseconds (JB_TIMEOUT). @defaultValue no limit */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Room left in a message for headers, in bytes. */
+const HEADER_ROOM = 4096;
+
+export class JetbatchClient {
+  readonly #ctx: FleetContext;
+  readonly #ownsConnection: boolean;
+  #closing: Promise<void> | undefined;
+
+  private constructor(ctx: FleetContext, ownsConnection: boolean) {
+    this.#ctx = ctx;
+    this.#ownsConnection = ownsConnection;
+  }
+
+  /** Connects to NATS (failing fast rather than retrying forever) and opens the jetbatch buckets. */
+  static async connect(options: NatsOptions): Promise<JetbatchClient> {
+    const nc = await connectNats(options, { reconnectForever: false });
+    try {
+      return new JetbatchClient(await openContext(nc), true);
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
+  }
+
+  /** Wraps an existing connection; close() then leaves the connection open. */
+  static async fromConnection(nc: NatsConnection): Promise<JetbatchClient> {
+    return new JetbatchClient(await openContext(nc), false);
+  }
+
+  /**
+   * Submits a job and returns its record once every batch is enqueued. Resubmitting with the same `job_id` and
+   * the same content enqueues nothing twice (a half-finished enqueue is completed); different content under the
+   * same id fails with JB_JOB_CONFLICT.
+   */
+  async submit(input: SubmissionInput, options: SubmitOptions = {}): Promise<JobRecord> {
+    const maxPayload = this.#ctx.nc.info?.max_payload ?? 1024 * 1024;
+    const prepared = prepareSubmission(input, {
+      maxBatchBytes: maxPayload - HEADER_ROOM,
+      maxBatches: options.maxBatches ?? 1_000_000,
+    });
+    return submitPrepared(this.#ctx, prepared, options.onEnqueued);
+  }
+
+  async record(jobId: string): Promise<JobRecord> {
+    const v = await getJob(this.#ctx.jobs, jobId);
+    if (v === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${jobId} not found`);
+    return v.record;
+  }
+
+  async status(jobId: string): Promise<JobStatus> {
+    return jobStatus(this.#ctx, await this.record(jobId));
+  }
+
+  /** Jobs in the registry, newest first, optionally of one API. */
+  async jobs(filter: { api?: string; limit?: number } = {}): Promise<JobStatus[]> {
+    const keys: string[] = [];
+    for await (const k of await this.#ctx.jobs.keys()) keys.push(k);
+    const records: JobRecord[] = [];
+    for (const k of keys) {
+      const v = await getJob(this.#ctx.jobs, k);
+      if (v !== null && (filter.api === undefined || v.record.api_name === filter.api)) records.push(v.record);
+    }
+    records.sort((a, b) => (a.start_time < b.start_time ? 1 : a.start_time > b.start_time ? -1 : b.job_id.localeCompare(a.job_id)));
+    const limited = filter.limit === undefined ? records : records.slice(0, filter.limit);
+    return Promise.all(limited.map((r) => jobStatus(this.#ctx, r)));
+  }
+
+  /** Polls until the job reaches a terminal status and returns that status. */
+  async wait(jobId: string, options: WaitOptions = {}): Promise<JobStatus> {
+    const interval = options.intervalMs ?? 500;
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    for (;;) {
+      const status = await this.status(jobId);
+      options.onStatus?.(status);
+      if (isTerminal(status.status)) return status;
+      if (Date.now() > deadline) throw new JetbatchError(ErrorCodes.TIMEOUT, `job ${jobId} still ${status.status} after ${options.timeoutMs} ms`);
+      if (options.signal?.aborted) throw options.signal.reason;
+      await new Promise((r) => setTimeout(r, interval));
+    }
+  }
+
+  /**
+   * Every stored batch result of a job, in the order the batches finished; a batch redelivered after its result
+   * was stored appears once.
+   */
+  async *results(jobId: string): AsyncGenerator<BatchResult> {
+    const record = await this.record(jobId);
+    const subject = Subjects.result(record.api_name, record.job_id);
+    const consumer = await this.#ctx.js.consumers.get(Streams.results, {
+      filter_subjects: subject,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const pending = (await consumer.info()).num_pending;
+    if (pending === 0) return;
+    const seen = new Set<string>();
+    const messages = await consumer.consume();
+    let read = 0;
+    try {
+      for await (const m of messages) {
+        read++;
+        const value = decodeValue(m.data) as BatchResult;
+        if (!seen.has(value.batch_id)) {
+          seen.add(value.batch_id);
+          yield value;
+        }
+        if (read >= pending || m.info.pending === 0) break;
+      }
+    } finally {
+      await messages.close();
+    }
+  }
+
+  /** Stops a job: aborts its in-flight batches on every daemon, discards its queue, marks it `stopped`. */
+  async stop(jobId: string): Promise<JobRecord> {
+    const result = await endJob(this.#ctx, jobId, 'stopped');
+    if (result === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${jobId} not found`);
+    return result.record;
+  }
+
+  /** APIs registered by the fleet. */
+  async apis(): Promise<Array<{ api_name: string; last_seen: string; hosts: string[] }>> {
+    const out: Array<{ api_name: string; last_seen: string; hosts: string[] }> = [];
+    for await (const k of await this.#ctx.apis.keys()) {
+      const e = await this.#ctx.apis.get(k);
+      if (e !== null && e.operation === 'PUT' && e.value.length > 0) out.push(e.json());
+    }
+    return out.sort((a, b) => a.api_name.localeCompare(b.api_name));
+  }
+
+  /** Closes the connection if this client opened it. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#ownsConnection ? this.#ctx.nc.drain().catch(() => this.#ctx.nc.close()) : Promise.resolve();
+    return this.#closing;
+  }
+}

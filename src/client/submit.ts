@@ -1,0 +1,114 @@
+/**
+ * The publisher side of the protocol: register the job (KV create), publish every batch with a Nats-Msg-Id, then
+ * move the job from `enqueuing` to `pending`. A publisher that dies half-way leaves an `enqueuing` record whose
+ * `enqueue_deadline` lets the fleet fail it as `enqueue_failed`; resubmitting the same job id finishes the enqueue
+ * instead (the msg ids make already-published batches no-ops within the stream's duplicate window).
+ */
+import { headers } from '@nats-io/transport-node';
+import type { PubAck } from '@nats-io/jetstream';
+import type { FleetContext } from '../context.js';
+import { ErrorCodes, JetbatchError } from '../errors.js';
+import { publishEvent } from '../lifecycle.js';
+import { Headers, Streams, Subjects, batchMsgId } from '../protocol.js';
+import { createJob, getJob, transitionJob } from '../registry.js';
+import type { PreparedJob } from '../submission.js';
+import type { JobRecord } from '../types.js';
+
+export interface SubmitProgress {
+  enqueued: number;
+  total: number;
+}
+
+/** PubAcks awaited at once while enqueuing. */
+const PUBLISH_WINDOW = 256;
+
+/** Time a publisher gets to enqueue: a base plus a per-batch allowance. */
+export function enqueueDeadline(now: number, batches: number): string {
+  return new Date(now + 120_000 + batches * 2).toISOString();
+}
+
+export async function submitPrepared(
+  ctx: FleetContext,
+  job: PreparedJob,
+  onEnqueued?: (progress: SubmitProgress) => void,
+): Promise<JobRecord> {
+  const api = await ctx.apis.get(job.api_name);
+  if (api === null || api.operation !== 'PUT') {
+    throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no daemon serves an API named "${job.api_name}" (see \`jetbatch apis\`)`);
+  }
+  const now = Date.now();
+  const fresh: JobRecord = {
+    job_id: job.job_id,
+    api_name: job.api_name,
+    status: 'enqueuing',
+    workers: job.workers,
+    total_batch_count: job.batches.length,
+    config: job.config,
+    timeout: job.timeout,
+    batch_timeout: job.batch_timeout,
+    max_attempts: job.max_attempts,
+    backoff: job.backoff,
+    spec_hash: job.spec_hash,
+    start_time: new Date(now).toISOString(),
+    end_time: null,
+    enqueue_deadline: enqueueDeadline(now, job.batches.length),
+    error: null,
+    batch_metrics: null,
+    batches_in_queue: null,
+    completion: null,
+  };
+  if (await createJob(ctx.jobs, fresh)) {
+    await publishEvent(ctx, fresh, 'submitted');
+  } else {
+    const existing = await getJob(ctx.jobs, job.job_id);
+    if (existing === null) throw new JetbatchError(ErrorCodes.INTERNAL, `job ${job.job_id} vanished during submission`);
+    if (existing.record.spec_hash !== job.spec_hash) {
+      throw new JetbatchError(ErrorCodes.JOB_CONFLICT, `job ${job.job_id} exists with different content; pick another job id`);
+    }
+    if (existing.record.status !== 'enqueuing') return existing.record;
+  }
+  await publishBatches(ctx, job, onEnqueued);
+  const done = await transitionJob(ctx.jobs, job.job_id, (current) =>
+    current.status === 'enqueuing' ? { ...current, status: 'pending' } : null,
+  );
+  if (done === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${job.job_id} was removed during submission`);
+  return done.record;
+}
+
+async function publishBatches(
+  ctx: FleetContext,
+  job: PreparedJob,
+  onEnqueued?: (progress: SubmitProgress) => void,
+): Promise<void> {
+  const subject = Subjects.batch(job.api_name, job.job_id);
+  const window: Array<Promise<PubAck>> = [];
+  let acked = 0;
+  const total = job.batches.length;
+  const settleOldest = async (): Promise<void> => {
+    await window.shift();
+    acked++;
+    onEnqueued?.({ enqueued: acked, total });
+  };
+  try {
+    for (let i = 0; i < total; i++) {
+      const batchId = String(i);
+      const h = headers();
+      h.set(Headers.jobId, job.job_id);
+      h.set(Headers.batchId, batchId);
+      h.set(Headers.apiName, job.api_name);
+      h.set(Headers.generation, '0');
+      window.push(
+        ctx.js.publish(subject, job.batches[i], {
+          msgID: batchMsgId(job.job_id, batchId, 0),
+          headers: h,
+          expect: { streamName: Streams.batches },
+        }),
+      );
+      if (window.length >= PUBLISH_WINDOW) await settleOldest();
+    }
+    while (window.length > 0) await settleOldest();
+  } catch (err) {
+    await Promise.allSettled(window);
+    throw new JetbatchError(ErrorCodes.INTERNAL, `enqueuing job ${job.job_id} failed after ${acked} batches: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,73 @@
+/** One place that turns connection options (daemon config or CLI flags) into a NATS connection. */
+import { readFile } from 'node:fs/promises';
+import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
+import { ErrorCodes, JetbatchError } from './errors.js';
+
+export interface NatsOptions {
+  servers: string[];
+  user?: string;
+  pass?: string;
+  token?: string;
+  /** Path to a file holding an NKey seed (`SU…`). */
+  nkey_seed_file?: string;
+  /** Path to a `.creds` file (JWT + seed). */
+  creds_file?: string;
+  tls?: { ca?: string; cert?: string; key?: string };
+  /** Connection name shown by the server. */
+  name?: string;
+}
+
+export interface ConnectBehaviour {
+  /** Keep reconnecting forever (daemon) or give up after the first failure (CLI). */
+  reconnectForever: boolean;
+  /** How long the first connection attempt may take, in milliseconds. */
+  timeoutMs?: number;
+}
+
+export async function connectNats(options: NatsOptions, behaviour: ConnectBehaviour): Promise<NatsConnection> {
+  const opts: ConnectionOptions = {
+    servers: options.servers,
+    name: options.name ?? 'jetbatch',
+    timeout: behaviour.timeoutMs ?? 5000,
+    maxReconnectAttempts: behaviour.reconnectForever ? -1 : 0,
+    reconnectTimeWait: 1000,
+    reconnectJitter: 500,
+    waitOnFirstConnect: false,
+    pingInterval: 10_000,
+  };
+  if (options.user !== undefined) opts.user = options.user;
+  if (options.pass !== undefined) opts.pass = options.pass;
+  if (options.token !== undefined) opts.token = options.token;
+  const enc = new TextEncoder();
+  if (options.creds_file !== undefined) {
+    opts.authenticator = credsAuthenticator(enc.encode(await readSecret(options.creds_file, 'creds_file')));
+  } else if (options.nkey_seed_file !== undefined) {
+    const seed = (await readSecret(options.nkey_seed_file, 'nkey_seed_file')).trim();
+    opts.authenticator = nkeyAuthenticator(enc.encode(seed));
+  }
+  if (options.tls !== undefined) {
+    const tls: NonNullable<ConnectionOptions['tls']> = {};
+    if (options.tls.ca !== undefined) tls.caFile = options.tls.ca;
+    if (options.tls.cert !== undefined) tls.certFile = options.tls.cert;
+    if (options.tls.key !== undefined) tls.keyFile = options.tls.key;
+    opts.tls = tls;
+  }
+  try {
+    return await connect(opts);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new JetbatchError(
+      ErrorCodes.CONNECTION_FAILED,
+      `cannot connect to NATS at ${options.servers.join(', ')}: ${reason}`,
+      { cause: err },
+    );
+  }
+}
+
+async function readSecret(path: string, key: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new JetbatchError(ErrorCodes.INVALID_CONFIG, `${key}: cannot read ${path}`, { cause: err });
+  }
+}

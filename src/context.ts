@@ -1,0 +1,38 @@
+/** Handles to the JetStream objects jetbatch uses, opened once per connection. */
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ErrorCodes, JetbatchError } from './errors.js';
+import { Buckets } from './protocol.js';
+
+export interface FleetContext {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly jobs: KV;
+  readonly apis: KV;
+  readonly stats: KV;
+}
+
+export async function openContext(nc: NatsConnection): Promise<FleetContext> {
+  const jsm = await jetstreamManager(nc).catch((err: unknown) => {
+    throw new JetbatchError(ErrorCodes.CONNECTION_FAILED, `JetStream is not enabled on this NATS server/account: ${(err as Error).message}`, { cause: err });
+  });
+  const js = jetstream(nc);
+  const kvm = new Kvm(js);
+  const open = async (name: string): Promise<KV> => {
+    try {
+      const kv = await kvm.open(name);
+      await kv.status();
+      return kv;
+    } catch (err) {
+      throw new JetbatchError(
+        ErrorCodes.CONNECTION_FAILED,
+        `bucket ${name} is missing: start a jetbatch daemon once against this NATS server (it provisions the streams and buckets)`,
+        { cause: err },
+      );
+    }
+  };
+  const [jobs, apis, stats] = await Promise.all([open(Buckets.jobs), open(Buckets.apis), open(Buckets.stats)]);
+  return { nc, js, jsm, jobs, apis, stats };
+}

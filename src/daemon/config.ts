@@ -1,0 +1,223 @@
+/**
+ * The daemon configuration: YAML file → schema validation (every bad key named) → defaults → frozen options.
+ * Paths in the file are relative to the file. Environment is read here and nowhere else in the daemon.
+ */
+import { readFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { NatsOptions } from '../connect.js';
+import { parseDuration } from '../duration.js';
+import { ErrorCodes, JetbatchError } from '../errors.js';
+import { API_NAME_PATTERN } from '../protocol.js';
+import { formatIssues } from '../submission.js';
+import type { BackoffOptions } from '../types.js';
+
+const duration = z.union([z.string(), z.number().nonnegative()]).transform((v, ctx) => {
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const levels = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+const backoff = z
+  .object({
+    initial: duration.default(1000),
+    factor: z.number().min(1).max(100).default(2),
+    max: duration.default(60_000),
+    jitter: z.number().min(0).max(1).default(0.2),
+  })
+  .strict();
+
+const apiSchema = z
+  .object({
+    name: z.string().regex(API_NAME_PATTERN, `must match ${API_NAME_PATTERN.source}`),
+    project: z.string().min(1),
+    handler: z.string().min(1).optional(),
+    threads: z.number().int().min(1).max(256).optional(),
+    /** Batches one thread runs at once (for async, I/O-bound handlers). */
+    concurrency: z.number().int().min(1).max(1024).default(1),
+    config: z.record(z.string(), z.unknown()).default({}),
+    batch_timeout: duration.default(600_000),
+    max_attempts: z.number().int().min(1).max(1000).default(3),
+    backoff: backoff.default({ initial: 1000, factor: 2, max: 60_000, jitter: 0.2 }),
+    memory_limit_mb: z.number().int().min(16).optional(),
+    gpus: z.array(z.number().int().min(0)).optional(),
+    log_level: levels.optional(),
+  })
+  .strict();
+
+const tls = z.object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).strict();
+
+const natsSchema = z
+  .object({
+    servers: z.array(z.string().min(1)).min(1).default(['nats://127.0.0.1:4222']),
+    user: z.string().optional(),
+    pass: z.string().optional(),
+    token: z.string().optional(),
+    nkey_seed_file: z.string().optional(),
+    creds_file: z.string().optional(),
+    tls: tls.optional(),
+    name: z.string().optional(),
+  })
+  .strict();
+
+const configSchema = z
+  .object({
+    nats: natsSchema.default({ servers: ['nats://127.0.0.1:4222'] }),
+    apis: z.array(apiSchema).min(1, 'list at least one API'),
+    metrics: z
+      .object({ listen: z.string().regex(/^.+:\d+$/, 'must be host:port').default('127.0.0.1:9464'), enabled: z.boolean().default(true) })
+      .strict()
+      .default({ listen: '127.0.0.1:9464', enabled: true }),
+    log_level: levels.default('info'),
+    shutdown_grace: duration.default(30_000),
+    retention: z
+      .object({
+        results: duration.default(7 * 86_400_000),
+        dead_letters: duration.default(30 * 86_400_000),
+        events: duration.default(7 * 86_400_000),
+        jobs: duration.default(30 * 86_400_000),
+      })
+      .strict()
+      .default({ results: 7 * 86_400_000, dead_letters: 30 * 86_400_000, events: 7 * 86_400_000, jobs: 30 * 86_400_000 }),
+    /** JetStream replicas for every stream and bucket jetbatch creates (3 on a cluster). */
+    replicas: z.number().int().min(1).max(5).default(1),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.apis.forEach((api, i) => {
+      if (seen.has(api.name)) ctx.addIssue({ code: 'custom', message: `duplicate API name "${api.name}"`, path: ['apis', i, 'name'] });
+      seen.add(api.name);
+    });
+  });
+
+export interface ApiOptions {
+  readonly name: string;
+  /** Absolute path of the project folder. */
+  readonly project: string;
+  /** Absolute path of the handler module. */
+  readonly handler: string | undefined;
+  readonly threads: number;
+  readonly concurrency: number;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly batchTimeoutMs: number;
+  readonly maxAttempts: number;
+  readonly backoff: Readonly<BackoffOptions>;
+  readonly memoryLimitMb: number | undefined;
+  readonly gpus: readonly number[];
+  readonly logLevel: string;
+}
+
+export interface DaemonOptions {
+  readonly configFile: string;
+  readonly nats: Readonly<NatsOptions>;
+  readonly apis: readonly ApiOptions[];
+  readonly metrics: { readonly listen: string; readonly enabled: boolean };
+  readonly logLevel: string;
+  readonly shutdownGraceMs: number;
+  readonly retentionMs: { readonly results: number; readonly deadLetters: number; readonly events: number; readonly jobs: number };
+  readonly replicas: number;
+}
+
+export interface Overrides {
+  servers?: string[];
+}
+
+export async function loadConfig(file: string, overrides: Overrides = {}): Promise<DaemonOptions> {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new JetbatchError(ErrorCodes.INVALID_CONFIG, `cannot read config file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new JetbatchError(ErrorCodes.INVALID_CONFIG, `${path} is not valid YAML: ${(err as Error).message}`, { cause: err });
+  }
+  return parseConfig(raw, path, overrides);
+}
+
+export function parseConfig(raw: unknown, configFile: string, overrides: Overrides = {}): DaemonOptions {
+  const parsed = configSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const details = formatIssues(parsed.error);
+    throw new JetbatchError(ErrorCodes.INVALID_CONFIG, `invalid config ${configFile}:\n  ${details.join('\n  ')}`, { details });
+  }
+  const c = parsed.data;
+  const base = dirname(configFile);
+  const rel = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(base, p));
+  const nats: NatsOptions = { servers: overrides.servers ?? c.nats.servers };
+  if (c.nats.user !== undefined) nats.user = c.nats.user;
+  if (c.nats.pass !== undefined) nats.pass = c.nats.pass;
+  if (c.nats.token !== undefined) nats.token = c.nats.token;
+  if (c.nats.name !== undefined) nats.name = c.nats.name;
+  const seed = rel(c.nats.nkey_seed_file);
+  if (seed !== undefined) nats.nkey_seed_file = seed;
+  const creds = rel(c.nats.creds_file);
+  if (creds !== undefined) nats.creds_file = creds;
+  if (c.nats.tls !== undefined) {
+    const t: NonNullable<NatsOptions['tls']> = {};
+    const ca = rel(c.nats.tls.ca);
+    const cert = rel(c.nats.tls.cert);
+    const key = rel(c.nats.tls.key);
+    if (ca !== undefined) t.ca = ca;
+    if (cert !== undefined) t.cert = cert;
+    if (key !== undefined) t.key = key;
+    nats.tls = t;
+  }
+  const apis: ApiOptions[] = c.apis.map((a) => {
+    const project = resolve(base, a.project);
+    return {
+      name: a.name,
+      project,
+      handler: a.handler === undefined ? undefined : resolve(project, a.handler),
+      threads: a.threads ?? (a.gpus && a.gpus.length > 0 ? a.gpus.length : Math.max(1, cpus().length)),
+      concurrency: a.concurrency,
+      config: a.config,
+      batchTimeoutMs: a.batch_timeout,
+      maxAttempts: a.max_attempts,
+      backoff: {
+        initial_ms: a.backoff.initial,
+        factor: a.backoff.factor,
+        max_ms: a.backoff.max,
+        jitter: a.backoff.jitter,
+      },
+      memoryLimitMb: a.memory_limit_mb,
+      gpus: a.gpus ?? [],
+      logLevel: a.log_level ?? c.log_level,
+    };
+  });
+  return deepFreeze({
+    configFile,
+    nats,
+    apis,
+    metrics: c.metrics,
+    logLevel: c.log_level,
+    shutdownGraceMs: c.shutdown_grace,
+    retentionMs: {
+      results: c.retention.results,
+      deadLetters: c.retention.dead_letters,
+      events: c.retention.events,
+      jobs: c.retention.jobs,
+    },
+    replicas: c.replicas,
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,308 @@
+/**
+ * Runs one job on this daemon: pulls its batches from the job's durable consumer while the API's pool has room,
+ * dispatches each to a worker thread, and settles it. Many runners share one pool through its Slots.
+ */
+import { AckPolicy, DeliverPolicy, type Consumer, type JsMsg } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import type { FleetContext } from '../context.js';
+import { ErrorCodes } from '../errors.js';
+import { deepMerge } from '../merge.js';
+import { Streams, Subjects, consumerName } from '../protocol.js';
+import type { Outcome } from '../thread-protocol.js';
+import type { BackoffOptions, ErrorInfo, JobRecord, JobSpec } from '../types.js';
+import type { ApiOptions } from './config.js';
+import type { AbortReason, ApiPool } from './pool.js';
+import { deadLetter, decideFailure, identify, storeResult, toErrorInfo, type BatchIdentity } from './settle.js';
+
+export interface RunnerHooks {
+  log: Logger;
+  /** JetStream ack wait of job consumers, in ms; in-flight batches are marked working well within it. */
+  leaseMs: number;
+  onStarted(jobId: string): void;
+  onSucceeded(jobId: string, durationMs: number): void;
+  onSettled(jobId: string, outcome: Outcome, decision: 'acked' | 'retried' | 'dead-lettered' | 'released'): void;
+  /** The handler could not be loaded or constructed: the job must end as worker_error. */
+  onFatal(jobId: string, error: ErrorInfo): void;
+}
+
+interface InFlight {
+  msg: JsMsg;
+  ac: AbortController;
+  reason: AbortReason;
+  timer: NodeJS.Timeout;
+  deadline: number;
+}
+
+const FETCH_EXPIRES_MS = 1000;
+const MAX_IDLE_MS = 2000;
+
+export function jobSpecOf(record: JobRecord, api: ApiOptions): JobSpec {
+  return {
+    job_id: record.job_id,
+    api_name: record.api_name,
+    config: deepMerge(api.config as Record<string, unknown>, record.config),
+    workers: record.workers,
+    total_batch_count: record.total_batch_count,
+    start_time: record.start_time,
+    timeout: record.timeout,
+    batch_timeout: record.batch_timeout ?? api.batchTimeoutMs / 1000,
+    max_attempts: record.max_attempts ?? api.maxAttempts,
+  };
+}
+
+export class JobRunner {
+  readonly jobId: string;
+  readonly spec: JobSpec;
+  readonly #ctx: FleetContext;
+  readonly #pool: ApiPool;
+  readonly #hooks: RunnerHooks;
+  readonly #record: JobRecord;
+  readonly #backoff: BackoffOptions;
+  readonly #inflight = new Map<string, InFlight>();
+  readonly #stop = new AbortController();
+  #loop: Promise<void> | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #started = false;
+  #drained: Array<() => void> = [];
+
+  constructor(ctx: FleetContext, pool: ApiPool, record: JobRecord, hooks: RunnerHooks) {
+    this.#ctx = ctx;
+    this.#pool = pool;
+    this.#record = record;
+    this.#hooks = hooks;
+    this.jobId = record.job_id;
+    this.spec = jobSpecOf(record, pool.api);
+    this.#backoff = { ...pool.api.backoff, ...(record.backoff ?? {}) };
+    this.#started = record.status === 'running';
+  }
+
+  get inFlight(): number {
+    return this.#inflight.size;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run().catch((err: unknown) => this.#hooks.log.error({ err, job_id: this.jobId }, 'job runner failed'));
+    this.#heartbeat = setInterval(() => {
+      for (const f of this.#inflight.values()) f.msg.working();
+    }, Math.max(250, Math.floor(this.#hooks.leaseMs / 3)));
+    this.#heartbeat.unref();
+  }
+
+  /** Extends a running batch's deadline by one batch timeout (ctx.extendLease). */
+  extendLease(batchId: string): void {
+    const f = this.#inflight.get(batchId);
+    if (f === undefined) return;
+    f.msg.working();
+    clearTimeout(f.timer);
+    f.deadline = Date.now() + this.spec.batch_timeout * 1000;
+    f.timer = this.#armTimeout(f);
+  }
+
+  /**
+   * Stops pulling. `abort` aborts in-flight batches (job stopped or ended: nothing is settled); `release` waits up
+   * to `graceMs` for them, then aborts the rest and hands them back for immediate redelivery (shutdown).
+   */
+  async stop(mode: 'abort' | 'release', graceMs = 0): Promise<void> {
+    this.#stop.abort();
+    if (mode === 'abort') for (const f of this.#inflight.values()) this.#abortOne(f, 'stopped');
+    if (this.#inflight.size > 0 && mode === 'release') {
+      await Promise.race([this.#whenDrained(), sleep(graceMs)]);
+      for (const f of this.#inflight.values()) this.#abortOne(f, 'shutdown');
+    }
+    await this.#whenDrained();
+    await this.#loop;
+    clearInterval(this.#heartbeat);
+  }
+
+  async #whenDrained(): Promise<void> {
+    while (this.#inflight.size > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
+  }
+
+  #abortOne(f: InFlight, reason: AbortReason): void {
+    if (f.ac.signal.aborted) return;
+    f.reason = reason;
+    clearTimeout(f.timer);
+    f.ac.abort();
+  }
+
+  async #consumer(): Promise<Consumer> {
+    const name = consumerName(this.jobId);
+    try {
+      await this.#ctx.jsm.consumers.info(Streams.batches, name);
+    } catch {
+      // First daemon to see the job creates its consumer; a concurrent identical add is harmless, and a lost
+      // race with a different config is resolved by binding to whatever exists.
+      await this.#ctx.jsm.consumers
+        .add(Streams.batches, {
+          durable_name: name,
+          filter_subject: Subjects.batch(this.#record.api_name, this.jobId),
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          max_ack_pending: this.#record.workers,
+          ack_wait: this.#hooks.leaseMs * 1_000_000,
+          max_deliver: -1,
+          max_waiting: 4096,
+        })
+        .catch(() => this.#ctx.jsm.consumers.info(Streams.batches, name));
+    }
+    return this.#ctx.js.consumers.get(Streams.batches, name);
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#stop.signal;
+    let consumer: Consumer | undefined;
+    let idleMs = 0;
+    while (!signal.aborted) {
+      try {
+        consumer ??= await this.#consumer();
+      } catch (err) {
+        this.#hooks.log.warn({ err, job_id: this.jobId }, 'cannot bind to job consumer; retrying');
+        await sleep(1000, signal);
+        continue;
+      }
+      const room = this.#record.workers - this.#inflight.size;
+      if (room <= 0) {
+        await this.#whenOneSettles(signal);
+        continue;
+      }
+      const want = idleMs > 0 ? 1 : room;
+      const n = await this.#pool.slots.reserve(want, signal);
+      if (n === 0) continue;
+      let got = 0;
+      let lastPending = -1;
+      try {
+        const batch = await consumer.fetch({ max_messages: n, expires: FETCH_EXPIRES_MS });
+        for await (const msg of batch) {
+          got++;
+          lastPending = msg.info.pending;
+          this.#dispatch(msg);
+        }
+      } catch (err) {
+        if (!signal.aborted) {
+          this.#hooks.log.debug({ err, job_id: this.jobId }, 'fetch failed');
+          consumer = undefined;
+        }
+      } finally {
+        this.#pool.slots.release(n - got);
+      }
+      if (got > 0 && lastPending !== 0) idleMs = 0;
+      else {
+        idleMs = Math.min(MAX_IDLE_MS, Math.max(100, idleMs * 2));
+        if (got === 0) await sleep(idleMs, signal);
+      }
+    }
+  }
+
+  #whenOneSettles(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#drained.push(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  #armTimeout(f: InFlight): NodeJS.Timeout {
+    // ctx.signal aborts at the deadline; the thread is terminated after a short grace if the handler ignores it.
+    const grace = Math.min(5000, Math.max(200, this.spec.batch_timeout * 100));
+    const t = setTimeout(() => this.#abortOne(f, 'timeout'), Math.max(0, f.deadline - Date.now()) + grace);
+    t.unref();
+    return t;
+  }
+
+  #dispatch(msg: JsMsg): void {
+    if (!this.#started) {
+      this.#started = true;
+      this.#hooks.onStarted(this.jobId);
+    }
+    const id = identify(msg);
+    const key = id?.batchId ?? `seq-${msg.seq}`;
+    const existing = this.#inflight.get(key);
+    if (existing !== undefined) {
+      // A redelivery of a batch still running here (its lease lapsed): keep the running attempt.
+      this.#pool.slots.release(1);
+      return;
+    }
+    const ac = new AbortController();
+    const f: InFlight = { msg, ac, reason: 'timeout', timer: undefined as unknown as NodeJS.Timeout, deadline: Date.now() + this.spec.batch_timeout * 1000 };
+    f.timer = this.#armTimeout(f);
+    this.#inflight.set(key, f);
+    void this.#process(f, id).finally(() => {
+      clearTimeout(f.timer);
+      this.#inflight.delete(key);
+      this.#pool.slots.release(1);
+      const waiters = this.#drained;
+      this.#drained = [];
+      for (const w of waiters) w();
+    });
+  }
+
+  async #process(f: InFlight, id: BatchIdentity | null): Promise<void> {
+    const msg = f.msg;
+    const attempt = msg.info.deliveryCount;
+    let outcome: Outcome;
+    if (id === null) {
+      outcome = { ok: false, durationMs: 0, stage: 'decode', error: { name: 'TypeError', code: ErrorCodes.UNDECODABLE, message: 'batch message lacks the Jetbatch-Batch-Id header', permanent: true } };
+    } else {
+      // Copy out of the connection's read buffer before transferring (see DESIGN.md §6).
+      const payload = new Uint8Array(msg.data);
+      outcome = await this.#pool.run(
+        { kind: 'batch', job: this.spec, batchId: id.batchId, attempt, payload, deadline: f.deadline },
+        f.ac.signal,
+        () => f.reason,
+      );
+    }
+    try {
+      await this.#settle(f, id, attempt, outcome);
+    } catch (err) {
+      // Unsettled: the batch stays in the queue and is redelivered after the lease; nothing is lost.
+      this.#hooks.log.warn({ err, job_id: this.jobId, batch_id: id?.batchId }, 'settling a batch failed; it will be redelivered');
+    }
+  }
+
+  async #settle(f: InFlight, id: BatchIdentity | null, attempt: number, outcome: Outcome): Promise<void> {
+    const msg = f.msg;
+    if (f.ac.signal.aborted && f.reason !== 'timeout') {
+      // Stopped job: its queue is purged by whoever stopped it. Shutdown: hand the batch back at once.
+      if (f.reason === 'shutdown') msg.nak();
+      this.#hooks.onSettled(this.jobId, outcome, 'released');
+      return;
+    }
+    if (outcome.ok) {
+      if (outcome.result !== null && id !== null) await storeResult(this.#ctx, id, attempt, outcome.durationMs, outcome.result);
+      msg.ack();
+      this.#hooks.onSucceeded(this.jobId, outcome.durationMs);
+      this.#hooks.onSettled(this.jobId, outcome, 'acked');
+      return;
+    }
+    if (outcome.stage === 'init' || outcome.stage === 'load') {
+      // Not the batch's fault: leave it queued (the job is about to end as worker_error and be purged).
+      msg.nak();
+      this.#hooks.onFatal(this.jobId, toErrorInfo(outcome.error));
+      this.#hooks.onSettled(this.jobId, outcome, 'released');
+      return;
+    }
+    const decision = decideFailure(outcome.error, attempt, this.spec.max_attempts, this.#backoff);
+    if (decision.action === 'retry') {
+      msg.nak(decision.delayMs);
+      this.#hooks.onSettled(this.jobId, outcome, 'retried');
+      return;
+    }
+    await deadLetter(this.#ctx, msg, id, attempt, toErrorInfo(outcome.error));
+    this.#hooks.onSettled(this.jobId, outcome, 'dead-lettered');
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * One Piscina pool per API: a thin facade that turns every way a task can end (outcome, abort, thread death,
+ * memory cap) into an Outcome, so callers handle a single shape.
+ */
+import { BroadcastChannel } from 'node:worker_threads';
+import { extname } from 'node:path';
+import { Piscina } from 'piscina';
+import type { NatsOptions } from '../connect.js';
+import { ErrorCodes } from '../errors.js';
+import { channelNames, type ControlMessage, type LeaseMessage, type Outcome, type Task, type WorkerData } from '../thread-protocol.js';
+import type { ApiOptions } from './config.js';
+import { Slots } from './slots.js';
+
+/** Why the main thread aborted a running task. */
+export type AbortReason = 'timeout' | 'stopped' | 'shutdown';
+
+const workerFile = new URL(`../worker${extname(new URL(import.meta.url).pathname)}`, import.meta.url);
+
+export interface PoolOptions {
+  api: ApiOptions;
+  host: string;
+  nats: NatsOptions;
+  env: Record<string, string>;
+  onLease: (jobId: string, batchId: string) => void;
+}
+
+export class ApiPool {
+  readonly api: ApiOptions;
+  readonly slots: Slots;
+  readonly #piscina: Piscina;
+  readonly #control: BroadcastChannel;
+  readonly #lease: BroadcastChannel;
+  #closing: Promise<void> | undefined;
+
+  constructor(opts: PoolOptions) {
+    this.api = opts.api;
+    const data: WorkerData = {
+      apiName: opts.api.name,
+      projectDir: opts.api.project,
+      handlerPath: opts.api.handler,
+      gpus: [...opts.api.gpus],
+      logLevel: opts.api.logLevel,
+      host: opts.host,
+      nats: opts.nats,
+      workerCounter: new SharedArrayBuffer(4),
+    };
+    this.#piscina = new Piscina({
+      filename: workerFile.href,
+      minThreads: opts.api.threads,
+      maxThreads: opts.api.threads,
+      concurrentTasksPerWorker: opts.api.concurrency,
+      idleTimeout: Infinity,
+      workerData: data,
+      env: opts.env,
+      ...(opts.api.memoryLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: opts.api.memoryLimitMb } }),
+    });
+    // Running tasks plus one queued batch per thread, so a thread never waits for a pull round trip.
+    this.slots = new Slots(opts.api.threads * opts.api.concurrency + opts.api.threads);
+    this.#control = new BroadcastChannel(channelNames.control(opts.api.name));
+    this.#lease = new BroadcastChannel(channelNames.lease(opts.api.name));
+    this.#lease.onmessage = (event: unknown) => {
+      const msg = (event as { data: LeaseMessage }).data;
+      if (msg.type === 'lease') opts.onLease(msg.jobId, msg.batchId);
+    };
+  }
+
+  get utilization(): number {
+    return this.#piscina.utilization;
+  }
+
+  get threads(): number {
+    return this.#piscina.threads.length;
+  }
+
+  /** Runs a task; `signal` aborts it by terminating its thread (Piscina replaces the thread). */
+  async run(task: Task, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome> {
+    const started = performance.now();
+    try {
+      const transferList = task.kind === 'batch' ? [task.payload.buffer as ArrayBuffer] : [];
+      return (await this.#piscina.run(task, { signal, transferList })) as Outcome;
+    } catch (err) {
+      const durationMs = performance.now() - started;
+      const e = err as Error & { code?: string };
+      if (signal.aborted) {
+        const reason = reasonOf();
+        const code = reason === 'timeout' ? ErrorCodes.BATCH_TIMEOUT : ErrorCodes.ABORTED;
+        const message = reason === 'timeout' ? 'batch timed out; its worker thread was terminated' : `batch aborted (${reason})`;
+        return { ok: false, durationMs, stage: 'batch', error: { name: 'TimeoutError', code, message, permanent: false } };
+      }
+      if (e.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+        return { ok: false, durationMs, stage: 'batch', error: { name: e.name, code: ErrorCodes.WORKER_OOM, message: `worker thread ran out of memory (memory_limit_mb=${this.api.memoryLimitMb ?? 'none'}): ${e.message}`, permanent: false } };
+      }
+      return {
+        ok: false,
+        durationMs,
+        stage: 'batch',
+        error: { name: e.name ?? 'Error', code: ErrorCodes.WORKER_DIED, message: `worker thread died: ${e.message ?? String(err)}`, ...(e.stack ? { stack: e.stack } : {}), permanent: false },
+      };
+    }
+  }
+
+  /** Tells every thread of this pool about a job (abort its batches' signals, drop its handler instance). */
+  broadcast(msg: ControlMessage): void {
+    if (this.#closing === undefined) this.#control.postMessage(msg);
+  }
+
+  /** Idempotent: terminates the threads (the daemon has already drained or aborted their tasks). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#lease.close();
+      this.#control.close();
+      await this.#piscina.destroy().catch(() => undefined);
+    })();
+    return this.#closing;
+  }
+}

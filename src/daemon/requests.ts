@@ -1,0 +1,72 @@
+/**
+ * Request/reply endpoints, answered by one daemon of the fleet (queue group `jetbatch`): the simplest publisher
+ * needs one NATS request. Bodies are JSON or MessagePack; replies are JSON `{ok: true, …}` or
+ * `{ok: false, error: {code, message, details?}}`.
+ */
+import type { Msg, Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { submitPrepared } from '../client/submit.js';
+import type { FleetContext } from '../context.js';
+import { ErrorCodes, JetbatchError } from '../errors.js';
+import { endJob } from '../lifecycle.js';
+import { jobStatus } from '../progress.js';
+import { JOB_ID_PATTERN, RequestQueueGroup, Subjects, decodeRequestBody, encodeJson } from '../protocol.js';
+import { getJob } from '../registry.js';
+import { prepareSubmission } from '../submission.js';
+
+const HEADER_ROOM = 4096;
+
+export function serveRequests(ctx: FleetContext, log: Logger): Subscription[] {
+  const handlers: Record<string, (body: unknown) => Promise<Record<string, unknown>>> = {
+    [Subjects.request.submit]: async (body) => {
+      const max = ctx.nc.info?.max_payload ?? 1024 * 1024;
+      const prepared = prepareSubmission(body, { maxBatchBytes: max - HEADER_ROOM, maxBatches: 1_000_000 });
+      return { job: await submitPrepared(ctx, prepared) };
+    },
+    [Subjects.request.status]: async (body) => {
+      const v = await getJob(ctx.jobs, jobIdOf(body));
+      if (v === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${jobIdOf(body)} not found`);
+      return { status: await jobStatus(ctx, v.record) };
+    },
+    [Subjects.request.stop]: async (body) => {
+      const r = await endJob(ctx, jobIdOf(body), 'stopped');
+      if (r === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${jobIdOf(body)} not found`);
+      return { job: r.record };
+    },
+  };
+  return Object.entries(handlers).map(([subject, handle]) =>
+    ctx.nc.subscribe(subject, {
+      queue: RequestQueueGroup,
+      callback: (err, msg) => {
+        if (err !== null) return;
+        void answer(msg, handle, log);
+      },
+    }),
+  );
+}
+
+async function answer(msg: Msg, handle: (body: unknown) => Promise<Record<string, unknown>>, log: Logger): Promise<void> {
+  let reply: Record<string, unknown>;
+  try {
+    let body: unknown;
+    try {
+      body = decodeRequestBody(msg.data);
+    } catch (err) {
+      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `request body is neither JSON nor MessagePack: ${(err as Error).message}`);
+    }
+    reply = { ok: true, ...(await handle(body)) };
+  } catch (err) {
+    const e = err instanceof JetbatchError ? err : new JetbatchError(ErrorCodes.INTERNAL, (err as Error).message, { cause: err });
+    if (e.code === ErrorCodes.INTERNAL) log.error({ err, subject: msg.subject }, 'request failed');
+    reply = { ok: false, error: e.toJSON() };
+  }
+  if (msg.reply) msg.respond(encodeJson(reply));
+}
+
+function jobIdOf(body: unknown): string {
+  const id = (body as { job_id?: unknown } | null)?.job_id;
+  if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) {
+    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `job_id: must be a string matching ${JOB_ID_PATTERN.source}`);
+  }
+  return id;
+}

@@ -1,0 +1,79 @@
+/**
+ * Every error jetbatch raises on purpose carries a stable `code` (`JB_…`). Codes are part of the public contract
+ * (CLI exit messages, one-request replies, docs/errors.md); messages are for humans and may change.
+ */
+export const ErrorCodes = {
+  /** A submission or request failed validation; `details` lists each problem. */
+  INVALID_SUBMISSION: 'JB_INVALID_SUBMISSION',
+  /** No daemon has registered the API named in a submission. */
+  UNKNOWN_API: 'JB_UNKNOWN_API',
+  /** The job id does not exist in the registry. */
+  JOB_NOT_FOUND: 'JB_JOB_NOT_FOUND',
+  /** A job with this id exists with a different spec. */
+  JOB_CONFLICT: 'JB_JOB_CONFLICT',
+  /** An encoded batch or submission exceeds the size limit. */
+  PAYLOAD_TOO_LARGE: 'JB_PAYLOAD_TOO_LARGE',
+  /** The daemon configuration file is missing or invalid; `details` names each bad key. */
+  INVALID_CONFIG: 'JB_INVALID_CONFIG',
+  /** An existing stream, consumer or bucket has a configuration jetbatch cannot use. */
+  PROVISION_CONFLICT: 'JB_PROVISION_CONFLICT',
+  /** Connecting to NATS failed (bad address, credentials or TLS). */
+  CONNECTION_FAILED: 'JB_CONNECTION_FAILED',
+  /** The handler module could not be loaded or has no usable default-exported class. */
+  HANDLER_LOAD_FAILED: 'JB_HANDLER_LOAD_FAILED',
+  /** The handler constructor threw. Ends the job as `worker_error`. */
+  HANDLER_INIT_FAILED: 'JB_HANDLER_INIT_FAILED',
+  /** `handleBatch` threw or rejected. */
+  HANDLER_FAILED: 'JB_HANDLER_FAILED',
+  /** The handler threw a PermanentError: no further attempts. */
+  HANDLER_PERMANENT: 'JB_HANDLER_PERMANENT',
+  /** The batch ran past its batch timeout and was aborted. */
+  BATCH_TIMEOUT: 'JB_BATCH_TIMEOUT',
+  /** The worker thread died while running the batch. */
+  WORKER_DIED: 'JB_WORKER_DIED',
+  /** The worker thread exceeded its memory limit. */
+  WORKER_OOM: 'JB_WORKER_OOM',
+  /** A batch message could not be decoded; it is dead-lettered at once. */
+  UNDECODABLE: 'JB_UNDECODABLE',
+  /** The batch was aborted because its job was stopped, timed out or the daemon is shutting down. */
+  ABORTED: 'JB_ABORTED',
+  /** A request to the fleet got no answer in time (no daemon running?). */
+  TIMEOUT: 'JB_TIMEOUT',
+  /** Anything else, with the original error as `cause`. */
+  INTERNAL: 'JB_INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class JetbatchError extends Error {
+  readonly code: ErrorCode;
+  readonly details: readonly string[];
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: readonly string[] } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'JetbatchError';
+    this.code = code;
+    this.details = options.details ?? [];
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: readonly string[] } {
+    return this.details.length > 0
+      ? { code: this.code, message: this.message, details: this.details }
+      : { code: this.code, message: this.message };
+  }
+}
+
+/** Turns anything thrown into an Error, keeping non-Errors as `cause`. */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  const text = typeof thrown === 'string' ? thrown : safeStringify(thrown);
+  return new Error(`non-Error thrown: ${text}`, { cause: thrown });
+}
+
+function safeStringify(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

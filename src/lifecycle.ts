@@ -1,0 +1,57 @@
+/**
+ * Ending a job early (stop, job timeout, worker error, enqueue failure): shared by the client and the daemons.
+ * Order matters: the record turns terminal first (so no daemon pulls more or claims completion), then every
+ * daemon is told to abort the job's in-flight batches, then the queue is purged and the consumer deleted.
+ */
+import { JetStreamApiError } from '@nats-io/jetstream';
+import type { FleetContext } from './context.js';
+import { liveCounts, metricsOf } from './progress.js';
+import { Streams, Subjects, consumerName, encodeJson } from './protocol.js';
+import { transitionJob } from './registry.js';
+import type { ErrorInfo, JobRecord, TerminalStatus } from './types.js';
+import { isTerminal } from './types.js';
+
+export type EarlyEnd = Extract<TerminalStatus, 'stopped' | 'timed_out' | 'worker_error' | 'worker_oom' | 'enqueue_failed'>;
+
+/** Ends an active job with `status`; returns the stored record and whether this call ended it. */
+export async function endJob(
+  ctx: FleetContext,
+  jobId: string,
+  status: EarlyEnd,
+  error: ErrorInfo | null = null,
+): Promise<{ record: JobRecord; changed: boolean } | null> {
+  const result = await transitionJob(ctx.jobs, jobId, (current) => {
+    if (isTerminal(current.status)) return null;
+    return { ...current, status, error: error ?? current.error, end_time: new Date().toISOString(), completion: null };
+  });
+  if (result === null || !result.changed) return result;
+  const record = result.record;
+  ctx.nc.publish(Subjects.control(jobId), encodeJson({ action: 'abort', status }));
+  const counts = await liveCounts(ctx, { ...record, status: 'running' });
+  await discardQueue(ctx, record);
+  const final = await transitionJob(ctx.jobs, jobId, (current) => ({
+    ...current,
+    batch_metrics: metricsOf(counts),
+    batches_in_queue: counts.inQueue,
+  }));
+  const stored = final?.record ?? record;
+  await publishEvent(ctx, stored, 'completed');
+  return { record: stored, changed: true };
+}
+
+export async function discardQueue(ctx: FleetContext, record: JobRecord): Promise<void> {
+  await ctx.jsm.consumers.delete(Streams.batches, consumerName(record.job_id)).catch(ignoreNotFound);
+  await ctx.jsm.streams.purge(Streams.batches, { filter: Subjects.batch(record.api_name, record.job_id) });
+}
+
+/** Publishes a job event (JSON record) to the events stream; type is `submitted`, `running` or `completed`. */
+export async function publishEvent(ctx: FleetContext, record: JobRecord, type: string): Promise<void> {
+  await ctx.js.publish(Subjects.event(record.api_name, record.job_id, type), encodeJson(record), {
+    msgID: `${record.job_id}:${type}`,
+  });
+}
+
+export function ignoreNotFound(err: unknown): void {
+  if (err instanceof JetStreamApiError && err.status === 404) return;
+  throw err;
+}

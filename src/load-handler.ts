@@ -1,0 +1,48 @@
+/** Finds and imports a handler module (TypeScript through tsx, no build step) and returns its class. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ErrorCodes, JetbatchError } from './errors.js';
+import type { HandlerClass } from './handler.js';
+
+const CANDIDATES = ['handler.ts', 'handler.mts', 'handler.js', 'handler.mjs', 'handler.cjs'];
+
+export function resolveHandlerPath(projectDir: string, explicit: string | undefined): string {
+  if (explicit !== undefined) {
+    if (!existsSync(explicit)) throw new JetbatchError(ErrorCodes.HANDLER_LOAD_FAILED, `handler module ${explicit} does not exist`);
+    return explicit;
+  }
+  for (const name of CANDIDATES) {
+    const p = join(projectDir, name);
+    if (existsSync(p)) return p;
+  }
+  throw new JetbatchError(
+    ErrorCodes.HANDLER_LOAD_FAILED,
+    `no handler module in ${projectDir} (looked for ${CANDIDATES.join(', ')}; or set \`handler\` in the API config)`,
+  );
+}
+
+export async function importHandler(path: string): Promise<HandlerClass> {
+  let mod: Record<string, unknown>;
+  try {
+    if (/\.(c|m)?ts$/.test(path)) {
+      const { tsImport } = await import('tsx/esm/api');
+      mod = (await tsImport(path, import.meta.url)) as Record<string, unknown>;
+    } else {
+      mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    }
+  } catch (err) {
+    throw new JetbatchError(ErrorCodes.HANDLER_LOAD_FAILED, `cannot import handler ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  // A CommonJS-compiled module arrives as { default: { default: Class } }.
+  const inner = mod.default as { default?: unknown } | undefined;
+  const candidate = typeof mod.default === 'function' ? mod.default : inner?.default ?? mod.Handler;
+  if (typeof candidate !== 'function') {
+    throw new JetbatchError(ErrorCodes.HANDLER_LOAD_FAILED, `handler ${path} has no default-exported class`);
+  }
+  const proto = (candidate as { prototype?: Record<string, unknown> }).prototype ?? {};
+  if (typeof proto.handleBatch !== 'function' && typeof proto.handle_batch !== 'function') {
+    throw new JetbatchError(ErrorCodes.HANDLER_LOAD_FAILED, `handler ${path}: the default export has no handleBatch method`);
+  }
+  return candidate as HandlerClass;
+}

@@ -1,0 +1,89 @@
+/**
+ * Job progress derived from server state, so nothing double counts when a batch is redelivered:
+ * - in queue  = messages of the job still in the WorkQueue stream (pending, in flight or waiting for a retry);
+ * - failed    = the job's messages in the dead-letter stream;
+ * - succeeded = total − in queue − failed (a batch leaves the queue only by ack after success or by dead-lettering).
+ * While a job is still `enqueuing`, not every batch is in the stream yet, so succeeded comes from the daemons'
+ * timing counters instead. Terminal records carry their final figures.
+ */
+import type { FleetContext } from './context.js';
+import { Streams, Subjects, decodeJson } from './protocol.js';
+import type { BatchMetrics, JobRecord, JobStatus } from './types.js';
+import { isTerminal } from './types.js';
+
+export interface LiveCounts {
+  inQueue: number;
+  failed: number;
+  succeeded: number;
+  avgTimePerBatch: number | null;
+}
+
+export async function countSubject(ctx: FleetContext, stream: string, subject: string): Promise<number> {
+  const info = await ctx.jsm.streams.info(stream, { subjects_filter: subject });
+  return info.state.subjects?.[subject] ?? 0;
+}
+
+export async function timingStats(ctx: FleetContext, jobId: string): Promise<{ count: number; totalMs: number }> {
+  let count = 0;
+  let totalMs = 0;
+  const keys = await ctx.stats.keys(`${jobId}.*`);
+  const names: string[] = [];
+  for await (const k of keys) names.push(k);
+  for (const k of names) {
+    const e = await ctx.stats.get(k);
+    if (e === null || e.operation !== 'PUT' || e.value.length === 0) continue;
+    const v = decodeJson(e.value) as { count?: number; total_ms?: number };
+    count += v.count ?? 0;
+    totalMs += v.total_ms ?? 0;
+  }
+  return { count, totalMs };
+}
+
+export async function liveCounts(ctx: FleetContext, record: JobRecord): Promise<LiveCounts> {
+  const [inQueue, failed, timing] = await Promise.all([
+    countSubject(ctx, Streams.batches, Subjects.batch(record.api_name, record.job_id)),
+    countSubject(ctx, Streams.deadLetters, Subjects.deadLetter(record.api_name, record.job_id)),
+    timingStats(ctx, record.job_id),
+  ]);
+  const avg = timing.count > 0 ? timing.totalMs / timing.count / 1000 : null;
+  if (record.status === 'enqueuing') {
+    const succeeded = Math.min(timing.count, Math.max(0, record.total_batch_count - failed));
+    return { inQueue: Math.max(0, record.total_batch_count - succeeded - failed), failed, succeeded, avgTimePerBatch: avg };
+  }
+  const succeeded = Math.max(0, record.total_batch_count - inQueue - failed);
+  return { inQueue, failed, succeeded, avgTimePerBatch: avg };
+}
+
+export function metricsOf(counts: LiveCounts): BatchMetrics {
+  return { succeeded: counts.succeeded, failed: counts.failed, avg_time_per_batch: counts.avgTimePerBatch };
+}
+
+/** The status view of a record: stored figures when the job has ended, live ones otherwise. */
+export async function jobStatus(ctx: FleetContext, record: JobRecord): Promise<JobStatus> {
+  let batchMetrics: BatchMetrics;
+  let inQueue: number;
+  if (isTerminal(record.status) && record.batch_metrics !== null) {
+    batchMetrics = record.batch_metrics;
+    inQueue = record.batches_in_queue ?? 0;
+  } else {
+    const counts = await liveCounts(ctx, record);
+    batchMetrics = metricsOf(counts);
+    inQueue = counts.inQueue;
+  }
+  const status: JobStatus = {
+    job_id: record.job_id,
+    api_name: record.api_name,
+    status: record.status,
+    workers: record.workers,
+    total_batch_count: record.total_batch_count,
+    batches_in_queue: inQueue,
+    batch_metrics: batchMetrics,
+    start_time: record.start_time,
+    end_time: record.end_time,
+    timeout: record.timeout,
+    max_attempts: record.max_attempts,
+    config: record.config,
+  };
+  if (record.error !== null) status.error = record.error;
+  return status;
+}

@@ -1,0 +1,102 @@
+/**
+ * Creates the streams and buckets jetbatch needs, idempotently. An existing stream whose retention, subjects or
+ * storage differ from ours is refused loudly (JB_PROVISION_CONFLICT) rather than silently changed: it may belong to
+ * someone else, and a WorkQueue stream cannot be converted. Retention ages are updated to the configured values.
+ */
+import {
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ErrorCodes, JetbatchError } from './errors.js';
+import { Buckets, Streams, Subjects } from './protocol.js';
+
+export interface ProvisionOptions {
+  replicas: number;
+  retentionMs: { results: number; deadLetters: number; events: number; jobs: number };
+}
+
+const NANOS_PER_MS = 1_000_000;
+/** Window in which a repeated Nats-Msg-Id is stored once (a resubmission or a retried publish). */
+const DUPLICATE_WINDOW_MS = 10 * 60_000;
+
+export async function provision(nc: NatsConnection, jsm: JetStreamManager, opts: ProvisionOptions): Promise<void> {
+  const streams: Array<Partial<StreamConfig> & { name: string; subjects: string[]; retention: RetentionPolicy }> = [
+    {
+      name: Streams.batches,
+      subjects: [Subjects.batchWildcard],
+      retention: RetentionPolicy.Workqueue,
+      max_age: 0,
+    },
+    {
+      name: Streams.deadLetters,
+      subjects: [Subjects.deadLetterWildcard],
+      retention: RetentionPolicy.Limits,
+      max_age: opts.retentionMs.deadLetters * NANOS_PER_MS,
+    },
+    {
+      name: Streams.results,
+      subjects: [Subjects.resultWildcard],
+      retention: RetentionPolicy.Limits,
+      max_age: opts.retentionMs.results * NANOS_PER_MS,
+    },
+    {
+      name: Streams.events,
+      subjects: [Subjects.eventWildcard],
+      retention: RetentionPolicy.Limits,
+      max_age: opts.retentionMs.events * NANOS_PER_MS,
+    },
+  ];
+  for (const s of streams) {
+    await ensureStream(jsm, {
+      ...s,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      num_replicas: opts.replicas,
+      duplicate_window: DUPLICATE_WINDOW_MS * NANOS_PER_MS,
+    });
+  }
+  const kvm = new Kvm(nc);
+  await kvm.create(Buckets.jobs, { history: 1, ttl: opts.retentionMs.jobs, replicas: opts.replicas });
+  await kvm.create(Buckets.apis, { history: 1, replicas: opts.replicas });
+  await kvm.create(Buckets.stats, { history: 1, ttl: opts.retentionMs.jobs, replicas: opts.replicas });
+}
+
+async function ensureStream(jsm: JetStreamManager, want: Partial<StreamConfig> & { name: string; subjects: string[] }): Promise<void> {
+  let existing: StreamConfig | undefined;
+  try {
+    existing = (await jsm.streams.info(want.name)).config;
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
+  }
+  if (existing === undefined) {
+    try {
+      await jsm.streams.add(want);
+      return;
+    } catch (err) {
+      // Another daemon may have created it in between; fall through to the compatibility check.
+      existing = (await jsm.streams.info(want.name).catch(() => { throw err; })).config;
+    }
+  }
+  const problems: string[] = [];
+  if (existing.retention !== want.retention) problems.push(`retention is ${existing.retention}, need ${want.retention}`);
+  if (existing.storage !== want.storage) problems.push(`storage is ${existing.storage}, need ${want.storage}`);
+  const subjects = [...(existing.subjects ?? [])].sort().join(',');
+  if (subjects !== [...want.subjects].sort().join(',')) problems.push(`subjects are [${subjects}], need [${want.subjects.join(',')}]`);
+  if (problems.length > 0) {
+    throw new JetbatchError(
+      ErrorCodes.PROVISION_CONFLICT,
+      `stream ${want.name} exists with an incompatible configuration: ${problems.join('; ')}. ` +
+        `Remove it (nats stream rm ${want.name}) or point jetbatch at another account.`,
+      { details: problems },
+    );
+  }
+  if (existing.max_age !== want.max_age || existing.duplicate_window !== want.duplicate_window) {
+    await jsm.streams.update(want.name, { ...existing, max_age: want.max_age ?? 0, duplicate_window: want.duplicate_window ?? existing.duplicate_window });
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The job registry (KV bucket JETBATCH_JOBS). Every status change is a compare-and-set on the entry's revision,
+ * so two daemons (or a daemon and a publisher) never both win the same transition.
+ */
+import { JetStreamApiError } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { decodeJson, encodeJson } from './protocol.js';
+import type { JobRecord } from './types.js';
+
+export interface Versioned {
+  record: JobRecord;
+  revision: number;
+}
+
+export async function getJob(kv: KV, jobId: string): Promise<Versioned | null> {
+  const entry = await kv.get(jobId);
+  if (entry === null || entry.operation !== 'PUT' || entry.value.length === 0) return null;
+  return { record: decodeJson(entry.value) as JobRecord, revision: entry.revision };
+}
+
+/** Creates the record; returns false if the key exists already. */
+export async function createJob(kv: KV, record: JobRecord): Promise<boolean> {
+  try {
+    await kv.create(record.job_id, encodeJson(record));
+    return true;
+  } catch (err) {
+    if (isWrongLastSequence(err)) return false;
+    throw err;
+  }
+}
+
+/**
+ * Applies `change` to the current record with CAS, retrying on conflicting writes. `change` returns the new
+ * record, or null to leave it alone; the result is the record as stored after the call (or null if missing).
+ */
+export async function transitionJob(
+  kv: KV,
+  jobId: string,
+  change: (current: JobRecord) => JobRecord | null,
+): Promise<{ record: JobRecord; changed: boolean } | null> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const current = await getJob(kv, jobId);
+    if (current === null) return null;
+    const next = change(current.record);
+    if (next === null) return { record: current.record, changed: false };
+    try {
+      await kv.update(jobId, encodeJson(next), current.revision);
+      return { record: next, changed: true };
+    } catch (err) {
+      if (!isWrongLastSequence(err)) throw err;
+    }
+  }
+  throw new Error(`job ${jobId}: too many concurrent updates`);
+}
+
+/** JetStream API error 10071: the key's revision moved (or, for create, the key exists). */
+function isWrongLastSequence(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === 10071;
+}

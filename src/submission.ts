@@ -1,0 +1,142 @@
+/**
+ * Validation of job submissions, shared by the client and the daemon's one-request endpoint: a submission is
+ * checked completely, and every batch encoded and size-checked, before anything is written to NATS.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { ErrorCodes, JetbatchError } from './errors.js';
+import { API_NAME_PATTERN, JOB_ID_PATTERN, encodeValue } from './protocol.js';
+import type { BackoffOptions } from './types.js';
+
+const plainObject = z.record(z.string(), z.unknown());
+
+const backoffSchema = z
+  .object({
+    initial_ms: z.number().int().min(0).max(86_400_000),
+    factor: z.number().min(1).max(100),
+    max_ms: z.number().int().min(0).max(86_400_000),
+    jitter: z.number().min(0).max(1),
+  })
+  .partial()
+  .strict();
+
+export const submissionSchema = z
+  .object({
+    api_name: z.string().regex(API_NAME_PATTERN, 'must match ' + API_NAME_PATTERN.source),
+    job_id: z.string().regex(JOB_ID_PATTERN, 'must match ' + JOB_ID_PATTERN.source).optional(),
+    items: z.array(z.unknown()).min(1, 'must hold at least one item').optional(),
+    batch_size: z.number().int().min(1).max(1_000_000).optional(),
+    batches: z.array(z.array(z.unknown()).min(1, 'a batch must hold at least one item')).min(1).optional(),
+    workers: z.number().int().min(1).max(10_000).default(1),
+    config: plainObject.default({}),
+    timeout: z.number().positive().max(31_536_000).nullable().default(null),
+    batch_timeout: z.number().positive().max(86_400).nullable().default(null),
+    max_attempts: z.number().int().min(1).max(1000).nullable().default(null),
+    backoff: backoffSchema.nullable().default(null),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if ((s.items === undefined) === (s.batches === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of items (with batch_size) or batches', path: [] });
+    }
+    if (s.items !== undefined && s.batch_size === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'is required with items', path: ['batch_size'] });
+    }
+    if (s.batches !== undefined && s.batch_size !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'only applies to items, not batches', path: ['batch_size'] });
+    }
+  });
+
+/** What a publisher sends (the one-request body, or the client's argument). */
+export type SubmissionInput = z.input<typeof submissionSchema>;
+
+export interface PreparedJob {
+  job_id: string;
+  api_name: string;
+  workers: number;
+  config: Record<string, unknown>;
+  timeout: number | null;
+  batch_timeout: number | null;
+  max_attempts: number | null;
+  backoff: Partial<BackoffOptions> | null;
+  /** Each batch as MessagePack, ready to publish; index = batch id. */
+  batches: Uint8Array[];
+  spec_hash: string;
+}
+
+export interface PrepareLimits {
+  /** Largest encoded batch accepted, in bytes (the server's max_payload minus header room). */
+  maxBatchBytes: number;
+  /** Most batches in one job. */
+  maxBatches: number;
+}
+
+export function formatIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.length > 0 ? issue.path.join('.') : '(submission)';
+    return `${path}: ${issue.message}`;
+  });
+}
+
+/** Validates, splits and encodes a submission. Throws JetbatchError(JB_INVALID_SUBMISSION | JB_PAYLOAD_TOO_LARGE). */
+export function prepareSubmission(input: unknown, limits: PrepareLimits): PreparedJob {
+  const parsed = submissionSchema.safeParse(input);
+  if (!parsed.success) {
+    const details = formatIssues(parsed.error);
+    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `invalid submission: ${details.join('; ')}`, { details });
+  }
+  const s = parsed.data;
+  const raw: unknown[][] = s.batches ?? chunk(s.items ?? [], s.batch_size ?? 1);
+  if (raw.length > limits.maxBatches) {
+    throw new JetbatchError(
+      ErrorCodes.PAYLOAD_TOO_LARGE,
+      `job has ${raw.length} batches; at most ${limits.maxBatches} are accepted`,
+    );
+  }
+  const hash = createHash('sha256');
+  const batches = raw.map((items, index) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeValue(items);
+    } catch (err) {
+      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${index} cannot be encoded as MessagePack`, {
+        cause: err,
+      });
+    }
+    if (bytes.byteLength > limits.maxBatchBytes) {
+      throw new JetbatchError(
+        ErrorCodes.PAYLOAD_TOO_LARGE,
+        `batch ${index} is ${bytes.byteLength} bytes encoded; the limit is ${limits.maxBatchBytes} (use a smaller batch size)`,
+      );
+    }
+    hash.update(bytes);
+    return bytes;
+  });
+  const settings = {
+    api_name: s.api_name,
+    workers: s.workers,
+    config: s.config,
+    timeout: s.timeout,
+    batch_timeout: s.batch_timeout,
+    max_attempts: s.max_attempts,
+    backoff: s.backoff,
+  };
+  hash.update(JSON.stringify(settings));
+  return {
+    ...settings,
+    job_id: s.job_id ?? newJobId(),
+    batches,
+    spec_hash: hash.digest('hex').slice(0, 32),
+  };
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Time-ordered job ids (hex milliseconds + random), so ids sort by submission time. */
+export function newJobId(): string {
+  return Date.now().toString(16).padStart(12, '0') + randomBytes(4).toString('hex');
+}

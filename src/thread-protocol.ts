@@ -1,0 +1,66 @@
+/** Messages between the daemon's main thread and its worker threads. */
+import type { NatsOptions } from './connect.js';
+import type { JobSpec, JobSummary } from './types.js';
+
+/** Given to every worker of an API's pool at creation. */
+export interface WorkerData {
+  apiName: string;
+  projectDir: string;
+  /** Absolute path of the handler module, or undefined to look for handler.ts/.js/.mjs in projectDir. */
+  handlerPath: string | undefined;
+  gpus: readonly number[];
+  logLevel: string;
+  host: string;
+  nats: NatsOptions;
+  /** One Int32 slot: the next worker index, handed out with Atomics.add. */
+  workerCounter: SharedArrayBuffer;
+}
+
+export interface BatchTask {
+  kind: 'batch';
+  job: JobSpec;
+  batchId: string;
+  attempt: number;
+  /** The batch exactly as it arrived: MessagePack bytes, transferred (not cloned), decoded in the worker. */
+  payload: Uint8Array;
+  /** Epoch ms at which ctx.signal aborts. */
+  deadline: number;
+}
+
+export interface CompleteTask {
+  kind: 'complete';
+  job: JobSpec;
+  summary: JobSummary;
+}
+
+export type Task = BatchTask | CompleteTask;
+
+/** Where in the handler's life a failure happened. */
+export type FailureStage = 'load' | 'init' | 'decode' | 'batch' | 'result' | 'complete';
+
+export interface SerializedError {
+  name: string;
+  code?: string;
+  message: string;
+  stack?: string;
+  permanent: boolean;
+}
+
+/**
+ * The worker never rejects a task on purpose: it returns an outcome. (Custom Error classes lose their class,
+ * name and code through postMessage, and a rejected init would wedge the pool.)
+ */
+export type Outcome =
+  | { ok: true; durationMs: number; /** MessagePack of the value handleBatch returned, or null for undefined. */ result: Uint8Array | null }
+  | { ok: false; durationMs: number; stage: FailureStage; error: SerializedError };
+
+/** BroadcastChannel names, per API, for out-of-band messages. */
+export const channelNames = {
+  /** main → workers: { type: 'abort', jobId } | { type: 'ended', jobId } | { type: 'shutdown' } */
+  control: (api: string): string => `jetbatch:${api}:control`,
+  /** workers → main: { type: 'lease', jobId, batchId } */
+  lease: (api: string): string => `jetbatch:${api}:lease`,
+};
+
+export type ControlMessage = { type: 'abort'; jobId: string } | { type: 'ended'; jobId: string } | { type: 'shutdown' };
+export type LeaseMessage = { type: 'lease'; jobId: string; batchId: string };

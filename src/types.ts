@@ -1,0 +1,141 @@
+/** Public record shapes. Everything on the wire is snake_case (docs/PROTOCOL.md). */
+
+export const TERMINAL_STATUSES = [
+  'succeeded',
+  'completed_with_failures',
+  'worker_error',
+  'worker_oom',
+  'timed_out',
+  'stopped',
+  'enqueue_failed',
+] as const;
+
+export const ACTIVE_STATUSES = ['enqueuing', 'pending', 'running', 'completing'] as const;
+
+export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
+export type ActiveStatus = (typeof ACTIVE_STATUSES)[number];
+export type JobStatusName = TerminalStatus | ActiveStatus;
+
+export function isTerminal(status: JobStatusName): status is TerminalStatus {
+  return (TERMINAL_STATUSES as readonly string[]).includes(status);
+}
+
+export interface BackoffOptions {
+  /** Delay before the 2nd attempt, in milliseconds. */
+  initial_ms: number;
+  /** Multiplier per further attempt. */
+  factor: number;
+  /** Upper bound of any delay, in milliseconds. */
+  max_ms: number;
+  /** Random fraction (0–1) subtracted from each delay, to spread retries. */
+  jitter: number;
+}
+
+export interface ErrorInfo {
+  name: string;
+  code?: string;
+  message: string;
+  stack?: string;
+}
+
+export interface BatchMetrics {
+  succeeded: number;
+  failed: number;
+  /** Mean handleBatch wall time of succeeded attempts, in seconds. */
+  avg_time_per_batch: number | null;
+}
+
+/** The job record stored in the `JETBATCH_JOBS` bucket under the job id. */
+export interface JobRecord {
+  job_id: string;
+  api_name: string;
+  status: JobStatusName;
+  workers: number;
+  total_batch_count: number;
+  /** The job's own config (merged over the API's config by each daemon). */
+  config: Record<string, unknown>;
+  /** Job timeout in seconds, or null for none. */
+  timeout: number | null;
+  /** Per-batch timeout in seconds, or null for the API's default. */
+  batch_timeout: number | null;
+  /** Deliveries per batch before dead-lettering, or null for the API's default. */
+  max_attempts: number | null;
+  backoff: Partial<BackoffOptions> | null;
+  /** Fingerprint of the submission, so a resubmission with the same id can be told from a conflicting one. */
+  spec_hash: string;
+  /** ISO time the job was submitted. */
+  start_time: string;
+  /** ISO time the job reached a terminal status, else null. */
+  end_time: string | null;
+  /** ISO time after which a job still `enqueuing` is failed as `enqueue_failed`. */
+  enqueue_deadline: string;
+  /** Set for worker_error, worker_oom, enqueue_failed and similar. */
+  error: ErrorInfo | null;
+  /** Final figures, written when the job ends. */
+  batch_metrics: BatchMetrics | null;
+  batches_in_queue: number | null;
+  /** Present while a daemon runs onJobComplete; another daemon takes over after `lease_until`. */
+  completion: { claimed_by: string; lease_until: string } | null;
+}
+
+/** What `status` returns: the record plus live progress, in the anchor's vocabulary. */
+export interface JobStatus {
+  job_id: string;
+  api_name: string;
+  status: JobStatusName;
+  workers: number;
+  total_batch_count: number;
+  batches_in_queue: number;
+  batch_metrics: BatchMetrics;
+  start_time: string;
+  end_time: string | null;
+  timeout: number | null;
+  max_attempts: number | null;
+  config: Record<string, unknown>;
+  error?: ErrorInfo;
+}
+
+/** Handed to the handler constructor: the anchor's fields plus what is useful. */
+export interface JobSpec {
+  job_id: string;
+  api_name: string;
+  /** The API's config deep-merged under the job's config (job wins). */
+  config: Record<string, unknown>;
+  workers: number;
+  total_batch_count: number;
+  start_time: string;
+  timeout: number | null;
+  batch_timeout: number;
+  max_attempts: number;
+}
+
+export interface JobSummary {
+  job_id: string;
+  api_name: string;
+  status: 'succeeded' | 'completed_with_failures';
+  total_batch_count: number;
+  batch_metrics: BatchMetrics;
+}
+
+/** A message of the dead-letter stream (MessagePack). */
+export interface DeadLetter {
+  job_id: string;
+  api_name: string;
+  batch_id: string;
+  attempts: number;
+  generation: number;
+  error: ErrorInfo;
+  /** The original MessagePack bytes of the batch, untouched. */
+  payload: Uint8Array;
+  failed_at: string;
+  host: string;
+}
+
+/** A message of the results stream (MessagePack). */
+export interface BatchResult {
+  job_id: string;
+  batch_id: string;
+  result: unknown;
+  duration_ms: number;
+  attempt: number;
+}

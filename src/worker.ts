@@ -1,0 +1,194 @@
+/**
+ * Worker-thread entry of an API's Piscina pool. Handler instances live here, one per job per thread, created on
+ * the first batch of the job that reaches the thread. Every task resolves with an Outcome; nothing is rethrown.
+ */
+import { hostname } from 'node:os';
+import { BroadcastChannel, workerData as rawWorkerData } from 'node:worker_threads';
+import pino, { type Logger } from 'pino';
+import { JetbatchClient } from './client/client.js';
+import { ErrorCodes, coerceError } from './errors.js';
+import type { Handler, HandlerClass, HandlerContext } from './handler.js';
+import { importHandler, resolveHandlerPath } from './load-handler.js';
+import { decodeValue, encodeValue } from './protocol.js';
+import {
+  channelNames,
+  type BatchTask,
+  type CompleteTask,
+  type ControlMessage,
+  type FailureStage,
+  type Outcome,
+  type SerializedError,
+  type Task,
+  type WorkerData,
+} from './thread-protocol.js';
+import type { JobSpec } from './types.js';
+
+const data = rawWorkerData as WorkerData;
+const workerIndex = Atomics.add(new Int32Array(data.workerCounter), 0, 1);
+const gpu = data.gpus.length > 0 ? (data.gpus[workerIndex % data.gpus.length] ?? null) : null;
+const baseLog: Logger = pino({ level: data.logLevel, base: { host: data.host || hostname(), api_name: data.apiName, worker: workerIndex, pid: process.pid } });
+
+const control = new BroadcastChannel(channelNames.control(data.apiName));
+const lease = new BroadcastChannel(channelNames.lease(data.apiName));
+control.unref();
+lease.unref();
+
+/** Aborters of running batches, by job id, so a stop or shutdown reaches the handler's ctx.signal. */
+const running = new Map<string, Set<AbortController>>();
+const instances = new Map<string, Promise<Handler>>();
+let handlerClass: Promise<HandlerClass> | undefined;
+let client: Promise<JetbatchClient> | undefined;
+
+control.onmessage = (event: unknown) => {
+  const msg = (event as { data: ControlMessage }).data;
+  if (msg.type === 'ended') {
+    instances.delete(msg.jobId);
+    return;
+  }
+  const targets = msg.type === 'shutdown' ? [...running.values()] : [running.get(msg.jobId) ?? new Set<AbortController>()];
+  for (const set of targets) for (const ac of set) ac.abort(new Error(`aborted: ${msg.type}`));
+};
+
+class StageError extends Error {
+  constructor(readonly stage: FailureStage, readonly original: unknown) {
+    super('stage');
+  }
+}
+
+function loadClass(): Promise<HandlerClass> {
+  handlerClass ??= (async () => importHandler(resolveHandlerPath(data.projectDir, data.handlerPath)))();
+  handlerClass.catch(() => { handlerClass = undefined; });
+  return handlerClass;
+}
+
+function makeContext(job: JobSpec, attempt: number, log: Logger, signal: AbortSignal, batchId: string | null): HandlerContext {
+  return {
+    log,
+    signal,
+    gpu,
+    worker: workerIndex,
+    projectDir: data.projectDir,
+    attempt,
+    extendLease: () => {
+      if (batchId !== null) lease.postMessage({ type: 'lease', jobId: job.job_id, batchId });
+    },
+    client: () => {
+      client ??= JetbatchClient.connect({ ...data.nats, name: `jetbatch-handler-${data.apiName}` });
+      return client;
+    },
+  };
+}
+
+async function instanceFor(job: JobSpec, log: Logger): Promise<Handler> {
+  let instance = instances.get(job.job_id);
+  if (instance === undefined) {
+    instance = (async () => {
+      const Cls = await loadClass().catch((err: unknown) => { throw new StageError('load', err); });
+      try {
+        const ctx = makeContext(job, 0, log, new AbortController().signal, null);
+        return new Cls(job.config, job, ctx);
+      } catch (err) {
+        throw new StageError('init', err);
+      }
+    })();
+    instances.set(job.job_id, instance);
+    instance.catch(() => instances.delete(job.job_id));
+  }
+  return instance;
+}
+
+function serialize(thrown: unknown, fallbackCode: string): SerializedError {
+  const err = coerceError(thrown);
+  const e = err as Error & { code?: unknown; permanent?: unknown };
+  const out: SerializedError = {
+    name: err.name,
+    message: err.message,
+    permanent: e.permanent === true,
+    code: typeof e.code === 'string' ? e.code : fallbackCode,
+  };
+  if (err.stack !== undefined) out.stack = err.stack;
+  return out;
+}
+
+const stageCodes: Record<FailureStage, string> = {
+  load: ErrorCodes.HANDLER_LOAD_FAILED,
+  init: ErrorCodes.HANDLER_INIT_FAILED,
+  decode: ErrorCodes.UNDECODABLE,
+  batch: ErrorCodes.HANDLER_FAILED,
+  result: ErrorCodes.HANDLER_FAILED,
+  complete: ErrorCodes.HANDLER_FAILED,
+};
+
+function failure(stage: FailureStage, thrown: unknown, started: number): Outcome {
+  const error = serialize(thrown, stageCodes[stage]);
+  // A module that cannot load, or an undecodable batch, will never succeed on retry.
+  if (stage === 'load' || stage === 'decode') error.permanent = true;
+  return { ok: false, stage, error, durationMs: performance.now() - started };
+}
+
+async function runBatch(task: BatchTask): Promise<Outcome> {
+  const started = performance.now();
+  const log = baseLog.child({ job_id: task.job.job_id });
+  let payload: unknown;
+  try {
+    payload = decodeValue(task.payload);
+    if (!Array.isArray(payload)) throw new TypeError(`batch payload is a ${typeof payload}, not an array`);
+  } catch (err) {
+    return failure('decode', err, started);
+  }
+  let handler: Handler;
+  try {
+    handler = await instanceFor(task.job, log);
+  } catch (err) {
+    const s = err as StageError;
+    return failure(s.stage, s.original, started);
+  }
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new Error('batch timeout')), Math.max(0, task.deadline - Date.now()));
+  let set = running.get(task.job.job_id);
+  if (set === undefined) running.set(task.job.job_id, (set = new Set()));
+  set.add(ac);
+  const batchLog = log.child({ batch_id: task.batchId });
+  const ctx = makeContext(task.job, task.attempt, batchLog, ac.signal, task.batchId);
+  let value: unknown;
+  try {
+    const h = handler as Handler & { handle_batch?: Handler['handleBatch'] };
+    value = await (typeof h.handleBatch === 'function' ? h.handleBatch(payload, task.batchId, ctx) : h.handle_batch!(payload, task.batchId, ctx));
+  } catch (err) {
+    return failure('batch', err, started);
+  } finally {
+    clearTimeout(timer);
+    set.delete(ac);
+    if (set.size === 0) running.delete(task.job.job_id);
+  }
+  const durationMs = performance.now() - started;
+  if (value === undefined) return { ok: true, durationMs, result: null };
+  try {
+    return { ok: true, durationMs, result: encodeValue(value) };
+  } catch (err) {
+    return failure('result', new TypeError(`handleBatch returned a value MessagePack cannot encode: ${(err as Error).message}`), started);
+  }
+}
+
+async function runComplete(task: CompleteTask): Promise<Outcome> {
+  const started = performance.now();
+  const log = baseLog.child({ job_id: task.job.job_id });
+  try {
+    const handler = (await instanceFor(task.job, log)) as Handler & { on_job_complete?: Handler['onJobComplete'] };
+    const hook = handler.onJobComplete ?? handler.on_job_complete;
+    if (typeof hook === 'function') {
+      await hook.call(handler, task.summary, makeContext(task.job, 0, log, new AbortController().signal, null));
+    }
+    return { ok: true, durationMs: performance.now() - started, result: null };
+  } catch (err) {
+    if (err instanceof StageError) return failure(err.stage, err.original, started);
+    return failure('complete', err, started);
+  } finally {
+    instances.delete(task.job.job_id);
+  }
+}
+
+export default function run(task: Task): Promise<Outcome> {
+  return task.kind === 'batch' ? runBatch(task) : runComplete(task);
+}
+

@@ -1,0 +1,100 @@
+/** Starts a private nats-server with JetStream on a free loopback port and a temp store dir; kill/restart at will. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect as tcpConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export function natsServerBinary(): string {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/local/bin', '/usr/bin'])) {
+    const p = join(dir, 'nats-server');
+    if (dir && existsSync(p)) return p;
+  }
+  throw new Error('nats-server not found on PATH or in /usr/sbin: run scripts/ensure-nats.sh (installs Debian\'s nats-server)');
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a !== null ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = tcpConnect(port, '127.0.0.1');
+      c.once('connect', () => { c.destroy(); resolve(true); });
+      c.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface NatsServerOptions {
+  /** Extra nats-server configuration text (authorization, tls, cluster…). */
+  config?: string;
+  port?: number;
+}
+
+export class NatsServer {
+  readonly port: number;
+  readonly storeDir: string;
+  readonly #config: string | undefined;
+  #proc: ChildProcess | undefined;
+  readonly #dir: string;
+
+  private constructor(port: number, dir: string, config: string | undefined) {
+    this.port = port;
+    this.#dir = dir;
+    this.storeDir = join(dir, 'store');
+    this.#config = config;
+  }
+
+  static async start(opts: NatsServerOptions = {}): Promise<NatsServer> {
+    const dir = mkdtempSync(join(tmpdir(), 'jetbatch-nats-'));
+    const server = new NatsServer(opts.port ?? (await freePort()), dir, opts.config);
+    await server.restart();
+    return server;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  async restart(): Promise<void> {
+    if (this.#proc !== undefined) throw new Error('already running');
+    const conf = join(this.#dir, 'nats.conf');
+    writeFileSync(
+      conf,
+      `listen: 127.0.0.1:${this.port}\njetstream { store_dir: "${this.storeDir}" }\n${this.#config ?? ''}\n`,
+    );
+    this.#proc = spawn(natsServerBinary(), ['-c', conf], { stdio: 'ignore' });
+    await waitForPort(this.port, 10_000);
+  }
+
+  /** Stops the server (SIGKILL by default, to simulate a crash). */
+  async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.#proc;
+    if (p === undefined) return;
+    this.#proc = undefined;
+    if (p.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill(signal);
+    });
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
