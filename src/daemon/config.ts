@@ -77,6 +77,10 @@ const configSchema = z
       .default({ listen: '127.0.0.1:9464', enabled: true }),
     log_level: levels.default('info'),
     shutdown_grace: duration.default(30_000),
+    /** JetStream ack wait of job consumers: how soon a dead daemon's batches are redelivered. */
+    lease: duration.default(30_000),
+    /** How often each daemon checks its active jobs for completion and timeouts. */
+    check_interval: duration.default(2000),
     retention: z
       .object({
         results: duration.default(7 * 86_400_000),
@@ -122,6 +126,8 @@ export interface DaemonOptions {
   readonly metrics: { readonly listen: string; readonly enabled: boolean };
   readonly logLevel: string;
   readonly shutdownGraceMs: number;
+  readonly leaseMs: number;
+  readonly checkIntervalMs: number;
   readonly retentionMs: { readonly results: number; readonly deadLetters: number; readonly events: number; readonly jobs: number };
   readonly replicas: number;
 }
@@ -204,6 +210,8 @@ export function parseConfig(raw: unknown, configFile: string, overrides: Overrid
     metrics: c.metrics,
     logLevel: c.log_level,
     shutdownGraceMs: c.shutdown_grace,
+    leaseMs: Math.max(1000, c.lease),
+    checkIntervalMs: Math.max(100, c.check_interval),
     retentionMs: {
       results: c.retention.results,
       deadLetters: c.retention.dead_letters,

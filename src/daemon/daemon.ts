@@ -29,10 +29,7 @@ import { serveRequests } from './requests.js';
 import { TimingStats } from './stats.js';
 
 export interface DaemonRuntime {
-  /** JetStream ack wait of job consumers and completion-claim lease, in ms. @defaultValue 30000 */
-  leaseMs?: number;
-  /** How often every active job is checked for completion and timeouts, in ms. @defaultValue 2000 */
-  sweepMs?: number;
+  /** Where logs go; by default pino JSON lines on stdout at the configured level. */
   logger?: Logger;
 }
 
@@ -76,8 +73,8 @@ export class Daemon {
     try {
       await provision(nc, await jetstreamManager(nc), { replicas: options.replicas, retentionMs: options.retentionMs });
       const ctx = await openContext(nc);
-      const daemon = new Daemon(options, nc, ctx, log, id, runtime.leaseMs ?? 30_000);
-      await daemon.#start(host, runtime.sweepMs ?? 2000);
+      const daemon = new Daemon(options, nc, ctx, log, id, options.leaseMs);
+      await daemon.#start(host, options.checkIntervalMs);
       return daemon;
     } catch (err) {
       await nc.close().catch(() => undefined);

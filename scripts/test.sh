@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test suite: type checks, then every test file under node:test. Tests start their own nats-server processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+nats_bin=$(bash scripts/ensure-nats.sh)
+export PATH="$(dirname "$nats_bin"):$PATH"
+npx tsc -p tsconfig.test.json --noEmit
+files=(test/*.test.ts)
+if [ "$#" -gt 0 ]; then files=("$@"); fi
+exec node --import tsx --test --test-concurrency=1 --test-timeout=300000 "${files[@]}"

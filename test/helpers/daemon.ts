@@ -1,0 +1,105 @@
+/** Starts daemons for tests: in-process (fast) or as child processes (so they can be killed). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/daemon/config.js';
+import { Daemon } from '../../src/daemon/daemon.js';
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const FIXTURES = join(ROOT, 'test', 'fixtures');
+
+export interface TestApi {
+  name: string;
+  project: string;
+  threads?: number;
+  config?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export function daemonConfig(url: string, apis: TestApi[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { nats: { servers: [url] }, apis, metrics: { listen: '127.0.0.1:0' }, log_level: 'warn', shutdown_grace: '5s', lease: '3s', check_interval: '300ms', ...extra };
+}
+
+export async function startDaemon(url: string, apis: TestApi[], extra: Record<string, unknown> = {}): Promise<Daemon> {
+  const options = parseConfig(daemonConfig(url, apis, extra), join(ROOT, 'config', 'test.yaml'));
+  return Daemon.start(options);
+}
+
+export function tempDir(prefix = 'jetbatch-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A daemon in its own process (`jetbatch start`), for kill -9 and signal tests. */
+export class DaemonProcess {
+  readonly proc: ChildProcess;
+  output = '';
+
+  private constructor(proc: ChildProcess) {
+    this.proc = proc;
+    proc.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+  }
+
+  static async spawn(url: string, apis: TestApi[], extra: Record<string, unknown> = {}, env: Record<string, string> = {}): Promise<DaemonProcess> {
+    const dir = tempDir('jetbatch-daemon-');
+    const file = join(dir, 'jetbatch.yaml');
+    writeFileSync(file, stringify(daemonConfig(url, apis, { log_level: 'info', ...extra })));
+    const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'start', '--config', file], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const d = new DaemonProcess(proc);
+    await d.waitFor(/daemon started/, 30_000);
+    return d;
+  }
+
+  async waitFor(pattern: RegExp, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(this.output)) {
+      if (this.proc.exitCode !== null) throw new Error(`daemon exited (${this.proc.exitCode}) before ${pattern}:\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Sends a signal and resolves with the exit code (or the signal name). */
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | string> {
+    if (this.proc.exitCode !== null) return this.proc.exitCode;
+    return new Promise((resolve) => {
+      this.proc.once('exit', (code, sig) => resolve(code ?? sig ?? -1));
+      this.proc.kill(signal);
+    });
+  }
+}
+
+/** Every JSON line the recorder fixture wrote into `dir`. */
+export function readRecords(dir: string): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const f of readdirSync(dir)) {
+    if (!f.endsWith('.jsonl')) continue;
+    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) if (line) out.push(JSON.parse(line) as Record<string, unknown>);
+  }
+  return out;
+}
+
+/** Largest number of [start, end] intervals open at once (an end at the same ms as a start closes first). */
+export function maxConcurrency(records: Array<Record<string, unknown>>, job: string): number {
+  const events: Array<[number, number]> = [];
+  for (const r of records) {
+    if (r.job !== job) continue;
+    if (r.ev === 'start') events.push([r.t as number, 1]);
+    if (r.ev === 'end') events.push([r.t as number, -1]);
+  }
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let cur = 0;
+  let max = 0;
+  for (const [, d] of events) {
+    cur += d;
+    max = Math.max(max, cur);
+  }
+  return max;
+}
