@@ -201,7 +201,10 @@ export class Daemon {
       return;
     }
     this.#active.set(record.job_id, record);
-    if (!this.#runners.has(record.job_id) && !this.#fatal.has(record.job_id)) this.#startRunner(pool, record);
+    const runner = this.#runners.get(record.job_id);
+    if (runner === undefined && !this.#fatal.has(record.job_id)) this.#startRunner(pool, record);
+    // Batches may start while the publisher is still enqueuing; the job turns `running` once it is `pending`.
+    if (record.status === 'pending' && runner?.started === true) void this.#markRunning(record.job_id);
   }
 
   #startRunner(pool: ApiPool, record: JobRecord): void {

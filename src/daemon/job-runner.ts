@@ -76,6 +76,11 @@ export class JobRunner {
     this.#started = record.status === 'running';
   }
 
+  /** Whether this daemon has dispatched a batch of the job. */
+  get started(): boolean {
+    return this.#started;
+  }
+
   get inFlight(): number {
     return this.#inflight.size;
   }
