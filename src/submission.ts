@@ -71,9 +71,9 @@ export interface PrepareLimits {
   maxBatches: number;
 }
 
-export function formatIssues(error: z.ZodError): string[] {
+export function formatIssues(error: z.ZodError, root = '(submission)'): string[] {
   return error.issues.map((issue) => {
-    const path = issue.path.length > 0 ? issue.path.join('.') : '(submission)';
+    const path = issue.path.length > 0 ? issue.path.join('.') : root;
     return `${path}: ${issue.message}`;
   });
 }

@@ -37,7 +37,7 @@ describe('parseValues', () => {
     assert.deepEqual(parseValues('{"a":1}\n\n   \n{"a":2}\r\n\t\n{"a":3}', 'f'), [{ a: 1 }, { a: 2 }, { a: 3 }]);
   });
 
-  test('JSON Lines whose lines are arrays (one batch per line) give one array per line', { todo: 'src/cli/read-input.ts:21 treats any input starting with "[" as one JSON array, so "[1,2]\\n[3]" (JSON Lines of batches, as `submit --batches` documents) is rejected as invalid JSON' }, () => {
+  test('JSON Lines whose lines are arrays (one batch per line) give one array per line', () => {
     assert.deepEqual(parseValues('[1,2]\n[3]\n', 'batches.jsonl'), [[1, 2], [3]]);
   });
 
@@ -50,7 +50,7 @@ describe('parseValues', () => {
     assertInvalid('{"a":1}\n\n\n{oops}\n', /line 4\b/);
   });
 
-  test('line numbers count leading blank lines', { todo: 'src/cli/read-input.ts:19,32 number lines of text.trim(), so leading blank lines are not counted and the reported line is wrong (here "line 2" for file line 4)' }, () => {
+  test('line numbers count leading blank lines', () => {
     assertInvalid('\n\n{"a":1}\n{oops}\n', /line 4\b/);
   });
 

@@ -15,21 +15,27 @@ async function readText(file: string): Promise<string> {
   }
 }
 
+/**
+ * A text that parses as one JSON array is that array; a single other JSON value is one item. Anything else is read
+ * as JSON Lines (so `[1,2]\n[3]` is two batches). Errors name the line, counted in the original text.
+ */
 export function parseValues(text: string, source: string): unknown[] {
-  const trimmed = text.trim();
-  if (trimmed.length === 0) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} is empty`);
-  if (trimmed.startsWith('[')) {
-    let value: unknown;
-    try {
-      value = JSON.parse(trimmed);
-    } catch (err) {
-      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} is not valid JSON: ${(err as Error).message}`);
+  if (text.trim().length === 0) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} is empty`);
+  let whole: { value: unknown } | undefined;
+  try {
+    whole = { value: JSON.parse(text) };
+  } catch {
+    // not a single JSON document: JSON Lines
+  }
+  if (whole !== undefined) {
+    if (Array.isArray(whole.value)) return whole.value;
+    if (text.trim().includes('\n')) {
+      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} line 1: expected a JSON array or JSON Lines, found a multi-line JSON ${typeof whole.value}`);
     }
-    if (!Array.isArray(value)) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} must hold a JSON array`);
-    return value;
+    return [whole.value];
   }
   const out: unknown[] = [];
-  const lines = trimmed.split('\n');
+  const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
     if (line.length === 0) continue;

@@ -156,7 +156,7 @@ export async function loadConfig(file: string, overrides: Overrides = {}): Promi
 export function parseConfig(raw: unknown, configFile: string, overrides: Overrides = {}): DaemonOptions {
   const parsed = configSchema.safeParse(raw ?? {});
   if (!parsed.success) {
-    const details = formatIssues(parsed.error);
+    const details = formatIssues(parsed.error, '(config)');
     throw new JetbatchError(ErrorCodes.INVALID_CONFIG, `invalid config ${configFile}:\n  ${details.join('\n  ')}`, { details });
   }
   const c = parsed.data;
