@@ -1,6 +1,7 @@
 /** The public API of the `jetbatch` package: the client, the handler contract, errors and record types. */
 export { JetbatchClient, type SubmitOptions, type WaitOptions } from './client/client.js';
 export type { SubmitProgress } from './client/submit.js';
+export type { StoredDeadLetter } from './client/dead-letters.js';
 export type { NatsOptions } from './connect.js';
 export { ErrorCodes, JetbatchError, type ErrorCode } from './errors.js';
 export { PermanentError, type Handler, type HandlerClass, type HandlerContext } from './handler.js';

@@ -47,7 +47,8 @@ export async function discardQueue(ctx: FleetContext, record: JobRecord): Promis
 /** Publishes a job event (JSON record) to the events stream; type is `submitted`, `running` or `completed`. */
 export async function publishEvent(ctx: FleetContext, record: JobRecord, type: string): Promise<void> {
   await ctx.js.publish(Subjects.event(record.api_name, record.job_id, type), encodeJson(record), {
-    msgID: `${record.job_id}:${type}`,
+    // A replayed job completes again: the end time keeps the second completion event from being deduplicated.
+    msgID: `${record.job_id}:${type}:${record.end_time ?? record.start_time}`,
   });
 }
 

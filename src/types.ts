@@ -112,7 +112,7 @@ export interface JobSpec {
 export interface JobSummary {
   job_id: string;
   api_name: string;
-  status: 'succeeded' | 'completed_with_failures';
+  status: 'succeeded' | 'completed_with_failures' | 'worker_oom';
   total_batch_count: number;
   batch_metrics: BatchMetrics;
 }

@@ -46,7 +46,10 @@ control.onmessage = (event: unknown) => {
     return;
   }
   const targets = msg.type === 'shutdown' ? [...running.values()] : [running.get(msg.jobId) ?? new Set<AbortController>()];
-  for (const set of targets) for (const ac of set) ac.abort(new Error(`aborted: ${msg.type}`));
+  const reason = new Error(msg.type === 'shutdown' ? 'the daemon is shutting down' : 'the job was stopped or ended');
+  reason.name = 'AbortError';
+  (reason as Error & { code: string }).code = ErrorCodes.ABORTED;
+  for (const set of targets) for (const ac of set) ac.abort(reason);
 };
 
 class StageError extends Error {
@@ -144,7 +147,7 @@ async function runBatch(task: BatchTask): Promise<Outcome> {
     return failure(s.stage, s.original, started);
   }
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(new Error('batch timeout')), Math.max(0, task.deadline - Date.now()));
+  const timer = setTimeout(() => ac.abort(timeoutError(task)), Math.max(0, task.deadline - Date.now()));
   let set = running.get(task.job.job_id);
   if (set === undefined) running.set(task.job.job_id, (set = new Set()));
   set.add(ac);
@@ -155,7 +158,8 @@ async function runBatch(task: BatchTask): Promise<Outcome> {
     const h = handler as Handler & { handle_batch?: Handler['handleBatch'] };
     value = await (typeof h.handleBatch === 'function' ? h.handleBatch(payload, task.batchId, ctx) : h.handle_batch!(payload, task.batchId, ctx));
   } catch (err) {
-    return failure('batch', err, started);
+    // A handler that gives up because ctx.signal aborted failed for that reason (timeout, stop, shutdown).
+    return failure('batch', ac.signal.aborted ? ac.signal.reason : err, started);
   } finally {
     clearTimeout(timer);
     set.delete(ac);
@@ -168,6 +172,13 @@ async function runBatch(task: BatchTask): Promise<Outcome> {
   } catch (err) {
     return failure('result', new TypeError(`handleBatch returned a value MessagePack cannot encode: ${(err as Error).message}`), started);
   }
+}
+
+function timeoutError(task: BatchTask): Error {
+  const err = new Error(`batch ${task.batchId} exceeded its batch timeout of ${task.job.batch_timeout} s`);
+  err.name = 'TimeoutError';
+  (err as Error & { code: string }).code = ErrorCodes.BATCH_TIMEOUT;
+  return err;
 }
 
 async function runComplete(task: CompleteTask): Promise<Outcome> {

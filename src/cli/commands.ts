@@ -2,6 +2,7 @@
 import { createWriteStream } from 'node:fs';
 import { Command } from 'commander';
 import { ErrorCodes, JetbatchError } from '../errors.js';
+import { decodeValue } from '../protocol.js';
 import type { SubmissionInput } from '../submission.js';
 import type { JobStatus } from '../types.js';
 import { isTerminal } from '../types.js';
@@ -170,6 +171,32 @@ export function registerClientCommands(program: Command, setExit: (code: number)
     });
   });
 
+  withConnectionOptions(
+    program
+      .command('dlq')
+      .description('list a job’s dead letters (failed batches with their last error), or replay them')
+      .argument('<job>', 'job id')
+      .option('--json', 'print JSON (payloads decoded to items)')
+      .option('--replay', 're-enqueue every dead-lettered batch as a new attempt of the same job'),
+  ).action(async (job: string, flags: ConnectionFlags & { json?: boolean; replay?: boolean }) => {
+    await withClient(flags, async (client) => {
+      if (flags.replay) {
+        const { record, replayed } = await client.replayDeadLetters(job);
+        if (flags.json) printJson({ replayed, job: record });
+        else process.stdout.write(`replayed ${replayed} batches of ${record.job_id}; job is ${record.status}\n`);
+        return;
+      }
+      const letters = await client.deadLetters(job);
+      if (flags.json) {
+        printJson(letters.map(({ payload, ...rest }) => ({ ...rest, items: decodeOrBase64(payload) })));
+        return;
+      }
+      for (const l of letters) {
+        process.stdout.write(`${l.batch_id}  attempts=${l.attempts}  ${l.error.code ?? l.error.name}: ${l.error.message}\n`);
+      }
+    });
+  });
+
   withConnectionOptions(program.command('apis').description('list the APIs served by the fleet').option('--json', 'print JSON')).action(
     async (flags: ConnectionFlags & { json?: boolean }) => {
       await withClient(flags, async (client) => {
@@ -179,4 +206,12 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       });
     },
   );
+}
+
+function decodeOrBase64(payload: Uint8Array): unknown {
+  try {
+    return decodeValue(payload);
+  } catch {
+    return { undecodable_base64: Buffer.from(payload).toString('base64') };
+  }
 }

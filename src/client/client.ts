@@ -11,6 +11,7 @@ import { endJob } from '../lifecycle.js';
 import { jobStatus } from '../progress.js';
 import { Streams, Subjects, decodeValue } from '../protocol.js';
 import { getJob } from '../registry.js';
+import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dead-letters.js';
 import { submitPrepared, type SubmitProgress } from './submit.js';
 import { prepareSubmission, type SubmissionInput } from '../submission.js';
 import type { BatchResult, JobRecord, JobStatus } from '../types.js';
@@ -143,6 +144,19 @@ export class JetbatchClient {
     } finally {
       await messages.close();
     }
+  }
+
+  /** The job's dead letters: each failed batch with its payload, attempts and last error. */
+  async deadLetters(jobId: string): Promise<StoredDeadLetter[]> {
+    return readDeadLetters(this.#ctx, await this.record(jobId));
+  }
+
+  /**
+   * Re-enqueues every dead-lettered batch of the job as a new attempt of the same job (same batch ids); a job that
+   * completed with failures reopens and completes again.
+   */
+  async replayDeadLetters(jobId: string): Promise<{ record: JobRecord; replayed: number }> {
+    return replayDeadLetters(this.#ctx, jobId);
   }
 
   /** Stops a job: aborts its in-flight batches on every daemon, discards its queue, marks it `stopped`. */

@@ -16,7 +16,9 @@ import { createLogger } from '../log.js';
 import { Subjects, decodeJson, encodeJson } from '../protocol.js';
 import { provision } from '../provision.js';
 import { transitionJob } from '../registry.js';
-import type { JobRecord } from '../types.js';
+import type { ErrorInfo, JobRecord } from '../types.js';
+import { ErrorCodes } from '../errors.js';
+import { toErrorInfo } from './settle.js';
 import { isTerminal } from '../types.js';
 import { checkJob, type CompletionDeps } from './completion.js';
 import type { DaemonOptions } from './config.js';
@@ -221,14 +223,22 @@ export class Daemon {
         if (decision === 'acked') this.metrics.batches.inc({ api_name: api, outcome: 'succeeded' });
         else if (decision === 'retried') this.metrics.batches.inc({ api_name: api, outcome: 'retried' });
         else if (decision === 'dead-lettered') this.metrics.batches.inc({ api_name: api, outcome: 'dead_lettered' });
-        if (!outcome.ok && decision !== 'released') this.metrics.duration.observe({ api_name: api }, outcome.durationMs / 1000);
+        if (!outcome.ok && decision !== 'released') {
+          this.metrics.duration.observe({ api_name: api }, outcome.durationMs / 1000);
+          const code = outcome.error.code;
+          if (code === ErrorCodes.BATCH_TIMEOUT) this.metrics.timeouts.inc({ api_name: api });
+          if (code === ErrorCodes.WORKER_DIED || code === ErrorCodes.WORKER_OOM) {
+            this.metrics.workerDeaths.inc({ api_name: api, reason: code === ErrorCodes.WORKER_OOM ? 'oom' : 'crash' });
+          }
+          if (decision === 'dead-lettered' && code === ErrorCodes.WORKER_OOM) void this.#noteOom(jobId, toErrorInfo(outcome.error));
+        }
         if (this.#runners.get(jobId)?.inFlight === 1) void this.#checkSoon(jobId);
       },
       onFatal: (jobId, error) => {
         if (this.#fatal.has(jobId)) return;
         this.#fatal.add(jobId);
         this.log.error({ job_id: jobId, api_name: api, error }, 'handler failed to load or construct; failing the job');
-        void endJob(this.#ctx, jobId, error.code === 'JB_WORKER_OOM' ? 'worker_oom' : 'worker_error', error).catch((err: unknown) =>
+        void endJob(this.#ctx, jobId, error.code === ErrorCodes.WORKER_OOM ? 'worker_oom' : 'worker_error', error).catch((err: unknown) =>
           this.log.error({ err, job_id: jobId }, 'failing the job failed'),
         );
       },
@@ -237,6 +247,13 @@ export class Daemon {
     this.metrics.activeJobs.inc({ api_name: api });
     runner.start();
     this.log.info({ job_id: record.job_id, api_name: api, status: record.status }, 'job picked up');
+  }
+
+  /** A batch dead-lettered after its thread hit the memory cap makes the job end as `worker_oom`. */
+  async #noteOom(jobId: string, error: ErrorInfo): Promise<void> {
+    await transitionJob(this.#ctx.jobs, jobId, (cur) => (cur.error === null && !isTerminal(cur.status) ? { ...cur, error } : null)).catch(
+      (err: unknown) => this.log.warn({ err, job_id: jobId }, 'recording the out-of-memory error failed'),
+    );
   }
 
   async #markRunning(jobId: string): Promise<void> {

@@ -1,0 +1,247 @@
+/** Failure semantics on a real nats-server and real worker threads: retries, dead letters, timeouts, crashes, stop. */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { headers } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { JetbatchClient } from '../src/client/client.js';
+import type { Daemon } from '../src/daemon/daemon.js';
+import { Buckets, Headers, Streams, Subjects, decodeValue, encodeJson, encodeValue } from '../src/protocol.js';
+import { Kvm } from '@nats-io/kv';
+import type { JobRecord } from '../src/types.js';
+import { FIXTURES, ROOT, readRecords, startDaemon, tempDir } from './helpers/daemon.js';
+import { NatsServer } from './helpers/nats-server.js';
+
+const fastBackoff = { initial: '20ms', factor: 2, max: '200ms', jitter: 0.1 };
+const fixture = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  project: join(FIXTURES, name),
+  threads: 2,
+  max_attempts: 3,
+  backoff: fastBackoff,
+  ...extra,
+});
+
+describe('failure semantics', () => {
+  let server: NatsServer;
+  let daemon: Daemon;
+  let client: JetbatchClient;
+  let nc: NatsConnection;
+  const recordDir = tempDir();
+
+  before(async () => {
+    server = await NatsServer.start();
+    daemon = await startDaemon(server.url, [
+      fixture('throws-once'),
+      fixture('always-throws'),
+      fixture('permanent'),
+      fixture('sync-loop', { batch_timeout: '1s' }),
+      fixture('exits-thread'),
+      fixture('uncaught'),
+      fixture('oom', { memory_limit_mb: 48, max_attempts: 2, threads: 1 }),
+      fixture('ctor-throws'),
+      { name: 'recorder', project: join(FIXTURES, 'recorder'), threads: 2, config: { record_dir: recordDir } },
+      { name: 'echo', project: join(ROOT, 'handlers', 'echo'), threads: 1 },
+    ]);
+    client = await JetbatchClient.connect({ servers: [server.url] });
+    nc = await connect({ servers: server.url });
+  });
+
+  after(async () => {
+    await client?.close();
+    await nc?.close();
+    await daemon?.close();
+    await server?.dispose();
+  });
+
+  const wait = (id: string, timeoutMs = 60_000) => client.wait(id, { intervalMs: 100, timeoutMs });
+
+  test('a batch that fails once is retried and the job succeeds with exact counts', async () => {
+    const job = await client.submit({ api_name: 'throws-once', items: Array.from({ length: 20 }, (_, i) => i), batch_size: 2, workers: 4 });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'succeeded');
+    assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed], [10, 0]);
+    const attempts = [];
+    for await (const r of client.results(job.job_id)) attempts.push((r.result as { attempt: number }).attempt);
+    assert.deepEqual(attempts, Array(10).fill(2));
+    assert.equal((await client.deadLetters(job.job_id)).length, 0);
+  });
+
+  test('batches that always fail are dead-lettered after max_attempts with payload and error; completed_with_failures', async () => {
+    const batches = Array.from({ length: 8 }, (_, i) => [i, `item-${i}`]);
+    const job = await client.submit({ api_name: 'always-throws', batches, workers: 4, config: { fail: ['2', '5'] } });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'completed_with_failures');
+    assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed, final.batches_in_queue], [6, 2, 0]);
+    const letters = await client.deadLetters(job.job_id);
+    assert.deepEqual(letters.map((l) => l.batch_id).sort(), ['2', '5']);
+    for (const l of letters) {
+      assert.equal(l.job_id, job.job_id);
+      assert.equal(l.api_name, 'always-throws');
+      assert.equal(l.attempts, 3);
+      assert.equal(l.error.name, 'Error');
+      assert.equal(l.error.code, 'E_MODEL');
+      assert.match(l.error.message, new RegExp(`model failed on batch ${l.batch_id}`));
+      assert.match(l.error.stack ?? '', /handleBatch/);
+      assert.deepEqual(decodeValue(l.payload), batches[Number(l.batch_id)]);
+    }
+  });
+
+  test('dlq --replay re-enqueues dead letters as a new attempt of the same job, keeping counts exact', async () => {
+    const job = await client.submit({ api_name: 'always-throws', batches: [[1], [2], [3]], max_attempts: 1, config: { fail: ['1'] } });
+    const first = await wait(job.job_id);
+    assert.equal(first.status, 'completed_with_failures');
+    assert.equal(first.batch_metrics.failed, 1);
+    const { replayed, record } = await client.replayDeadLetters(job.job_id);
+    assert.equal(replayed, 1);
+    assert.equal(record.job_id, job.job_id);
+    const second = await wait(job.job_id);
+    assert.equal(second.status, 'completed_with_failures', 'batch 1 fails again');
+    assert.deepEqual([second.batch_metrics.succeeded, second.batch_metrics.failed], [2, 1]);
+    const letters = await client.deadLetters(job.job_id);
+    assert.equal(letters.length, 1);
+    assert.equal(letters[0]!.generation, 1);
+  });
+
+  test('a permanent error skips the remaining attempts', async () => {
+    const job = await client.submit({ api_name: 'permanent', batches: [[1], [2]], max_attempts: 5 });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'completed_with_failures');
+    const letters = (await client.deadLetters(job.job_id)).sort((a, b) => a.batch_id.localeCompare(b.batch_id));
+    assert.deepEqual(letters.map((l) => l.attempts), [1, 1]);
+    assert.equal(letters[0]!.error.name, 'PermanentError');
+    assert.equal(letters[0]!.error.code, 'E_BAD_INPUT');
+  });
+
+  test('a handler stuck in a synchronous loop is stopped at the batch timeout and counts as a failed attempt', async () => {
+    const started = Date.now();
+    const job = await client.submit({ api_name: 'sync-loop', batches: [[1], [2], [3]], max_attempts: 2, workers: 3 });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'completed_with_failures');
+    assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed], [2, 1]);
+    const [letter] = await client.deadLetters(job.job_id);
+    assert.equal(letter?.batch_id, '1');
+    assert.equal(letter?.attempts, 2);
+    assert.equal(letter?.error.code, 'JB_BATCH_TIMEOUT');
+    assert.ok(Date.now() - started < 20_000, 'two 1 s timeouts, not a hang');
+    // The pool replaced the terminated threads and still works.
+    const after = await client.submit({ api_name: 'sync-loop', batches: [[1]] });
+    assert.equal((await wait(after.job_id)).status, 'succeeded');
+  });
+
+  test('a per-job batch timeout overrides the API default', async () => {
+    const job = await client.submit({ api_name: 'sync-loop', batches: [[0], [1]], max_attempts: 1, batch_timeout: 0.3 });
+    const final = await wait(job.job_id);
+    assert.equal(final.batch_metrics.failed, 1);
+    assert.equal((await client.deadLetters(job.job_id))[0]?.error.code, 'JB_BATCH_TIMEOUT');
+  });
+
+  test('a thread that exits or throws an uncaught exception fails only that attempt and is replaced', async () => {
+    for (const api of ['exits-thread', 'uncaught']) {
+      const job = await client.submit({ api_name: api, items: Array.from({ length: 6 }, (_, i) => i), batch_size: 1, workers: 2 });
+      const final = await wait(job.job_id);
+      assert.equal(final.status, 'succeeded', api);
+      assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed], [6, 0], api);
+    }
+  });
+
+  test('a thread that exceeds its memory cap fails its attempt; the job ends worker_oom', async () => {
+    const job = await client.submit({ api_name: 'oom', batches: [[0], [1], [2]], workers: 1 });
+    const final = await wait(job.job_id, 120_000);
+    assert.equal(final.status, 'worker_oom');
+    assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed], [2, 1]);
+    assert.equal(final.error?.code, 'JB_WORKER_OOM');
+    const [letter] = await client.deadLetters(job.job_id);
+    assert.equal(letter?.error.code, 'JB_WORKER_OOM');
+    assert.equal(letter?.attempts, 2);
+  });
+
+  test('a constructor that throws ends the job as worker_error with the error, without retrying forever', async () => {
+    const job = await client.submit({ api_name: 'ctor-throws', items: Array.from({ length: 10 }, (_, i) => i), batch_size: 1, workers: 2 });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'worker_error');
+    assert.equal(final.error?.code, 'JB_HANDLER_INIT_FAILED');
+    assert.match(final.error?.message ?? '', /cannot load model weights/);
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(Streams.batches, { subjects_filter: Subjects.batch('ctor-throws', job.job_id) });
+    assert.equal(info.state.subjects?.[Subjects.batch('ctor-throws', job.job_id)] ?? 0, 0, 'queue discarded');
+  });
+
+  test('an undecodable batch message is dead-lettered at once', async () => {
+    const job = await client.submit({ api_name: 'echo', batches: [[1]], job_id: 'undecodable-1', max_attempts: 5 });
+    await wait(job.job_id);
+    // Re-open the job as running, then inject garbage the way a buggy publisher would.
+    const kv = await new Kvm(nc).open(Buckets.jobs);
+    const entry = await kv.get(job.job_id);
+    const rec = entry!.json<JobRecord>();
+    await kv.put(job.job_id, encodeJson({ ...rec, status: 'running', end_time: null, batch_metrics: null, total_batch_count: 3 }));
+    const js = jetstream(nc);
+    const h = headers();
+    h.set(Headers.jobId, job.job_id);
+    h.set(Headers.apiName, 'echo');
+    h.set(Headers.batchId, '1');
+    await js.publish(Subjects.batch('echo', job.job_id), new Uint8Array([0xc1, 0xc1, 0xc1]), { headers: h });
+    const h2 = headers();
+    h2.set(Headers.jobId, job.job_id);
+    h2.set(Headers.apiName, 'echo');
+    h2.set(Headers.batchId, '2');
+    await js.publish(Subjects.batch('echo', job.job_id), encodeValue({ not: 'an array' }), { headers: h2 });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'completed_with_failures');
+    const letters = (await client.deadLetters(job.job_id)).sort((a, b) => a.batch_id.localeCompare(b.batch_id));
+    assert.deepEqual(letters.map((l) => [l.batch_id, l.attempts, l.error.code]), [['1', 1, 'JB_UNDECODABLE'], ['2', 1, 'JB_UNDECODABLE']]);
+    assert.deepEqual([...letters[0]!.payload], [0xc1, 0xc1, 0xc1]);
+  });
+
+  test('stop aborts in-flight batches, discards the queue, marks the job stopped; onJobComplete does not run', async () => {
+    const job = await client.submit({ api_name: 'recorder', items: Array.from({ length: 40 }, (_, i) => i), batch_size: 1, workers: 2, config: { delay_ms: 400 } });
+    await new Promise((r) => setTimeout(r, 900));
+    const stopped = await client.stop(job.job_id);
+    assert.equal(stopped.status, 'stopped');
+    const final = await client.status(job.job_id);
+    assert.equal(final.status, 'stopped');
+    assert.ok(final.end_time !== null);
+    assert.ok(final.batch_metrics.succeeded < 40);
+    await new Promise((r) => setTimeout(r, 1500));
+    const records = readRecords(recordDir).filter((r) => r.job === job.job_id);
+    const startedAfterStop = records.filter((r) => r.ev === 'start' && (r.t as number) > Date.parse(final.end_time!) + 200);
+    assert.equal(startedAfterStop.length, 0, 'nothing starts after the stop');
+    const ends = records.filter((r) => r.ev === 'end').length;
+    assert.ok(ends < 40);
+    assert.equal(records.filter((r) => r.ev === 'complete').length, 0);
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(Streams.batches, { subjects_filter: Subjects.batch('recorder', job.job_id) });
+    assert.equal(info.state.subjects?.[Subjects.batch('recorder', job.job_id)] ?? 0, 0);
+    assert.equal((await client.stop(job.job_id)).status, 'stopped', 'stopping twice is harmless');
+  });
+
+  test('a job timeout ends the job as timed_out and discards the rest', async () => {
+    const job = await client.submit({ api_name: 'recorder', items: Array.from({ length: 30 }, (_, i) => i), batch_size: 1, workers: 1, timeout: 1, config: { delay_ms: 200 } });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'timed_out');
+    assert.ok(final.batch_metrics.succeeded > 0 && final.batch_metrics.succeeded < 30);
+    assert.equal(final.error?.code, 'JB_TIMEOUT');
+  });
+
+  test('a publisher that dies half-way leaves a job that ends enqueue_failed after its deadline', async () => {
+    const kv = await new Kvm(nc).open(Buckets.jobs);
+    const now = Date.now();
+    const record: JobRecord = {
+      job_id: 'half-enqueued', api_name: 'echo', status: 'enqueuing', workers: 1, total_batch_count: 10, config: {},
+      timeout: null, batch_timeout: null, max_attempts: null, backoff: null, spec_hash: 'x',
+      start_time: new Date(now).toISOString(), end_time: null, enqueue_deadline: new Date(now + 1000).toISOString(),
+      error: null, batch_metrics: null, batches_in_queue: null, completion: null,
+    };
+    await kv.create(record.job_id, encodeJson(record));
+    const js = jetstream(nc);
+    const h = headers();
+    h.set(Headers.jobId, record.job_id);
+    h.set(Headers.apiName, 'echo');
+    h.set(Headers.batchId, '0');
+    await js.publish(Subjects.batch('echo', record.job_id), encodeValue([1]), { headers: h });
+    const final = await wait(record.job_id, 30_000);
+    assert.equal(final.status, 'enqueue_failed');
+    assert.equal(final.error?.code, 'JB_TIMEOUT');
+  });
+});
