@@ -11,6 +11,8 @@ export const ErrorCodes = {
   JOB_NOT_FOUND: 'JB_JOB_NOT_FOUND',
   /** A job with this id exists with a different spec. */
   JOB_CONFLICT: 'JB_JOB_CONFLICT',
+  /** The job ended (stopped, or its enqueue deadline passed) while its batches were being enqueued. */
+  JOB_ENDED: 'JB_JOB_ENDED',
   /** An encoded batch or submission exceeds the size limit. */
   PAYLOAD_TOO_LARGE: 'JB_PAYLOAD_TOO_LARGE',
   /** The daemon configuration file is missing or invalid; `details` names each bad key. */
@@ -37,7 +39,7 @@ export const ErrorCodes = {
   UNDECODABLE: 'JB_UNDECODABLE',
   /** The batch was aborted because its job was stopped, timed out or the daemon is shutting down. */
   ABORTED: 'JB_ABORTED',
-  /** A request to the fleet got no answer in time (no daemon running?). */
+  /** Something did not happen in time: a job timeout, a missed enqueue deadline, or a wait that gave up. */
   TIMEOUT: 'JB_TIMEOUT',
   /** Anything else, with the original error as `cause`. */
   INTERNAL: 'JB_INTERNAL',

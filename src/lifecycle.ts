@@ -20,14 +20,17 @@ export async function endJob(
   status: EarlyEnd,
   error: ErrorInfo | null = null,
 ): Promise<{ record: JobRecord; changed: boolean } | null> {
+  let previous = 'running' as JobRecord['status'];
   const result = await transitionJob(ctx.jobs, jobId, (current) => {
     if (isTerminal(current.status)) return null;
+    previous = current.status;
     return { ...current, status, error: error ?? current.error, end_time: new Date().toISOString(), completion: null };
   });
   if (result === null || !result.changed) return result;
   const record = result.record;
   ctx.nc.publish(Subjects.control(jobId), encodeJson({ action: 'abort', status }));
-  const counts = await liveCounts(ctx, { ...record, status: 'running' });
+  // A job ended while still enqueuing is counted the enqueuing way: unpublished batches did not succeed.
+  const counts = await liveCounts(ctx, { ...record, status: previous === 'enqueuing' ? 'enqueuing' : 'running' });
   await discardQueue(ctx, record);
   const final = await transitionJob(ctx.jobs, jobId, (current) => ({
     ...current,

@@ -68,7 +68,7 @@ export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** API names: lowercase letters, digits, `_` and `-`, starting with a letter or digit, at most 63 characters. */
 export const API_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
-/** Batches (and one-request submissions) travel as MessagePack; `useBigInt64` keeps 64-bit integers exact. */
+/** Batches (and one-request submissions) travel as MessagePack; `undefined` object values are omitted. */
 export function encodeValue(value: unknown): Uint8Array {
   return encode(value, { ignoreUndefined: true });
 }

@@ -1,7 +1,8 @@
 /**
  * Creates the streams and buckets jetbatch needs, idempotently. An existing stream whose retention, subjects or
  * storage differ from ours is refused loudly (JB_PROVISION_CONFLICT) rather than silently changed: it may belong to
- * someone else, and a WorkQueue stream cannot be converted. Retention ages are updated to the configured values.
+ * someone else, and a WorkQueue stream cannot be converted. Stream retention ages are updated to the configured
+ * values; a KV bucket's TTL applies when the bucket is created (change it with `nats kv` tools afterwards).
  */
 import {
   DiscardPolicy,

@@ -18,6 +18,19 @@ export async function getJob(kv: KV, jobId: string): Promise<Versioned | null> {
   return { record: decodeJson(entry.value) as JobRecord, revision: entry.revision };
 }
 
+/** Every job record, newest first (by start time, then id), optionally of one API. */
+export async function listJobs(kv: KV, filter: { api?: string; limit?: number } = {}): Promise<JobRecord[]> {
+  const keys: string[] = [];
+  for await (const k of await kv.keys()) keys.push(k);
+  const records: JobRecord[] = [];
+  for (const k of keys) {
+    const v = await getJob(kv, k);
+    if (v !== null && (filter.api === undefined || v.record.api_name === filter.api)) records.push(v.record);
+  }
+  records.sort((a, b) => (a.start_time < b.start_time ? 1 : a.start_time > b.start_time ? -1 : b.job_id.localeCompare(a.job_id)));
+  return filter.limit === undefined ? records : records.slice(0, filter.limit);
+}
+
 /** Creates the record; returns false if the key exists already. */
 export async function createJob(kv: KV, record: JobRecord): Promise<boolean> {
   try {

@@ -117,6 +117,18 @@ export interface JobSummary {
   batch_metrics: BatchMetrics;
 }
 
+/** An entry of the JETBATCH_APIS bucket, refreshed by every daemon serving the API every 30 s. */
+export interface ApiRecord {
+  api_name: string;
+  /** ISO time a daemon last confirmed it serves the API. */
+  last_seen: string;
+  /** Id of the daemon that wrote the entry last. */
+  daemon: string;
+}
+
+/** An API counts as served while some daemon confirmed it within this many ms. */
+export const API_STALE_MS = 10 * 60_000;
+
 /** A message of the dead-letter stream (MessagePack). */
 export interface DeadLetter {
   job_id: string;

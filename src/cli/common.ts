@@ -67,6 +67,7 @@ export function exitCodeFor(err: unknown): number {
       return ExitCodes.badInput;
     }
     if (err.code === 'JB_CONNECTION_FAILED' || err.code === 'JB_TIMEOUT') return ExitCodes.unreachable;
+    if (err.code === 'JB_JOB_ENDED') return ExitCodes.jobFailed;
   }
   return ExitCodes.internal;
 }

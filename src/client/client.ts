@@ -10,11 +10,11 @@ import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob } from '../lifecycle.js';
 import { jobStatus } from '../progress.js';
 import { Streams, Subjects, decodeValue } from '../protocol.js';
-import { getJob } from '../registry.js';
+import { getJob, listJobs } from '../registry.js';
 import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dead-letters.js';
 import { submitPrepared, type SubmitProgress } from './submit.js';
 import { prepareSubmission, type SubmissionInput } from '../submission.js';
-import type { BatchResult, JobRecord, JobStatus } from '../types.js';
+import type { ApiRecord, BatchResult, JobRecord, JobStatus } from '../types.js';
 import { isTerminal } from '../types.js';
 
 export interface SubmitOptions {
@@ -89,16 +89,8 @@ export class JetbatchClient {
 
   /** Jobs in the registry, newest first, optionally of one API. */
   async jobs(filter: { api?: string; limit?: number } = {}): Promise<JobStatus[]> {
-    const keys: string[] = [];
-    for await (const k of await this.#ctx.jobs.keys()) keys.push(k);
-    const records: JobRecord[] = [];
-    for (const k of keys) {
-      const v = await getJob(this.#ctx.jobs, k);
-      if (v !== null && (filter.api === undefined || v.record.api_name === filter.api)) records.push(v.record);
-    }
-    records.sort((a, b) => (a.start_time < b.start_time ? 1 : a.start_time > b.start_time ? -1 : b.job_id.localeCompare(a.job_id)));
-    const limited = filter.limit === undefined ? records : records.slice(0, filter.limit);
-    return Promise.all(limited.map((r) => jobStatus(this.#ctx, r)));
+    const records = await listJobs(this.#ctx.jobs, filter);
+    return Promise.all(records.map((r) => jobStatus(this.#ctx, r)));
   }
 
   /** Polls until the job reaches a terminal status and returns that status. */
@@ -167,8 +159,8 @@ export class JetbatchClient {
   }
 
   /** APIs registered by the fleet. */
-  async apis(): Promise<Array<{ api_name: string; last_seen: string; hosts: string[] }>> {
-    const out: Array<{ api_name: string; last_seen: string; hosts: string[] }> = [];
+  async apis(): Promise<ApiRecord[]> {
+    const out: ApiRecord[] = [];
     for await (const k of await this.#ctx.apis.keys()) {
       const e = await this.#ctx.apis.get(k);
       if (e !== null && e.operation === 'PUT' && e.value.length > 0) out.push(e.json());

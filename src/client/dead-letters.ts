@@ -43,7 +43,7 @@ export async function replayDeadLetters(ctx: FleetContext, jobId: string): Promi
   if (!REPLAYABLE.has(current.record.status)) {
     throw new JetbatchError(
       ErrorCodes.INVALID_SUBMISSION,
-      `job ${jobId} is ${current.record.status}; only running jobs and jobs that completed with failures can be replayed`,
+      `job ${jobId} is ${current.record.status}; only active jobs and jobs that ended completed_with_failures or worker_oom can be replayed`,
     );
   }
   const letters = await readDeadLetters(ctx, current.record);

@@ -8,11 +8,11 @@ import { headers } from '@nats-io/transport-node';
 import type { PubAck } from '@nats-io/jetstream';
 import type { FleetContext } from '../context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { publishEvent } from '../lifecycle.js';
+import { discardQueue, publishEvent } from '../lifecycle.js';
 import { Headers, Streams, Subjects, batchMsgId } from '../protocol.js';
 import { createJob, getJob, transitionJob } from '../registry.js';
 import type { PreparedJob } from '../submission.js';
-import type { JobRecord } from '../types.js';
+import { API_STALE_MS, isTerminal, type ApiRecord, type JobRecord } from '../types.js';
 
 export interface SubmitProgress {
   enqueued: number;
@@ -33,8 +33,12 @@ export async function submitPrepared(
   onEnqueued?: (progress: SubmitProgress) => void,
 ): Promise<JobRecord> {
   const api = await ctx.apis.get(job.api_name);
-  if (api === null || api.operation !== 'PUT') {
+  if (api === null || api.operation !== 'PUT' || api.value.length === 0) {
     throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no daemon serves an API named "${job.api_name}" (see \`jetbatch apis\`)`);
+  }
+  const lastSeen = Date.parse((api.json<ApiRecord>()).last_seen);
+  if (!(Date.now() - lastSeen < API_STALE_MS)) {
+    throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no daemon has served the API "${job.api_name}" since ${new Date(lastSeen).toISOString()}; start one`);
   }
   const now = Date.now();
   const fresh: JobRecord = {
@@ -72,6 +76,11 @@ export async function submitPrepared(
     current.status === 'enqueuing' ? { ...current, status: 'pending' } : null,
   );
   if (done === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${job.job_id} was removed during submission`);
+  if (!done.changed && isTerminal(done.record.status) && done.record.end_time !== null && Date.parse(done.record.end_time) >= now) {
+    // Ended (stopped, enqueue deadline) while we were publishing: nobody will consume what we just published.
+    await discardQueue(ctx, done.record);
+    throw new JetbatchError(ErrorCodes.JOB_ENDED, `job ${job.job_id} ended as ${done.record.status} while its batches were being enqueued`);
+  }
   return done.record;
 }
 

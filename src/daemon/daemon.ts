@@ -69,7 +69,8 @@ export class Daemon {
 
   static async start(options: DaemonOptions, runtime: DaemonRuntime = {}): Promise<Daemon> {
     const host = hostname();
-    const id = `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    // Used as a KV key token: no dots (an FQDN host name would split it).
+    const id = `${host.replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const log = runtime.logger ?? createLogger(options.logLevel, { host, daemon: id });
     const nc = await connectNats({ ...options.nats, name: options.nats.name ?? `jetbatch-daemon-${id}` }, { reconnectForever: true });
     try {
@@ -238,7 +239,7 @@ export class Daemon {
         if (this.#fatal.has(jobId)) return;
         this.#fatal.add(jobId);
         this.log.error({ job_id: jobId, api_name: api, error }, 'handler failed to load or construct; failing the job');
-        void endJob(this.#ctx, jobId, error.code === ErrorCodes.WORKER_OOM ? 'worker_oom' : 'worker_error', error).catch((err: unknown) =>
+        void endJob(this.#ctx, jobId, 'worker_error', error).catch((err: unknown) =>
           this.log.error({ err, job_id: jobId }, 'failing the job failed'),
         );
       },

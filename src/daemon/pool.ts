@@ -15,6 +15,10 @@ import { Slots } from './slots.js';
 export type AbortReason = 'timeout' | 'stopped' | 'shutdown';
 
 const workerFile = new URL(`../worker${extname(new URL(import.meta.url).pathname)}`, import.meta.url);
+/** Run from source (a clone without dist/), the worker is TypeScript: its thread needs the tsx loader too. */
+const workerExecArgv = workerFile.pathname.endsWith('.ts') && !process.execArgv.some((a) => a.includes('tsx'))
+  ? [...process.execArgv, '--import', 'tsx']
+  : process.execArgv;
 
 export interface PoolOptions {
   api: ApiOptions;
@@ -51,6 +55,7 @@ export class ApiPool {
       concurrentTasksPerWorker: opts.api.concurrency,
       idleTimeout: Infinity,
       workerData: data,
+      execArgv: workerExecArgv,
       env: opts.env,
       ...(opts.api.memoryLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: opts.api.memoryLimitMb } }),
     });

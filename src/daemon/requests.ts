@@ -11,7 +11,7 @@ import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob } from '../lifecycle.js';
 import { jobStatus } from '../progress.js';
 import { JOB_ID_PATTERN, RequestQueueGroup, Subjects, decodeRequestBody, encodeJson } from '../protocol.js';
-import { getJob } from '../registry.js';
+import { getJob, listJobs } from '../registry.js';
 import { prepareSubmission } from '../submission.js';
 
 const HEADER_ROOM = 4096;
@@ -27,6 +27,14 @@ export function serveRequests(ctx: FleetContext, log: Logger): Subscription[] {
       const v = await getJob(ctx.jobs, jobIdOf(body));
       if (v === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${jobIdOf(body)} not found`);
       return { status: await jobStatus(ctx, v.record) };
+    },
+    [Subjects.request.jobs]: async (body) => {
+      const b = (body ?? {}) as { api_name?: unknown; limit?: unknown };
+      const filter: { api?: string; limit?: number } = {};
+      if (typeof b.api_name === 'string') filter.api = b.api_name;
+      filter.limit = typeof b.limit === 'number' && Number.isInteger(b.limit) && b.limit > 0 ? Math.min(b.limit, 1000) : 100;
+      const records = await listJobs(ctx.jobs, filter);
+      return { jobs: await Promise.all(records.map((r) => jobStatus(ctx, r))) };
     },
     [Subjects.request.stop]: async (body) => {
       const r = await endJob(ctx, jobIdOf(body), 'stopped');
