@@ -24,8 +24,23 @@ export interface HandlerContext {
   readonly projectDir: string;
   /** Delivery attempt of this batch, from 1 (0 outside handleBatch). */
   readonly attempt: number;
+  /** Handler metrics, aggregated by the daemon and exposed on /metrics as `jetbatch_handler_<name>{api_name,…}`. */
+  readonly metrics: HandlerMetrics;
   /** A client on the daemon's NATS connection settings, to submit or query jobs (job chaining). */
   client(): Promise<JetbatchClient>;
+}
+
+/**
+ * Custom metrics from a handler. A name (`[a-zA-Z_][a-zA-Z0-9_]*`) keeps the kind and label names of its first use;
+ * label values should come from a small set (no ids). Calls that break these rules are dropped with a warning.
+ */
+export interface HandlerMetrics {
+  /** Adds `value` (default 1) to a counter. */
+  increment(name: string, value?: number, labels?: Record<string, string>): void;
+  /** Sets a gauge. */
+  gauge(name: string, value: number, labels?: Record<string, string>): void;
+  /** Records one observation in a histogram (e.g. seconds). */
+  observe(name: string, value: number, labels?: Record<string, string>): void;
 }
 
 /** The shape of a handler instance. Snake-case names (`handle_batch`, `on_job_complete`) are accepted too. */

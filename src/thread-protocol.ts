@@ -11,6 +11,9 @@ export interface WorkerData {
   gpus: readonly number[];
   logLevel: string;
   host: string;
+  daemonId: string;
+  pretty: boolean;
+  maxLineBytes: number;
   nats: NatsOptions;
   /** One Int32 slot: the next worker index, handed out with Atomics.add. */
   workerCounter: SharedArrayBuffer;
@@ -50,17 +53,26 @@ export interface SerializedError {
  * The worker never rejects a task on purpose: it returns an outcome. (Custom Error classes lose their class,
  * name and code through postMessage, and a rejected init would wedge the pool.)
  */
-export type Outcome =
+export type Outcome = (
   | { ok: true; durationMs: number; /** MessagePack of the value handleBatch returned, or null for undefined. */ result: Uint8Array | null }
-  | { ok: false; durationMs: number; stage: FailureStage; error: SerializedError };
+  | { ok: false; durationMs: number; stage: FailureStage; error: SerializedError }
+) & {
+  /** Set when this task constructed a handler instance: the constructor's time in ms. */
+  initMs?: number;
+  /** Set by the main thread when the task's thread died or was terminated (and is being replaced). */
+  terminated?: 'timeout' | 'aborted' | 'crash' | 'oom';
+};
 
 /** BroadcastChannel names, per API, for out-of-band messages. */
 export const channelNames = {
   /** main → workers: { type: 'abort', jobId } | { type: 'ended', jobId } | { type: 'shutdown' } */
   control: (api: string): string => `jetbatch:${api}:control`,
-  /** workers → main: { type: 'lease', jobId, batchId } */
-  lease: (api: string): string => `jetbatch:${api}:lease`,
+  /** workers → main: lease extensions and handler metrics (WorkerEvent) */
+  events: (api: string): string => `jetbatch:${api}:events`,
 };
 
 export type ControlMessage = { type: 'abort'; jobId: string } | { type: 'ended'; jobId: string } | { type: 'shutdown' };
-export type LeaseMessage = { type: 'lease'; jobId: string; batchId: string };
+export type MetricKind = 'counter' | 'gauge' | 'histogram';
+export type WorkerEvent =
+  | { type: 'lease'; jobId: string; batchId: string }
+  | { type: 'metric'; kind: MetricKind; name: string; value: number; labels: Record<string, string> };

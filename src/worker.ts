@@ -4,10 +4,11 @@
  */
 import { hostname } from 'node:os';
 import { BroadcastChannel, workerData as rawWorkerData } from 'node:worker_threads';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger, withMeta } from './log.js';
 import { JetbatchClient } from './client/client.js';
 import { ErrorCodes, coerceError } from './errors.js';
-import type { Handler, HandlerClass, HandlerContext } from './handler.js';
+import type { Handler, HandlerClass, HandlerContext, HandlerMetrics } from './handler.js';
 import { importHandler, resolveHandlerPath } from './load-handler.js';
 import { decodeValue, encodeValue } from './protocol.js';
 import {
@@ -18,20 +19,29 @@ import {
   type FailureStage,
   type Outcome,
   type SerializedError,
+  type MetricKind,
   type Task,
   type WorkerData,
+  type WorkerEvent,
 } from './thread-protocol.js';
 import type { JobSpec } from './types.js';
 
 const data = rawWorkerData as WorkerData;
 const workerIndex = Atomics.add(new Int32Array(data.workerCounter), 0, 1);
 const gpu = data.gpus.length > 0 ? (data.gpus[workerIndex % data.gpus.length] ?? null) : null;
-const baseLog: Logger = pino({ level: data.logLevel, base: { host: data.host || hostname(), api_name: data.apiName, worker: workerIndex, pid: process.pid } });
+const baseLog: Logger = createLogger({
+  level: data.logLevel,
+  meta: { host: data.host || hostname(), daemon: data.daemonId, api_name: data.apiName, worker: workerIndex },
+  maxLineBytes: data.maxLineBytes,
+  pretty: data.pretty,
+  sync: true,
+  protectReserved: true,
+});
 
 const control = new BroadcastChannel(channelNames.control(data.apiName));
-const lease = new BroadcastChannel(channelNames.lease(data.apiName));
+const events = new BroadcastChannel(channelNames.events(data.apiName));
 control.unref();
-lease.unref();
+events.unref();
 
 /** Aborters of running batches, by job id, so a stop or shutdown reaches the handler's ctx.signal. */
 const running = new Map<string, Set<AbortController>>();
@@ -64,6 +74,10 @@ function loadClass(): Promise<HandlerClass> {
   return handlerClass;
 }
 
+const post = (kind: MetricKind) => (name: string, value = 1, labels: Record<string, string> = {}) =>
+  events.postMessage({ type: 'metric', kind, name, value, labels } satisfies WorkerEvent);
+const metrics: HandlerMetrics = { increment: post('counter'), gauge: post('gauge'), observe: post('histogram') };
+
 function makeContext(job: JobSpec, attempt: number, log: Logger, signal: AbortSignal, batchId: string | null): HandlerContext {
   return {
     log,
@@ -73,14 +87,18 @@ function makeContext(job: JobSpec, attempt: number, log: Logger, signal: AbortSi
     projectDir: data.projectDir,
     attempt,
     extendLease: () => {
-      if (batchId !== null) lease.postMessage({ type: 'lease', jobId: job.job_id, batchId });
+      if (batchId !== null) events.postMessage({ type: 'lease', jobId: job.job_id, batchId } satisfies WorkerEvent);
     },
+    metrics,
     client: () => {
       client ??= JetbatchClient.connect({ ...data.nats, name: `jetbatch-handler-${data.apiName}` });
       return client;
     },
   };
 }
+
+/** Milliseconds the last constructor took, reported once with the outcome of the task that ran it. */
+let pendingInitMs: number | undefined;
 
 async function instanceFor(job: JobSpec, log: Logger): Promise<Handler> {
   let instance = instances.get(job.job_id);
@@ -89,7 +107,10 @@ async function instanceFor(job: JobSpec, log: Logger): Promise<Handler> {
       const Cls = await loadClass().catch((err: unknown) => { throw new StageError('load', err); });
       try {
         const ctx = makeContext(job, 0, log, new AbortController().signal, null);
-        return new Cls(job.config, job, ctx);
+        const t0 = performance.now();
+        const handler = new Cls(job.config, job, ctx);
+        pendingInitMs = performance.now() - t0;
+        return handler;
       } catch (err) {
         throw new StageError('init', err);
       }
@@ -131,7 +152,7 @@ function failure(stage: FailureStage, thrown: unknown, started: number): Outcome
 
 async function runBatch(task: BatchTask): Promise<Outcome> {
   const started = performance.now();
-  const log = baseLog.child({ job_id: task.job.job_id });
+  const log = withMeta(baseLog, { job_id: task.job.job_id });
   let payload: unknown;
   try {
     payload = decodeValue(task.payload);
@@ -151,7 +172,7 @@ async function runBatch(task: BatchTask): Promise<Outcome> {
   let set = running.get(task.job.job_id);
   if (set === undefined) running.set(task.job.job_id, (set = new Set()));
   set.add(ac);
-  const batchLog = log.child({ batch_id: task.batchId });
+  const batchLog = withMeta(log, { batch_id: task.batchId });
   const ctx = makeContext(task.job, task.attempt, batchLog, ac.signal, task.batchId);
   let value: unknown;
   try {
@@ -183,7 +204,7 @@ function timeoutError(task: BatchTask): Error {
 
 async function runComplete(task: CompleteTask): Promise<Outcome> {
   const started = performance.now();
-  const log = baseLog.child({ job_id: task.job.job_id });
+  const log = withMeta(baseLog, { job_id: task.job.job_id });
   try {
     const handler = (await instanceFor(task.job, log)) as Handler & { on_job_complete?: Handler['onJobComplete'] };
     const hook = handler.onJobComplete ?? handler.on_job_complete;
@@ -199,7 +220,12 @@ async function runComplete(task: CompleteTask): Promise<Outcome> {
   }
 }
 
-export default function run(task: Task): Promise<Outcome> {
-  return task.kind === 'batch' ? runBatch(task) : runComplete(task);
+export default async function run(task: Task): Promise<Outcome> {
+  const outcome = await (task.kind === 'batch' ? runBatch(task) : runComplete(task));
+  if (pendingInitMs !== undefined) {
+    outcome.initMs = pendingInitMs;
+    pendingInitMs = undefined;
+  }
+  return outcome;
 }
 

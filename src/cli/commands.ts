@@ -144,13 +144,17 @@ export function registerClientCommands(program: Command, setExit: (code: number)
   withConnectionOptions(
     program
       .command('results')
-      .description('print every batch result of a job as JSON Lines {job_id, batch_id, result, duration_ms, attempt}')
+      .description(
+        'print every batch result of a job as JSON Lines {job_id, batch_id, result, duration_ms, attempt}, one line per batch, ' +
+          'in the order the batches finished (--sort: by batch id)',
+      )
       .argument('<job>', 'job id')
-      .option('--out <file>', 'write to a file instead of stdout'),
-  ).action(async (job: string, flags: ConnectionFlags & { out?: string }) => {
+      .option('--out <file>', 'write to a file instead of stdout')
+      .option('--sort', 'order by batch id numerically (0, 1, 2, …) instead of completion order; holds all results in memory'),
+  ).action(async (job: string, flags: ConnectionFlags & { out?: string; sort?: boolean }) => {
     await withClient(flags, async (client) => {
       const out: NodeJS.WritableStream = flags.out === undefined ? process.stdout : createWriteStream(flags.out);
-      for await (const r of client.results(job)) {
+      for await (const r of client.results(job, { order: flags.sort ? 'batch' : 'completion' })) {
         if (!out.write(JSON.stringify(r) + '\n')) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
       }
       if (out !== process.stdout) await new Promise<void>((resolve) => out.end(() => resolve()));

@@ -1,6 +1,5 @@
 /** `jetbatch start`: runs the daemon until SIGTERM/SIGINT (graceful) or a second signal (forced). */
 import { Command, Option } from 'commander';
-import pino from 'pino';
 import { Daemon } from '../daemon/daemon.js';
 import { loadConfig } from '../daemon/config.js';
 
@@ -13,10 +12,7 @@ export function registerStart(program: Command): void {
     .option('--pretty', 'human-readable logs (pino-pretty) instead of JSON lines')
     .action(async (flags: { config: string; server?: string; pretty?: boolean }) => {
       const options = await loadConfig(flags.config, flags.server === undefined ? {} : { servers: flags.server.split(',').map((s) => s.trim()) });
-      const logger = flags.pretty
-        ? pino({ level: options.logLevel, transport: { target: 'pino-pretty', options: { colorize: true } } })
-        : undefined;
-      const daemon = await Daemon.start(options, logger === undefined ? {} : { logger });
+      const daemon = await Daemon.start(options, { pretty: flags.pretty === true });
       await new Promise<void>((resolve) => {
         let signals = 0;
         const onSignal = (sig: NodeJS.Signals): void => {

@@ -34,6 +34,21 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+export interface ResultsOptions {
+  /** `completion`: the order the batches finished (streamed). `batch`: by numeric batch id (buffered). @defaultValue 'completion' */
+  order?: 'completion' | 'batch';
+}
+
+/** Batch ids are decimal indices ("0", "1", …); they sort numerically, anything else after them by text. */
+function compareBatchIds(a: string, b: string): number {
+  const numeric = /^\d+$/;
+  const na = numeric.test(a);
+  const nb = numeric.test(b);
+  if (na && nb) return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+  if (na !== nb) return na ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** Room left in a message for headers, in bytes. */
 const HEADER_ROOM = 4096;
 
@@ -108,10 +123,19 @@ export class JetbatchClient {
   }
 
   /**
-   * Every stored batch result of a job, in the order the batches finished; a batch redelivered after its result
-   * was stored appears once.
+   * Every stored batch result of a job, each once (a batch redelivered after its result was stored appears once).
+   * Order: `completion` (default) streams them in the order the batches finished, as the results stream holds them;
+   * `batch` yields them by ascending batch id (numerically: "2" before "10"), after reading all of them into memory.
+   * Each result carries its `batch_id`: batch N of an `items` submission holds items N·batch_size … N·batch_size +
+   * batch_size − 1, so results join back to inputs by batch id and position (or by an id inside each item).
    */
-  async *results(jobId: string): AsyncGenerator<BatchResult> {
+  async *results(jobId: string, options: ResultsOptions = {}): AsyncGenerator<BatchResult> {
+    if (options.order === 'batch') {
+      const all: BatchResult[] = [];
+      for await (const r of this.results(jobId)) all.push(r);
+      yield* all.sort((a, b) => compareBatchIds(a.batch_id, b.batch_id));
+      return;
+    }
     const record = await this.record(jobId);
     const subject = Subjects.result(record.api_name, record.job_id);
     const consumer = await this.#ctx.js.consumers.get(Streams.results, {

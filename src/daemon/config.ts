@@ -76,6 +76,8 @@ const configSchema = z
       .strict()
       .default({ listen: '127.0.0.1:9464', enabled: true }),
     log_level: levels.default('info'),
+    /** Log lines longer than this (bytes) are replaced by a warning line. */
+    log_max_line_bytes: z.number().int().min(1024).default(5 * 1024 * 1024),
     shutdown_grace: duration.default(30_000),
     /** JetStream ack wait of job consumers: how soon a dead daemon's batches are redelivered. */
     lease: duration.default(30_000),
@@ -125,6 +127,7 @@ export interface DaemonOptions {
   readonly apis: readonly ApiOptions[];
   readonly metrics: { readonly listen: string; readonly enabled: boolean };
   readonly logLevel: string;
+  readonly logMaxLineBytes: number;
   readonly shutdownGraceMs: number;
   readonly leaseMs: number;
   readonly checkIntervalMs: number;
@@ -209,6 +212,7 @@ export function parseConfig(raw: unknown, configFile: string, overrides: Overrid
     apis,
     metrics: c.metrics,
     logLevel: c.log_level,
+    logMaxLineBytes: c.log_max_line_bytes,
     shutdownGraceMs: c.shutdown_grace,
     leaseMs: Math.max(1000, c.lease),
     checkIntervalMs: Math.max(100, c.check_interval),

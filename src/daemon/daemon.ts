@@ -13,7 +13,7 @@ import { connectNats } from '../connect.js';
 import { openContext, type FleetContext } from '../context.js';
 import { endJob, publishEvent } from '../lifecycle.js';
 import { createLogger } from '../log.js';
-import { Subjects, decodeJson, encodeJson } from '../protocol.js';
+import { Streams, Subjects, decodeJson, encodeJson } from '../protocol.js';
 import { provision } from '../provision.js';
 import { transitionJob } from '../registry.js';
 import type { ErrorInfo, JobRecord } from '../types.js';
@@ -24,6 +24,7 @@ import { checkJob, type CompletionDeps } from './completion.js';
 import type { DaemonOptions } from './config.js';
 import { apiEnvironment } from './env.js';
 import { startHttp } from './http.js';
+import { HandlerMetricsSink } from './handler-metrics.js';
 import { JobRunner } from './job-runner.js';
 import { DaemonMetrics } from './metrics.js';
 import { ApiPool } from './pool.js';
@@ -33,13 +34,17 @@ import { TimingStats } from './stats.js';
 export interface DaemonRuntime {
   /** Where logs go; by default pino JSON lines on stdout at the configured level. */
   logger?: Logger;
+  /** Human-readable logs (pino-pretty) from the daemon and its worker threads. */
+  pretty?: boolean;
 }
 
 export class Daemon {
   readonly id: string;
   readonly options: DaemonOptions;
   readonly log: Logger;
-  readonly metrics = new DaemonMetrics();
+  readonly metrics: DaemonMetrics;
+  /** Status of every job of our APIs seen in the registry (for jetbatch_jobs). */
+  readonly #statuses = new Map<string, { api: string; status: string }>();
   readonly #nc: NatsConnection;
   readonly #ctx: FleetContext;
   readonly #pools = new Map<string, ApiPool>();
@@ -48,6 +53,7 @@ export class Daemon {
   readonly #active = new Map<string, JobRecord>();
   readonly #fatal = new Set<string>();
   readonly #stats: TimingStats;
+  readonly #handlerMetrics: HandlerMetricsSink;
   readonly #leaseMs: number;
   readonly #subs: Subscription[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
@@ -64,20 +70,28 @@ export class Daemon {
     this.log = log;
     this.id = id;
     this.#leaseMs = leaseMs;
+    this.metrics = new DaemonMetrics({
+      pools: () => [...this.#pools.values()].map((p) => ({ api: p.api.name, utilization: p.utilization, threads: p.threads, capacity: p.slots.capacity, used: p.slots.used })),
+      queueDepth: () => this.#queueDepth(),
+      jobStatuses: () => [...this.#statuses.values()],
+    });
     this.#stats = new TimingStats(ctx.stats, id);
+    this.#handlerMetrics = new HandlerMetricsSink(this.metrics.registry, log);
   }
 
   static async start(options: DaemonOptions, runtime: DaemonRuntime = {}): Promise<Daemon> {
     const host = hostname();
     // Used as a KV key token: no dots (an FQDN host name would split it).
     const id = `${host.replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}-${randomBytes(3).toString('hex')}`;
-    const log = runtime.logger ?? createLogger(options.logLevel, { host, daemon: id });
+    const log =
+      runtime.logger ??
+      createLogger({ level: options.logLevel, meta: { host, daemon: id, worker: 'main' }, maxLineBytes: options.logMaxLineBytes, pretty: runtime.pretty === true });
     const nc = await connectNats({ ...options.nats, name: options.nats.name ?? `jetbatch-daemon-${id}` }, { reconnectForever: true });
     try {
       await provision(nc, await jetstreamManager(nc), { replicas: options.replicas, retentionMs: options.retentionMs });
       const ctx = await openContext(nc);
       const daemon = new Daemon(options, nc, ctx, log, id, options.leaseMs);
-      await daemon.#start(host, options.checkIntervalMs);
+      await daemon.#start(host, options.checkIntervalMs, runtime.pretty === true);
       return daemon;
     } catch (err) {
       await nc.close().catch(() => undefined);
@@ -99,14 +113,20 @@ export class Daemon {
     return { ready: reasons.length === 0, reasons };
   }
 
-  async #start(host: string, sweepMs: number): Promise<void> {
+  async #start(host: string, sweepMs: number, pretty: boolean): Promise<void> {
     for (const api of this.options.apis) {
       const pool = new ApiPool({
         api,
         host,
+        daemonId: this.id,
+        pretty,
+        maxLineBytes: this.options.logMaxLineBytes,
         nats: this.options.nats,
         env: apiEnvironment(api.project, process.env),
-        onLease: (jobId, batchId) => this.#runners.get(jobId)?.extendLease(batchId),
+        onEvent: (event) => {
+          if (event.type === 'lease') this.#runners.get(event.jobId)?.extendLease(event.batchId);
+          else this.#handlerMetrics.record(api.name, event.kind, event.name, event.value, event.labels);
+        },
       });
       this.#pools.set(api.name, pool);
     }
@@ -142,6 +162,16 @@ export class Daemon {
     }, ms);
     t.unref();
     this.#timers.push(t);
+  }
+
+  async #queueDepth(): Promise<Map<string, number>> {
+    const depth = new Map<string, number>();
+    for (const api of this.#pools.keys()) {
+      const filter = `jetbatch.batch.${api}.>`;
+      const info = await this.#ctx.jsm.streams.info(Streams.batches, { subjects_filter: filter }).catch(() => null);
+      depth.set(api, Object.values(info?.state.subjects ?? {}).reduce((a, b) => a + b, 0));
+    }
+    return depth;
   }
 
   async #registerApis(): Promise<void> {
@@ -186,6 +216,7 @@ export class Daemon {
 
   #onJobEntry(entry: KvWatchEntry): void {
     if (entry.operation !== 'PUT' || entry.value.length === 0) {
+      this.#statuses.delete(entry.key);
       void this.#retire(entry.key);
       return;
     }
@@ -198,6 +229,7 @@ export class Daemon {
     }
     const pool = this.#pools.get(record.api_name);
     if (pool === undefined) return;
+    this.#statuses.set(record.job_id, { api: record.api_name, status: record.status });
     if (isTerminal(record.status)) {
       this.#active.delete(record.job_id);
       void this.#retire(record.job_id);
@@ -216,11 +248,18 @@ export class Daemon {
       log: this.log,
       leaseMs: this.#leaseMs,
       onStarted: (jobId) => void this.#markRunning(jobId),
+      onDispatched: (_jobId, deliveryCount) => {
+        this.metrics.inFlight.inc({ api_name: api });
+        if (deliveryCount > 1) this.metrics.redeliveries.inc({ api_name: api });
+      },
+      onFinished: () => this.metrics.inFlight.dec({ api_name: api }),
       onSucceeded: (jobId, ms) => {
         this.#stats.record(jobId, ms);
         this.metrics.duration.observe({ api_name: api }, ms / 1000);
       },
       onSettled: (jobId, outcome, decision) => {
+        if (outcome.initMs !== undefined) this.metrics.handlerInit.observe({ api_name: api }, outcome.initMs / 1000);
+        if (decision === 'released' && outcome.terminated !== undefined) this.metrics.workerDeaths.inc({ api_name: api, reason: outcome.terminated });
         if (decision === 'acked') this.metrics.batches.inc({ api_name: api, outcome: 'succeeded' });
         else if (decision === 'retried') this.metrics.batches.inc({ api_name: api, outcome: 'retried' });
         else if (decision === 'dead-lettered') this.metrics.batches.inc({ api_name: api, outcome: 'dead_lettered' });
@@ -228,9 +267,7 @@ export class Daemon {
           this.metrics.duration.observe({ api_name: api }, outcome.durationMs / 1000);
           const code = outcome.error.code;
           if (code === ErrorCodes.BATCH_TIMEOUT) this.metrics.timeouts.inc({ api_name: api });
-          if (code === ErrorCodes.WORKER_DIED || code === ErrorCodes.WORKER_OOM) {
-            this.metrics.workerDeaths.inc({ api_name: api, reason: code === ErrorCodes.WORKER_OOM ? 'oom' : 'crash' });
-          }
+          if (outcome.terminated !== undefined) this.metrics.workerDeaths.inc({ api_name: api, reason: outcome.terminated });
           if (decision === 'dead-lettered' && code === ErrorCodes.WORKER_OOM) void this.#noteOom(jobId, toErrorInfo(outcome.error));
         }
         if (this.#runners.get(jobId)?.inFlight === 1) void this.#checkSoon(jobId);

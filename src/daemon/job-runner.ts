@@ -19,6 +19,9 @@ export interface RunnerHooks {
   /** JetStream ack wait of job consumers, in ms; in-flight batches are marked working well within it. */
   leaseMs: number;
   onStarted(jobId: string): void;
+  /** A batch was pulled (deliveryCount > 1: a redelivery); every dispatch is followed by one onFinished. */
+  onDispatched(jobId: string, deliveryCount: number): void;
+  onFinished(jobId: string): void;
   onSucceeded(jobId: string, durationMs: number): void;
   onSettled(jobId: string, outcome: Outcome, decision: 'acked' | 'retried' | 'dead-lettered' | 'released'): void;
   /** The handler could not be loaded or constructed: the job must end as worker_error. */
@@ -230,6 +233,7 @@ export class JobRunner {
       this.#pool.slots.release(1);
       return;
     }
+    this.#hooks.onDispatched(this.jobId, msg.info.deliveryCount);
     const ac = new AbortController();
     const f: InFlight = { msg, ac, reason: 'timeout', timer: undefined as unknown as NodeJS.Timeout, deadline: Date.now() + this.spec.batch_timeout * 1000 };
     f.timer = this.#armTimeout(f);
@@ -238,6 +242,7 @@ export class JobRunner {
       clearTimeout(f.timer);
       this.#inflight.delete(key);
       this.#pool.slots.release(1);
+      this.#hooks.onFinished(this.jobId);
       const waiters = this.#drained;
       this.#drained = [];
       for (const w of waiters) w();

@@ -4,6 +4,15 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Live figures read at scrape time. */
+export interface MetricsSource {
+  pools(): Array<{ api: string; utilization: number; threads: number; capacity: number; used: number }>;
+  /** Batches queued in JetStream per API (all jobs, all daemons). */
+  queueDepth(): Promise<Map<string, number>>;
+  /** Status of every job of this daemon's APIs known from the registry. */
+  jobStatuses(): Array<{ api: string; status: string }>;
+}
+
 export class DaemonMetrics {
   readonly registry = new Registry();
   readonly batches = new Counter({
@@ -39,7 +48,7 @@ export class DaemonMetrics {
   });
   readonly workerDeaths = new Counter({
     name: 'jetbatch_worker_restarts_total',
-    help: 'Worker threads that died (crash, memory cap, timeout termination) and were replaced.',
+    help: 'Worker threads that died or were terminated and replaced, by reason: crash, oom, timeout, aborted (stop/shutdown).',
     labelNames: ['api_name', 'reason'] as const,
     registers: [this.registry],
   });
@@ -47,6 +56,13 @@ export class DaemonMetrics {
     name: 'jetbatch_jobs_active',
     help: 'Jobs this daemon is currently running.',
     labelNames: ['api_name'] as const,
+    registers: [this.registry],
+  });
+  readonly handlerInit = new Histogram({
+    name: 'jetbatch_handler_init_seconds',
+    help: 'Time the handler constructor took (once per worker thread per job), in seconds.',
+    labelNames: ['api_name'] as const,
+    buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 15, 60, 300],
     registers: [this.registry],
   });
   readonly natsConnected = new Gauge({
@@ -60,7 +76,63 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  constructor(source: MetricsSource) {
     collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'jetbatch_pool_utilization',
+      help: 'Share of the pool threads’ time spent running tasks, 0–1 (Piscina utilization).',
+      labelNames: ['api_name'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const p of source.pools()) this.set({ api_name: p.api }, p.utilization);
+      },
+    });
+    new Gauge({
+      name: 'jetbatch_pool_threads',
+      help: 'Worker threads alive in the API’s pool.',
+      labelNames: ['api_name'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const p of source.pools()) this.set({ api_name: p.api }, p.threads);
+      },
+    });
+    new Gauge({
+      name: 'jetbatch_pool_slots_used',
+      help: 'Batches reserved or running in the API’s pool, out of jetbatch_pool_slots.',
+      labelNames: ['api_name'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const p of source.pools()) this.set({ api_name: p.api }, p.used);
+      },
+    });
+    new Gauge({
+      name: 'jetbatch_pool_slots',
+      help: 'Batches the API’s pool takes at once (threads × concurrency + one queued per thread).',
+      labelNames: ['api_name'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const p of source.pools()) this.set({ api_name: p.api }, p.capacity);
+      },
+    });
+    new Gauge({
+      name: 'jetbatch_queue_depth',
+      help: 'Batches waiting or in flight in JetStream for the API, fleet-wide (all jobs).',
+      labelNames: ['api_name'] as const,
+      registers: [this.registry],
+      async collect() {
+        const depth = await source.queueDepth();
+        for (const [api, n] of depth) this.set({ api_name: api }, n);
+      },
+    });
+    new Gauge({
+      name: 'jetbatch_jobs',
+      help: 'Jobs of this daemon’s APIs in the registry, by status.',
+      labelNames: ['api_name', 'status'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const j of source.jobStatuses()) this.inc({ api_name: j.api, status: j.status });
+      },
+    });
   }
 }

@@ -7,7 +7,7 @@ import { extname } from 'node:path';
 import { Piscina } from 'piscina';
 import type { NatsOptions } from '../connect.js';
 import { ErrorCodes } from '../errors.js';
-import { channelNames, type ControlMessage, type LeaseMessage, type Outcome, type Task, type WorkerData } from '../thread-protocol.js';
+import { channelNames, type ControlMessage, type Outcome, type Task, type WorkerData, type WorkerEvent } from '../thread-protocol.js';
 import type { ApiOptions } from './config.js';
 import { Slots } from './slots.js';
 
@@ -23,9 +23,13 @@ const workerExecArgv = workerFile.pathname.endsWith('.ts') && !process.execArgv.
 export interface PoolOptions {
   api: ApiOptions;
   host: string;
+  daemonId: string;
+  pretty: boolean;
+  maxLineBytes: number;
   nats: NatsOptions;
   env: Record<string, string>;
-  onLease: (jobId: string, batchId: string) => void;
+  /** Lease extensions and handler metrics sent by the threads. */
+  onEvent: (event: WorkerEvent) => void;
 }
 
 export class ApiPool {
@@ -33,7 +37,7 @@ export class ApiPool {
   readonly slots: Slots;
   readonly #piscina: Piscina;
   readonly #control: BroadcastChannel;
-  readonly #lease: BroadcastChannel;
+  readonly #events: BroadcastChannel;
   #closing: Promise<void> | undefined;
 
   constructor(opts: PoolOptions) {
@@ -45,6 +49,9 @@ export class ApiPool {
       gpus: [...opts.api.gpus],
       logLevel: opts.api.logLevel,
       host: opts.host,
+      daemonId: opts.daemonId,
+      pretty: opts.pretty,
+      maxLineBytes: opts.maxLineBytes,
       nats: opts.nats,
       workerCounter: new SharedArrayBuffer(4),
     };
@@ -62,11 +69,8 @@ export class ApiPool {
     // Running tasks plus one queued batch per thread, so a thread never waits for a pull round trip.
     this.slots = new Slots(opts.api.threads * opts.api.concurrency + opts.api.threads);
     this.#control = new BroadcastChannel(channelNames.control(opts.api.name));
-    this.#lease = new BroadcastChannel(channelNames.lease(opts.api.name));
-    this.#lease.onmessage = (event: unknown) => {
-      const msg = (event as { data: LeaseMessage }).data;
-      if (msg.type === 'lease') opts.onLease(msg.jobId, msg.batchId);
-    };
+    this.#events = new BroadcastChannel(channelNames.events(opts.api.name));
+    this.#events.onmessage = (event: unknown) => opts.onEvent((event as { data: WorkerEvent }).data);
   }
 
   get utilization(): number {
@@ -90,15 +94,16 @@ export class ApiPool {
         const reason = reasonOf();
         const code = reason === 'timeout' ? ErrorCodes.BATCH_TIMEOUT : ErrorCodes.ABORTED;
         const message = reason === 'timeout' ? 'batch timed out; its worker thread was terminated' : `batch aborted (${reason})`;
-        return { ok: false, durationMs, stage: 'batch', error: { name: 'TimeoutError', code, message, permanent: false } };
+        return { ok: false, durationMs, stage: 'batch', terminated: reason === 'timeout' ? 'timeout' : 'aborted', error: { name: reason === 'timeout' ? 'TimeoutError' : 'AbortError', code, message, permanent: false } };
       }
       if (e.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-        return { ok: false, durationMs, stage: 'batch', error: { name: e.name, code: ErrorCodes.WORKER_OOM, message: `worker thread ran out of memory (memory_limit_mb=${this.api.memoryLimitMb ?? 'none'}): ${e.message}`, permanent: false } };
+        return { ok: false, durationMs, stage: 'batch', terminated: 'oom', error: { name: e.name, code: ErrorCodes.WORKER_OOM, message: `worker thread ran out of memory (memory_limit_mb=${this.api.memoryLimitMb ?? 'none'}): ${e.message}`, permanent: false } };
       }
       return {
         ok: false,
         durationMs,
         stage: 'batch',
+        terminated: 'crash',
         error: { name: e.name ?? 'Error', code: ErrorCodes.WORKER_DIED, message: `worker thread died: ${e.message ?? String(err)}`, ...(e.stack ? { stack: e.stack } : {}), permanent: false },
       };
     }
@@ -112,7 +117,7 @@ export class ApiPool {
   /** Idempotent: terminates the threads (the daemon has already drained or aborted their tasks). */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.#lease.close();
+      this.#events.close();
       this.#control.close();
       await this.#piscina.destroy().catch(() => undefined);
     })();
