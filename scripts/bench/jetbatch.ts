@@ -1,0 +1,104 @@
+/**
+ * jetbatch end to end, in process: a Daemon (parseConfig + Daemon.start) and a JetbatchClient. The measured job is
+ * submitted while no daemon serves its API, then a fresh daemon is started; the figure covers the first handler
+ * call to the job's recorded completion (every batch handled and acked, completion claimed, onJobComplete run,
+ * final status written). The submission time is reported on its own.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import type { JetbatchClient } from '../../src/client/client.js';
+import { parseConfig, type DaemonOptions } from '../../src/daemon/config.js';
+import { Daemon } from '../../src/daemon/daemon.js';
+import type { JobStatus } from '../../src/types.js';
+import { throughput, type Throughput } from './figures.js';
+import { nowMs } from './handlers/work.js';
+import type { Marks } from './marks.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+export const HANDLERS = { noop: join(here, 'handlers', 'noop'), cpu: join(here, 'handlers', 'cpu') } as const;
+
+/** A job's `workers` in the benchmark: no fleet cap, so the daemon's own capacity is what is measured. */
+export const WORKERS = 1000;
+const WARMUP_BATCHES = 200;
+const JOB_TIMEOUT_MS = 180_000;
+
+export interface BenchApi {
+  name: string;
+  project: string;
+  threads: number;
+  config?: Record<string, unknown>;
+}
+
+export function daemonOptions(url: string, api: BenchApi): DaemonOptions {
+  return parseConfig(
+    {
+      nats: { servers: [url] },
+      apis: [{ name: api.name, project: api.project, threads: api.threads, config: api.config ?? {}, batch_timeout: '60s' }],
+      metrics: { enabled: false },
+      log_level: 'warn',
+      shutdown_grace: '5s',
+      lease: '30s',
+      check_interval: '500ms',
+    },
+    join(here, 'bench.yaml'),
+  );
+}
+
+export function startBenchDaemon(url: string, api: BenchApi): Promise<Daemon> {
+  // Daemon logs go to stderr so stdout stays the report (and --json's last line).
+  return Daemon.start(daemonOptions(url, api), { logger: pino({ level: 'warn' }, pino.destination({ dest: 2, sync: false })) });
+}
+
+export async function waitSucceeded(client: JetbatchClient, jobId: string, batches: number): Promise<JobStatus> {
+  const st = await client.wait(jobId, { intervalMs: 200, timeoutMs: JOB_TIMEOUT_MS });
+  if (st.status !== 'succeeded' || st.batch_metrics.succeeded !== batches || st.batch_metrics.failed !== 0) {
+    throw new Error(`job ${jobId} ended ${st.status} with ${st.batch_metrics.succeeded}/${batches} succeeded, ${st.batch_metrics.failed} failed`);
+  }
+  return st;
+}
+
+/** Submits `n` copies of `items` as one job and waits for it to succeed. */
+export async function runJob(client: JetbatchClient, api: string, items: unknown[], n: number): Promise<string> {
+  const rec = await client.submit({ api_name: api, batches: Array.from({ length: n }, () => items), workers: WORKERS });
+  await waitSucceeded(client, rec.job_id, n);
+  return rec.job_id;
+}
+
+export interface JetbatchEnv {
+  url: string;
+  client: JetbatchClient;
+  marks: Marks;
+  /** Called around the measured interval (profiling). */
+  onMeasure?: { start(): Promise<void>; stop(): Promise<void> };
+}
+
+export interface JetbatchRun {
+  run: Throughput;
+  submitSeconds: number;
+}
+
+export async function jetbatchThroughput(env: JetbatchEnv, api: BenchApi, items: unknown[], bytesPerBatch: number, n: number): Promise<JetbatchRun> {
+  // Registers the API with the fleet and warms the process (JIT, module caches) on a small job first.
+  let daemon = await startBenchDaemon(env.url, api);
+  try {
+    await runJob(env.client, api.name, items, Math.min(WARMUP_BATCHES, n));
+  } finally {
+    await daemon.close();
+  }
+  const submitStart = nowMs();
+  const rec = await env.client.submit({ api_name: api.name, batches: Array.from({ length: n }, () => items), workers: WORKERS });
+  const submitSeconds = (nowMs() - submitStart) / 1000;
+  await env.onMeasure?.start();
+  daemon = await startBenchDaemon(env.url, api);
+  try {
+    await waitSucceeded(env.client, rec.job_id, n);
+  } finally {
+    await env.onMeasure?.stop();
+    await daemon.close();
+  }
+  const end = (await env.client.record(rec.job_id)).end_time;
+  const first = env.marks.first(rec.job_id);
+  if (end === null || first === undefined) throw new Error(`job ${rec.job_id}: no start mark or end time`);
+  return { run: throughput(n, items.length, bytesPerBatch, (Date.parse(end) - first) / 1000), submitSeconds };
+}

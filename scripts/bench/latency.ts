@@ -1,0 +1,114 @@
+/**
+ * Handler-start latency at a moderate fixed rate: each batch carries its publish time; the handler (jetbatch) or
+ * the Piscina task (raw JetStream consume → Piscina dispatch, the same two threads) reports when it started. The
+ * jetbatch job is enqueued by a paced publisher that follows docs/PROTOCOL.md (record `enqueuing`, batches with
+ * their headers and msg ids, then `pending`), since the client publishes as fast as it can.
+ */
+import type { JetbatchClient } from '../../src/client/client.js';
+import type { FleetContext } from '../../src/context.js';
+import { Subjects, batchMsgId } from '../../src/protocol.js';
+import { createJob, transitionJob } from '../../src/registry.js';
+import { newJobId } from '../../src/submission.js';
+import type { JobRecord } from '../../src/types.js';
+import { percentile, round } from './figures.js';
+import { nowMs } from './handlers/work.js';
+import { RAW_STREAM, rawSubject, within } from './infra.js';
+import { HANDLERS, WORKERS, runJob, startBenchDaemon, waitSucceeded } from './jetbatch.js';
+import type { Marks } from './marks.js';
+import { sizedBatch, stampedBatch } from './payloads.js';
+import { batchHeaders, publishPaced } from './publish.js';
+import { addRawConsumer, type RawEnv } from './raw-jetstream.js';
+import { rawPool, runTask } from './raw-piscina.js';
+
+export interface Latency {
+  rate: number;
+  samples: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** Samples of the first second are dropped (connection and JIT warm-up). */
+function summarise(rate: number, ms: number[]): Latency {
+  const kept = ms.slice(Math.min(rate, Math.floor(ms.length / 5)));
+  return { rate, samples: kept.length, p50: round(percentile(kept, 50), 3), p99: round(percentile(kept, 99), 3), max: round(Math.max(...kept), 3) };
+}
+
+export async function jetbatchLatency(url: string, client: JetbatchClient, ctx: FleetContext, marks: Marks, rate: number, seconds: number): Promise<Latency> {
+  const api = 'b-latency';
+  const daemon = await startBenchDaemon(url, { name: api, project: HANDLERS.noop, threads: 2, config: { report_latency: true } });
+  try {
+    await runJob(client, api, sizedBatch(128).items, 200);
+    const n = rate * seconds;
+    const now = Date.now();
+    const record: JobRecord = {
+      job_id: newJobId(),
+      api_name: api,
+      status: 'enqueuing',
+      workers: WORKERS,
+      total_batch_count: n,
+      config: {},
+      timeout: null,
+      batch_timeout: null,
+      max_attempts: null,
+      backoff: null,
+      spec_hash: `bench-latency-${now}`,
+      start_time: new Date(now).toISOString(),
+      end_time: null,
+      enqueue_deadline: new Date(now + 600_000).toISOString(),
+      error: null,
+      batch_metrics: null,
+      batches_in_queue: null,
+      completion: null,
+    };
+    const job = record.job_id;
+    if (!(await createJob(ctx.jobs, record))) throw new Error(`job ${job} exists`);
+    const subject = Subjects.batch(api, job);
+    await publishPaced(ctx.js, n, rate, (i, t) => ({ subject, data: stampedBatch(t), msgID: batchMsgId(job, String(i), 0), headers: batchHeaders(api, job, String(i)) }));
+    await transitionJob(ctx.jobs, job, (cur) => (cur.status === 'enqueuing' ? { ...cur, status: 'pending' } : null));
+    await waitSucceeded(client, job, n);
+    return summarise(rate, marks.latencies(job));
+  } finally {
+    await daemon.close();
+  }
+}
+
+/** The raw pipeline: consume() → copy → Piscina task on 2 threads → ack after the task. */
+export async function rawLatency(env: RawEnv, rate: number, seconds: number): Promise<Latency> {
+  const n = rate * seconds;
+  const tag = `latency-${Date.now()}`;
+  const subject = rawSubject(tag);
+  const durable = subject.replaceAll('.', '_');
+  await addRawConsumer(env.jsm, durable, subject);
+  const pool = rawPool(2);
+  const latencies: number[] = [];
+  try {
+    await Promise.all(Array.from({ length: 8 }, () => runTask(pool, new Uint8Array(128), 0)));
+    const consumer = await env.js.consumers.get(RAW_STREAM, durable);
+    const messages = await consumer.consume();
+    const consumed = (async () => {
+      let got = 0;
+      const tasks: Array<Promise<void>> = [];
+      for await (const m of messages) {
+        const t0 = Number(m.headers?.get('Bench-T0'));
+        tasks.push(runTask(pool, m.data, 0, t0).then((ms) => {
+          latencies.push(ms);
+          m.ack();
+        }));
+        if (++got >= n) break;
+      }
+      await Promise.all(tasks);
+    })();
+    await publishPaced(env.js, n, rate, (i, t) => {
+      const headers = batchHeaders('raw', tag, String(i));
+      headers.set('Bench-T0', String(t));
+      return { subject, data: stampedBatch(t), msgID: batchMsgId(tag, String(i), 0), headers };
+    });
+    await within(consumed, 60_000, 'raw latency consumer');
+    await messages.close();
+    return summarise(rate, latencies);
+  } finally {
+    await pool.destroy();
+    await env.jsm.consumers.delete(RAW_STREAM, durable).catch(() => undefined);
+  }
+}

@@ -1,0 +1,126 @@
+/** The results of one run: figures, the ratios the performance issue sets targets for, the text and JSON reports. */
+import type { Throughput } from './figures.js';
+import { round } from './figures.js';
+import type { Latency } from './latency.js';
+import type { Rss } from './rss.js';
+
+export type System = 'rawJetStream' | 'rawPiscina' | 'jetbatch' | 'bullmq';
+export const systemLabels: Record<System, string> = {
+  rawJetStream: 'raw JetStream consume+ack',
+  rawPiscina: 'raw Piscina dispatch',
+  jetbatch: 'jetbatch end to end',
+  bullmq: 'BullMQ sandboxed (worker threads)',
+};
+
+export interface Machine {
+  nproc: number;
+  cpu: string;
+  memoryGiB: number;
+  os: string;
+  node: string;
+  natsServer: string;
+  redis: string;
+  packages: Record<string, string>;
+}
+
+export interface Results {
+  mode: 'full' | 'quick';
+  repeat: number;
+  machine: Machine;
+  /** scenario → system → median figure. */
+  throughput: Record<string, Partial<Record<System, Throughput>>>;
+  /** How long `client.submit` took for each measured jetbatch job, in seconds. */
+  jetbatchSubmitSeconds: Record<string, number>;
+  cpu: { iterations: number; msPerBatch: number } | null;
+  submission: { items: number; raw?: Throughput; jetbatch?: Throughput };
+  latency: { rate: number; jetbatch?: Latency; raw?: Latency };
+  rss: { jetbatch?: Rss; raw?: Rss };
+  ratios: Ratio[];
+  errors: string[];
+  durationSeconds: number;
+}
+
+export interface Ratio {
+  id: string;
+  label: string;
+  value: number | null;
+  /** e.g. ">= 0.5"; null for figures reported without a target. */
+  target: string | null;
+  pass: boolean | null;
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | null {
+  return a === undefined || b === undefined || b === 0 ? null : round(a / b, 3);
+}
+
+function check(id: string, label: string, value: number | null, op: '>=' | '<=' | null, bound: number): Ratio {
+  if (op === null) return { id, label, value, target: null, pass: null };
+  const pass = value === null ? null : op === '>=' ? value >= bound : value <= bound;
+  return { id, label, value, target: `${op} ${bound}`, pass };
+}
+
+/** Every ratio: the issue's eight targets first, then informative ones. */
+export function computeRatios(r: Omit<Results, 'ratios'>): Ratio[] {
+  const t = r.throughput;
+  const bps = (s: string, sys: System): number | undefined => t[s]?.[sys]?.batchesPerSec;
+  const mib = (s: string, sys: System): number | undefined => t[s]?.[sys]?.mibPerSec;
+  const out: Ratio[] = [
+    check('jetbatch_raw_js_128b', 'jetbatch / raw JetStream, 128 B no-op (batches/s)', ratio(bps('128b', 'jetbatch'), bps('128b', 'rawJetStream')), '>=', 0.5),
+    check('jetbatch_raw_js_16k', 'jetbatch / raw JetStream, 16 KiB no-op (batches/s)', ratio(bps('16k', 'jetbatch'), bps('16k', 'rawJetStream')), '>=', 0.7),
+    check('jetbatch_raw_js_1m', 'jetbatch / raw JetStream, 1 MiB no-op (MiB/s)', ratio(mib('1m', 'jetbatch'), mib('1m', 'rawJetStream')), '>=', 0.8),
+    check('jetbatch_bullmq_128b', 'jetbatch / BullMQ sandboxed, 128 B no-op', ratio(bps('128b', 'jetbatch'), bps('128b', 'bullmq')), '>=', 5),
+    check('cpu_scaling_2_vs_1', 'jetbatch CPU-bound handler, 2 threads / 1 thread', ratio(bps('cpu-2t', 'jetbatch'), bps('cpu-1t', 'jetbatch')), '>=', 1.8),
+    check('submission_jetbatch_raw', 'submission: jetbatch submit / raw async publish (msg ids, 256 in flight)', ratio(r.submission.jetbatch?.batchesPerSec, r.submission.raw?.batchesPerSec), '>=', 0.8),
+    check('latency_p99_ms', `jetbatch handler-start latency p99 at ${r.latency.rate}/s (ms)`, r.latency.jetbatch?.p99 ?? null, '<=', 5),
+    check('rss_idle_ratio', 'idle RSS: jetbatch daemon / raw NATS + 2-thread Piscina', ratio(r.rss.jetbatch?.idleMiB, r.rss.raw?.idleMiB), '<=', 1.2),
+  ];
+  for (const s of ['128b', '16k', '1m', 'rec100']) {
+    out.push(check(`jetbatch_raw_piscina_${s}`, `jetbatch / raw Piscina, ${s}`, ratio(bps(s, 'jetbatch'), bps(s, 'rawPiscina')), null, 0));
+  }
+  out.push(check('jetbatch_raw_js_rec100', 'jetbatch / raw JetStream, 100-record batches', ratio(bps('rec100', 'jetbatch'), bps('rec100', 'rawJetStream')), null, 0));
+  out.push(check('jetbatch_bullmq_16k', 'jetbatch / BullMQ, 16 KiB no-op', ratio(bps('16k', 'jetbatch'), bps('16k', 'bullmq')), null, 0));
+  out.push(check('jetbatch_bullmq_cpu', 'jetbatch / BullMQ, CPU-bound on 2 threads', ratio(bps('cpu-2t', 'jetbatch'), bps('cpu-2t', 'bullmq')), null, 0));
+  out.push(check('raw_piscina_cpu_scaling', 'raw Piscina CPU-bound, 2 threads / 1 thread (the ceiling here)', ratio(bps('cpu-2t', 'rawPiscina'), bps('cpu-1t', 'rawPiscina')), null, 0));
+  out.push(check('latency_p99_raw_ms', 'raw consume → Piscina handler-start latency p99 (ms)', r.latency.raw?.p99 ?? null, null, 0));
+  out.push(check('rss_busy_ratio', 'busy (peak) RSS: jetbatch / raw', ratio(r.rss.jetbatch?.busyMiB, r.rss.raw?.busyMiB), null, 0));
+  return out;
+}
+
+const pad = (s: string, n: number): string => s.padEnd(n);
+const num = (x: number | undefined, digits = 0): string => (x === undefined ? '-' : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+
+export function formatReport(r: Results): string {
+  const m = r.machine;
+  const lines: string[] = [];
+  lines.push(`jetbatch benchmark (${r.mode}, median of ${r.repeat}) in ${r.durationSeconds} s`);
+  lines.push(`machine: ${m.nproc} CPUs (${m.cpu}), ${m.memoryGiB} GiB, ${m.os}; node ${m.node}, nats-server ${m.natsServer}, redis ${m.redis}`);
+  lines.push(`packages: ${Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (r.cpu !== null) lines.push(`fixed CPU work: ${r.cpu.iterations.toLocaleString('en-US')} xorshift rounds ≈ ${r.cpu.msPerBatch} ms per batch`);
+  lines.push('');
+  lines.push(`${pad('scenario', 10)}${pad('system', 36)}${'batches'.padStart(8)}${'batches/s'.padStart(12)}${'items/s'.padStart(12)}${'MiB/s'.padStart(10)}`);
+  for (const [scenario, bySystem] of Object.entries(r.throughput)) {
+    for (const [sys, f] of Object.entries(bySystem) as Array<[System, Throughput]>) {
+      lines.push(`${pad(scenario, 10)}${pad(systemLabels[sys], 36)}${num(f.batches).padStart(8)}${num(f.batchesPerSec).padStart(12)}${num(f.itemsPerSec).padStart(12)}${num(f.mibPerSec, 1).padStart(10)}`);
+    }
+  }
+  const s = r.submission;
+  if (s.raw !== undefined || s.jetbatch !== undefined) {
+    lines.push('');
+    lines.push(`submission of ${s.items.toLocaleString('en-US')} items (1 per batch): raw publish ${num(s.raw?.batchesPerSec)} msg/s, jetbatch submit ${num(s.jetbatch?.batchesPerSec)} batches/s`);
+  }
+  const l = r.latency;
+  for (const [name, v] of [['jetbatch', l.jetbatch], ['raw consume→Piscina', l.raw]] as const) {
+    if (v !== undefined) lines.push(`handler-start latency at ${l.rate}/s, ${name}: p50 ${v.p50} ms, p99 ${v.p99} ms, max ${v.max} ms (${v.samples} samples)`);
+  }
+  for (const [name, v] of [['jetbatch daemon', r.rss.jetbatch], ['raw NATS + Piscina', r.rss.raw]] as const) {
+    if (v !== undefined) lines.push(`RSS ${name}: idle ${v.idleMiB} MiB, busy peak ${v.busyMiB} MiB`);
+  }
+  lines.push('');
+  lines.push(`${pad('ratio', 78)}${'value'.padStart(9)}  ${pad('target', 8)} result`);
+  for (const x of r.ratios) {
+    const verdict = x.pass === null ? (x.target === null ? '' : 'n/a') : x.pass ? 'PASS' : 'MISS';
+    lines.push(`${pad(x.label, 78)}${(x.value === null ? 'n/a' : String(x.value)).padStart(9)}  ${pad(x.target ?? '', 8)} ${verdict}`);
+  }
+  if (r.errors.length > 0) lines.push('', 'errors:', ...r.errors.map((e) => `  ${e}`));
+  return lines.join('\n');
+}
