@@ -79,7 +79,6 @@ export function createLogger(opts: LogOptions): Logger {
     mixinMergeStrategy: opts.protectReserved
       ? (mergeObject, mixinObject) => ({ ...omitReserved(mergeObject as Record<string, unknown>), ...mixinObject })
       : (mergeObject, mixinObject) => ({ ...mixinObject, ...mergeObject }),
-    formatters: { bindings: opts.protectReserved ? omitReserved : (b) => b },
     hooks: { streamWrite: guardLineSize(opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES) },
     redact: { paths: opts.redact ?? ['pass', 'token', '*.pass', '*.token', 'password', '*.password'], censor: '[redacted]' },
   };
@@ -88,6 +87,14 @@ export function createLogger(opts: LogOptions): Logger {
     : pino.destination({ fd: 1, sync: opts.sync ?? false });
   const logger = pino(options, destination) as WithMeta;
   logger[META] = { ...opts.meta };
+  if (opts.protectReserved) {
+    // pino applies a bindings formatter to the root logger only; strip reserved keys from every child's bindings
+    // here instead (children inherit this method through their prototype).
+    const original = Object.getPrototypeOf(logger).child as Logger['child'];
+    logger.child = function (this: Logger, bindings, childOptions) {
+      return original.call(this, omitReserved(bindings), childOptions);
+    } as Logger['child'];
+  }
   return logger;
 }
 
