@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run demo`: a job end to end on a local nats-server (started here unless NATS_URL is set).
+# `npm run demo`: batch inference end to end (scripts/demo.ts) on a local nats-server, started here unless NATS_URL is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nats_bin=""
