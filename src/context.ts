@@ -3,7 +3,8 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ErrorCodes, JetbatchError } from './errors.js';
-import { Buckets } from './protocol.js';
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import { Buckets, ProjectsBucket } from './protocol.js';
 
 export interface FleetContext {
   readonly nc: NatsConnection;
@@ -12,6 +13,8 @@ export interface FleetContext {
   readonly jobs: KV;
   readonly apis: KV;
   readonly stats: KV;
+  readonly deployments: KV;
+  readonly projects: ObjectStore;
 }
 
 export async function openContext(nc: NatsConnection): Promise<FleetContext> {
@@ -33,6 +36,9 @@ export async function openContext(nc: NatsConnection): Promise<FleetContext> {
       );
     }
   };
-  const [jobs, apis, stats] = await Promise.all([open(Buckets.jobs), open(Buckets.apis), open(Buckets.stats)]);
-  return { nc, js, jsm, jobs, apis, stats };
+  const [jobs, apis, stats, deployments] = await Promise.all([open(Buckets.jobs), open(Buckets.apis), open(Buckets.stats), open(Buckets.deployments)]);
+  const projects = await new Objm(js).open(ProjectsBucket).catch((err: unknown) => {
+    throw new JetbatchError(ErrorCodes.CONNECTION_FAILED, `object store ${ProjectsBucket} is missing: start a jetbatch daemon once against this NATS server`, { cause: err });
+  });
+  return { nc, js, jsm, jobs, apis, stats, deployments, projects };
 }

@@ -2,6 +2,7 @@
 export { JetbatchClient, type SubmitOptions, type WaitOptions } from './client/client.js';
 export type { SubmitProgress } from './client/submit.js';
 export type { StoredDeadLetter } from './client/dead-letters.js';
+export type { Deployment } from './project/deployments.js';
 export type { NatsOptions } from './connect.js';
 export { ErrorCodes, JetbatchError, type ErrorCode } from './errors.js';
 export { PermanentError, type Handler, type HandlerClass, type HandlerContext } from './handler.js';
@@ -16,5 +17,6 @@ export type {
   JobStatus,
   JobStatusName,
   JobSummary,
+  ApiRecord,
 } from './types.js';
 export { TERMINAL_STATUSES, isTerminal } from './types.js';

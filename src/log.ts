@@ -6,8 +6,9 @@
  * - Worker threads write synchronously to fd 1 from their own thread: a line logged before the thread is
  *   terminated (batch timeout, stop) is already out, and the main thread never waits for it.
  */
+import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
-import pinoPretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 /** Keys jetbatch owns on every log line; a handler cannot overwrite them. */
 export const RESERVED_LOG_KEYS = ['api_name', 'job_id', 'batch_id', 'worker', 'host', 'daemon', 'pid', 'level', 'time', 'msg'] as const;
@@ -82,8 +83,9 @@ export function createLogger(opts: LogOptions): Logger {
     hooks: { streamWrite: guardLineSize(opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES) },
     redact: { paths: opts.redact ?? ['pass', 'token', '*.pass', '*.token', 'password', '*.password'], censor: '[redacted]' },
   };
+  // pino-pretty is loaded only when asked for: worker threads start faster without it.
   const destination: DestinationStream = opts.pretty
-    ? pinoPretty({ sync: opts.sync ?? false, destination: 1, colorize: process.stdout.isTTY === true })
+    ? (createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty)({ sync: opts.sync ?? false, destination: 1, colorize: process.stdout.isTTY === true })
     : pino.destination({ fd: 1, sync: opts.sync ?? false });
   const logger = pino(options, destination) as WithMeta;
   logger[META] = { ...opts.meta };

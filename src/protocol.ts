@@ -22,7 +22,13 @@ export const Buckets = {
   apis: 'JETBATCH_APIS',
   /** Per-daemon batch timing counters: key = `<job>.<daemon>`, value = JSON {count, total_ms}. */
   stats: 'JETBATCH_STATS',
+  /** Deployed handler projects: key = API name, value = JSON Deployment (history = earlier versions). */
+  deployments: 'JETBATCH_DEPLOYMENTS',
 } as const;
+
+/** Object Store bucket of deployed project archives, object name `<api>/v<version>`. */
+export const ProjectsBucket = 'JETBATCH_PROJECTS';
+export const projectObjectName = (api: string, version: number): string => `${api}/v${version}`;
 
 export const Subjects = {
   batch: (api: string, job: string): string => `jetbatch.batch.${api}.${job}`,

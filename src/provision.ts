@@ -15,7 +15,8 @@ import {
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ErrorCodes, JetbatchError } from './errors.js';
-import { Buckets, Streams, Subjects } from './protocol.js';
+import { Objm } from '@nats-io/obj';
+import { Buckets, ProjectsBucket, Streams, Subjects } from './protocol.js';
 
 export interface ProvisionOptions {
   replicas: number;
@@ -66,6 +67,8 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, opts:
   await kvm.create(Buckets.jobs, { history: 1, ttl: opts.retentionMs.jobs, replicas: opts.replicas });
   await kvm.create(Buckets.apis, { history: 1, replicas: opts.replicas });
   await kvm.create(Buckets.stats, { history: 1, ttl: opts.retentionMs.jobs, replicas: opts.replicas });
+  await kvm.create(Buckets.deployments, { history: 64, replicas: opts.replicas });
+  await new Objm(nc).create(ProjectsBucket, { replicas: opts.replicas });
 }
 
 async function ensureStream(jsm: JetStreamManager, want: Partial<StreamConfig> & { name: string; subjects: string[] }): Promise<void> {

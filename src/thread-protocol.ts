@@ -26,8 +26,8 @@ export interface BatchTask {
   attempt: number;
   /** The batch exactly as it arrived: MessagePack bytes, transferred (not cloned), decoded in the worker. */
   payload: Uint8Array;
-  /** Epoch ms at which ctx.signal aborts. */
-  deadline: number;
+  /** ctx.signal aborts this long after handleBatch starts (or after the last ctx.extendLease()). */
+  timeoutMs: number;
 }
 
 export interface CompleteTask {
@@ -75,4 +75,6 @@ export type ControlMessage = { type: 'abort'; jobId: string } | { type: 'ended';
 export type MetricKind = 'counter' | 'gauge' | 'histogram';
 export type WorkerEvent =
   | { type: 'lease'; jobId: string; batchId: string }
+  /** handleBatch is about to run: the batch timeout starts now (loading and constructing the handler do not count). */
+  | { type: 'started'; jobId: string; batchId: string }
   | { type: 'metric'; kind: MetricKind; name: string; value: number; labels: Record<string, string> };

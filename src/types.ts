@@ -61,6 +61,11 @@ export interface JobRecord {
   /** Deliveries per batch before dead-lettering, or null for the API's default. */
   max_attempts: number | null;
   backoff: Partial<BackoffOptions> | null;
+  /**
+   * Deployed project version the job runs on; null (or absent, for publishers that do not deploy) means the API's
+   * local folder, or the latest deployed version when the job is picked up.
+   */
+  project_version?: number | null;
   /** Fingerprint of the submission, so a resubmission with the same id can be told from a conflicting one. */
   spec_hash: string;
   /** ISO time the job was submitted. */

@@ -78,7 +78,7 @@ const post = (kind: MetricKind) => (name: string, value = 1, labels: Record<stri
   events.postMessage({ type: 'metric', kind, name, value, labels } satisfies WorkerEvent);
 const metrics: HandlerMetrics = { increment: post('counter'), gauge: post('gauge'), observe: post('histogram') };
 
-function makeContext(job: JobSpec, attempt: number, log: Logger, signal: AbortSignal, batchId: string | null): HandlerContext {
+function makeContext(job: JobSpec, attempt: number, log: Logger, signal: AbortSignal, batchId: string | null, onExtend: () => void = () => {}): HandlerContext {
   return {
     log,
     signal,
@@ -87,7 +87,9 @@ function makeContext(job: JobSpec, attempt: number, log: Logger, signal: AbortSi
     projectDir: data.projectDir,
     attempt,
     extendLease: () => {
-      if (batchId !== null) events.postMessage({ type: 'lease', jobId: job.job_id, batchId } satisfies WorkerEvent);
+      if (batchId === null) return;
+      onExtend();
+      events.postMessage({ type: 'lease', jobId: job.job_id, batchId } satisfies WorkerEvent);
     },
     metrics,
     client: () => {
@@ -168,12 +170,17 @@ async function runBatch(task: BatchTask): Promise<Outcome> {
     return failure(s.stage, s.original, started);
   }
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(timeoutError(task)), Math.max(0, task.deadline - Date.now()));
+  const arm = (): NodeJS.Timeout => setTimeout(() => ac.abort(timeoutError(task)), task.timeoutMs);
+  let timer = arm();
+  events.postMessage({ type: 'started', jobId: task.job.job_id, batchId: task.batchId } satisfies WorkerEvent);
   let set = running.get(task.job.job_id);
   if (set === undefined) running.set(task.job.job_id, (set = new Set()));
   set.add(ac);
   const batchLog = withMeta(log, { batch_id: task.batchId });
-  const ctx = makeContext(task.job, task.attempt, batchLog, ac.signal, task.batchId);
+  const ctx = makeContext(task.job, task.attempt, batchLog, ac.signal, task.batchId, () => {
+    clearTimeout(timer);
+    if (!ac.signal.aborted) timer = arm();
+  });
   let value: unknown;
   try {
     const h = handler as Handler & { handle_batch?: Handler['handleBatch'] };

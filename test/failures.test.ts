@@ -229,7 +229,7 @@ describe('failure semantics', () => {
     const now = Date.now();
     const record: JobRecord = {
       job_id: 'half-enqueued', api_name: 'echo', status: 'enqueuing', workers: 1, total_batch_count: 10, config: {},
-      timeout: null, batch_timeout: null, max_attempts: null, backoff: null, spec_hash: 'x',
+      timeout: null, batch_timeout: null, max_attempts: null, backoff: null, spec_hash: 'x', project_version: null,
       start_time: new Date(now).toISOString(), end_time: null, enqueue_deadline: new Date(now + 1000).toISOString(),
       error: null, batch_metrics: null, batches_in_queue: null, completion: null,
     };

@@ -1,5 +1,6 @@
 /** The client-side commands: submit, status, jobs, results, stop, apis. */
 import { createWriteStream } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { Command } from 'commander';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { decodeValue } from '../protocol.js';
@@ -201,15 +202,44 @@ export function registerClientCommands(program: Command, setExit: (code: number)
     });
   });
 
-  withConnectionOptions(program.command('apis').description('list the APIs served by the fleet').option('--json', 'print JSON')).action(
+  withConnectionOptions(program.command('apis').description('list the APIs served by the fleet and their deployed versions').option('--json', 'print JSON')).action(
     async (flags: ConnectionFlags & { json?: boolean }) => {
       await withClient(flags, async (client) => {
-        const list = await client.apis();
+        const [served, deployed] = await Promise.all([client.apis(), client.deployments()]);
+        const names = [...new Set([...served.map((a) => a.api_name), ...deployed.map((d) => d.api_name)])].sort();
+        const list = names.map((name) => ({
+          api_name: name,
+          last_seen: served.find((a) => a.api_name === name)?.last_seen ?? null,
+          versions: deployed.filter((d) => d.api_name === name),
+        }));
         if (flags.json) printJson(list);
-        else for (const a of list) process.stdout.write(`${a.api_name}  last_seen=${a.last_seen}\n`);
+        else {
+          for (const a of list) {
+            const v = a.versions[0];
+            process.stdout.write(`${a.api_name}  last_seen=${a.last_seen ?? 'never'}  ${v ? `deployed=v${v.version} (${a.versions.length} versions, ${v.deployed_at})` : 'local project'}\n`);
+          }
+        }
       });
     },
   );
+
+  withConnectionOptions(
+    program
+      .command('deploy')
+      .description('pack a handler project folder and deploy it to the fleet as the next version of an API')
+      .argument('<dir>', 'project folder')
+      .option('--name <api>', 'API name (default: the folder name)')
+      .option('--json', 'print the deployment as JSON'),
+  ).action(async (dir: string, flags: ConnectionFlags & { name?: string; json?: boolean }) => {
+    await withClient(flags, async (client) => {
+      const d = await client.deploy(resolve(dir), flags.name ?? basename(resolve(dir)));
+      if (flags.json) printJson(d);
+      else {
+        process.stdout.write(`deployed ${d.api_name} v${d.version}: ${d.files} files, ${d.size} bytes, sha256 ${d.sha256.slice(0, 12)}\n`);
+        if (d.skipped.length > 0) process.stderr.write(`skipped (links or special files): ${d.skipped.join(', ')}\n`);
+      }
+    });
+  });
 }
 
 function decodeOrBase64(payload: Uint8Array): unknown {

@@ -12,7 +12,15 @@ export function registerStart(program: Command): void {
     .option('--pretty', 'human-readable logs (pino-pretty) instead of JSON lines')
     .action(async (flags: { config: string; server?: string; pretty?: boolean }) => {
       const options = await loadConfig(flags.config, flags.server === undefined ? {} : { servers: flags.server.split(',').map((s) => s.trim()) });
+
+      const overrides = flags.server === undefined ? {} : { servers: flags.server.split(',').map((s) => s.trim()) };
       const daemon = await Daemon.start(options, { pretty: flags.pretty === true });
+      // SIGHUP re-reads the config file; a bad file is reported and the running configuration kept.
+      process.on('SIGHUP', () => {
+        loadConfig(flags.config, overrides)
+          .then((next) => daemon.reload(next))
+          .catch((err: unknown) => daemon.log.error({ err }, 'reload failed; keeping the running configuration'));
+      });
       await new Promise<void>((resolve) => {
         let signals = 0;
         const onSignal = (sig: NodeJS.Signals): void => {

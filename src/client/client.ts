@@ -11,6 +11,7 @@ import { endJob } from '../lifecycle.js';
 import { jobStatus } from '../progress.js';
 import { Streams, Subjects, decodeValue } from '../protocol.js';
 import { getJob, listJobs } from '../registry.js';
+import { deployProject, listDeployments, type Deployment } from '../project/deployments.js';
 import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dead-letters.js';
 import { submitPrepared, type SubmitProgress } from './submit.js';
 import { prepareSubmission, type SubmissionInput } from '../submission.js';
@@ -180,6 +181,19 @@ export class JetbatchClient {
     const result = await endJob(this.#ctx, jobId, 'stopped');
     if (result === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${jobId} not found`);
     return result.record;
+  }
+
+  /**
+   * Packs a handler project folder (the project file rules apply) and deploys it to the fleet as the next version
+   * of `api`; daemons serving the API as `deployed: true` run new jobs on it without a restart.
+   */
+  async deploy(dir: string, api: string): Promise<Deployment & { skipped: string[] }> {
+    return deployProject(this.#ctx, dir, api);
+  }
+
+  /** Every deployed version of every API, newest first per API. */
+  async deployments(): Promise<Deployment[]> {
+    return listDeployments(this.#ctx);
   }
 
   /** APIs registered by the fleet. */

@@ -10,6 +10,7 @@ import type { FleetContext } from '../context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { discardQueue, publishEvent } from '../lifecycle.js';
 import { Headers, Streams, Subjects, batchMsgId } from '../protocol.js';
+import { currentDeployment } from '../project/deployments.js';
 import { createJob, getJob, transitionJob } from '../registry.js';
 import type { PreparedJob } from '../submission.js';
 import { API_STALE_MS, isTerminal, type ApiRecord, type JobRecord } from '../types.js';
@@ -52,6 +53,7 @@ export async function submitPrepared(
     batch_timeout: job.batch_timeout,
     max_attempts: job.max_attempts,
     backoff: job.backoff,
+    project_version: (await currentDeployment(ctx, job.api_name))?.deployment.version ?? null,
     spec_hash: job.spec_hash,
     start_time: new Date(now).toISOString(),
     end_time: null,

@@ -22,7 +22,7 @@ export interface CompletionDeps {
   log: Logger;
   /** How long a claim stays valid without renewal, in ms. */
   leaseMs: number;
-  poolFor(api: string): ApiPool | undefined;
+  poolFor(record: JobRecord): Promise<ApiPool>;
   /** Called before onJobComplete runs, to let in-flight stats land. */
   flushStats(jobId: string): Promise<void>;
 }
@@ -49,8 +49,7 @@ export async function checkJob(deps: CompletionDeps, record: JobRecord): Promise
     return;
   }
   if ((await countSubject(deps.ctx, Streams.batches, Subjects.batch(record.api_name, jobId))) > 0) return;
-  const pool = deps.poolFor(record.api_name);
-  if (pool === undefined) return;
+  const pool = await deps.poolFor(record);
   const claimed = await transitionJob(deps.ctx.jobs, jobId, (r) => {
     if (r.status === 'completing' && r.completion !== null && Date.now() < Date.parse(r.completion.lease_until)) return null;
     if (r.status !== 'pending' && r.status !== 'running' && r.status !== 'completing') return null;

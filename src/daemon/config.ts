@@ -37,20 +37,30 @@ const backoff = z
 const apiSchema = z
   .object({
     name: z.string().regex(API_NAME_PATTERN, `must match ${API_NAME_PATTERN.source}`),
-    project: z.string().min(1),
+    /** Folder of the handler project on this host. */
+    project: z.string().min(1).optional(),
+    /** Serve the project deployed to the fleet with `jetbatch deploy` instead of a local folder. */
+    deployed: z.boolean().default(false),
     handler: z.string().min(1).optional(),
     threads: z.number().int().min(1).max(256).optional(),
     /** Batches one thread runs at once (for async, I/O-bound handlers). */
     concurrency: z.number().int().min(1).max(1024).default(1),
     config: z.record(z.string(), z.unknown()).default({}),
     batch_timeout: duration.default(600_000),
+    /** Extra time the first batch of a job on a thread gets for loading and constructing the handler. */
+    init_timeout: duration.default(600_000),
     max_attempts: z.number().int().min(1).max(1000).default(3),
     backoff: backoff.default({ initial: 1000, factor: 2, max: 60_000, jitter: 0.2 }),
     memory_limit_mb: z.number().int().min(16).optional(),
     gpus: z.array(z.number().int().min(0)).optional(),
     log_level: levels.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((a, ctx) => {
+    if ((a.project === undefined) === !a.deployed) {
+      ctx.addIssue({ code: 'custom', message: 'give either project (a folder) or deployed: true', path: ['project'] });
+    }
+  });
 
 const tls = z.object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).strict();
 
@@ -76,6 +86,8 @@ const configSchema = z
       .strict()
       .default({ listen: '127.0.0.1:9464', enabled: true }),
     log_level: levels.default('info'),
+    /** Where deployed projects are unpacked (systemd's StateDirectory when set). */
+    state_dir: z.string().min(1).optional(),
     /** Log lines longer than this (bytes) are replaced by a warning line. */
     log_max_line_bytes: z.number().int().min(1024).default(5 * 1024 * 1024),
     shutdown_grace: duration.default(30_000),
@@ -106,14 +118,17 @@ const configSchema = z
 
 export interface ApiOptions {
   readonly name: string;
-  /** Absolute path of the project folder. */
+  /** Absolute path of the project folder ('' for a deployed API until a version is loaded). */
   readonly project: string;
-  /** Absolute path of the handler module. */
+  /** The handler module: absolute for a local project, relative to the project for a deployed one. */
   readonly handler: string | undefined;
+  /** Served from `jetbatch deploy` versions rather than a local folder. */
+  readonly deployed: boolean;
   readonly threads: number;
   readonly concurrency: number;
   readonly config: Readonly<Record<string, unknown>>;
   readonly batchTimeoutMs: number;
+  readonly initTimeoutMs: number;
   readonly maxAttempts: number;
   readonly backoff: Readonly<BackoffOptions>;
   readonly memoryLimitMb: number | undefined;
@@ -123,6 +138,7 @@ export interface ApiOptions {
 
 export interface DaemonOptions {
   readonly configFile: string;
+  readonly stateDir: string;
   readonly nats: Readonly<NatsOptions>;
   readonly apis: readonly ApiOptions[];
   readonly metrics: { readonly listen: string; readonly enabled: boolean };
@@ -185,15 +201,17 @@ export function parseConfig(raw: unknown, configFile: string, overrides: Overrid
     nats.tls = t;
   }
   const apis: ApiOptions[] = c.apis.map((a) => {
-    const project = resolve(base, a.project);
+    const project = a.project === undefined ? '' : resolve(base, a.project);
     return {
       name: a.name,
       project,
-      handler: a.handler === undefined ? undefined : resolve(project, a.handler),
+      deployed: a.deployed,
+      handler: a.handler === undefined ? undefined : a.deployed ? a.handler : resolve(project, a.handler),
       threads: a.threads ?? (a.gpus && a.gpus.length > 0 ? a.gpus.length : Math.max(1, cpus().length)),
       concurrency: a.concurrency,
       config: a.config,
       batchTimeoutMs: a.batch_timeout,
+      initTimeoutMs: a.init_timeout,
       maxAttempts: a.max_attempts,
       backoff: {
         initial_ms: a.backoff.initial,
@@ -208,6 +226,7 @@ export function parseConfig(raw: unknown, configFile: string, overrides: Overrid
   });
   return deepFreeze({
     configFile,
+    stateDir: resolve(base, c.state_dir ?? process.env.STATE_DIRECTORY?.split(':')[0] ?? 'state'),
     nats,
     apis,
     metrics: c.metrics,

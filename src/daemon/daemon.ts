@@ -22,12 +22,12 @@ import { toErrorInfo } from './settle.js';
 import { isTerminal } from '../types.js';
 import { checkJob, type CompletionDeps } from './completion.js';
 import type { DaemonOptions } from './config.js';
-import { apiEnvironment } from './env.js';
 import { startHttp } from './http.js';
 import { HandlerMetricsSink } from './handler-metrics.js';
 import { JobRunner } from './job-runner.js';
 import { DaemonMetrics } from './metrics.js';
-import { ApiPool } from './pool.js';
+import { ApiHost } from './api-host.js';
+import type { ApiPool } from './pool.js';
 import { serveRequests } from './requests.js';
 import { TimingStats } from './stats.js';
 
@@ -47,7 +47,10 @@ export class Daemon {
   readonly #statuses = new Map<string, { api: string; status: string }>();
   readonly #nc: NatsConnection;
   readonly #ctx: FleetContext;
-  readonly #pools = new Map<string, ApiPool>();
+  #host!: ApiHost;
+  /** Every active job of any API (so a reload that adds an API finds its jobs). */
+  readonly #allActive = new Map<string, JobRecord>();
+  readonly #starting = new Set<string>();
   readonly #runners = new Map<string, JobRunner>();
   /** Latest record of every active job of our APIs. */
   readonly #active = new Map<string, JobRecord>();
@@ -71,7 +74,7 @@ export class Daemon {
     this.id = id;
     this.#leaseMs = leaseMs;
     this.metrics = new DaemonMetrics({
-      pools: () => [...this.#pools.values()].map((p) => ({ api: p.api.name, utilization: p.utilization, threads: p.threads, capacity: p.slots.capacity, used: p.slots.used })),
+      pools: () => this.#host.pools().map((p) => ({ api: p.api.name, utilization: p.utilization, threads: p.threads, capacity: p.slots.capacity, used: p.slots.used })),
       queueDepth: () => this.#queueDepth(),
       jobStatuses: () => [...this.#statuses.values()],
     });
@@ -109,27 +112,29 @@ export class Daemon {
     const reasons: string[] = [];
     if (!this.#connected) reasons.push('disconnected from NATS');
     if (this.#draining) reasons.push('draining');
-    for (const [name, pool] of this.#pools) if (pool.threads === 0) reasons.push(`pool ${name} has no threads`);
+    for (const pool of this.#host.pools()) if (pool.threads === 0) reasons.push(`pool ${pool.api.name} has no threads`);
     return { ready: reasons.length === 0, reasons };
   }
 
   async #start(host: string, sweepMs: number, pretty: boolean): Promise<void> {
-    for (const api of this.options.apis) {
-      const pool = new ApiPool({
-        api,
+    this.#host = new ApiHost(
+      {
+        ctx: this.#ctx,
         host,
         daemonId: this.id,
         pretty,
         maxLineBytes: this.options.logMaxLineBytes,
         nats: this.options.nats,
-        env: apiEnvironment(api.project, process.env),
-        onEvent: (event) => {
-          if (event.type === 'lease') this.#runners.get(event.jobId)?.extendLease(event.batchId);
-          else this.#handlerMetrics.record(api.name, event.kind, event.name, event.value, event.labels);
+        stateDir: this.options.stateDir,
+        log: this.log,
+        onEvent: (api, event) => {
+          if (event.type === 'lease' || event.type === 'started') this.#runners.get(event.jobId)?.extendLease(event.batchId);
+          else this.#handlerMetrics.record(api, event.kind, event.name, event.value, event.labels);
         },
-      });
-      this.#pools.set(api.name, pool);
-    }
+      },
+      this.options.apis,
+    );
+    await this.#host.start();
     await this.#registerApis();
     this.#watchConnection();
     this.#subs.push(
@@ -150,7 +155,7 @@ export class Daemon {
     if (this.options.metrics.enabled) {
       this.#http = await startHttp(this.options.metrics.listen, { registry: this.metrics.registry, ready: () => this.ready() });
     }
-    this.log.info({ apis: this.options.apis.map((a) => ({ name: a.name, threads: a.threads })), metrics: this.metricsAddress }, 'daemon started');
+    this.log.info({ apis: this.#host.apis().map((a) => ({ name: a.name, threads: a.threads, deployed: a.deployed })), metrics: this.metricsAddress }, 'daemon started');
   }
 
   #every(ms: number, fn: () => Promise<void>): void {
@@ -166,7 +171,7 @@ export class Daemon {
 
   async #queueDepth(): Promise<Map<string, number>> {
     const depth = new Map<string, number>();
-    for (const api of this.#pools.keys()) {
+    for (const { name: api } of this.#host.apis()) {
       const filter = `jetbatch.batch.${api}.>`;
       const info = await this.#ctx.jsm.streams.info(Streams.batches, { subjects_filter: filter }).catch(() => null);
       depth.set(api, Object.values(info?.state.subjects ?? {}).reduce((a, b) => a + b, 0));
@@ -175,7 +180,7 @@ export class Daemon {
   }
 
   async #registerApis(): Promise<void> {
-    for (const api of this.options.apis) {
+    for (const api of this.#host.apis()) {
       await this.#ctx.apis.put(api.name, encodeJson({ api_name: api.name, last_seen: new Date().toISOString(), daemon: this.id }));
     }
   }
@@ -217,6 +222,7 @@ export class Daemon {
   #onJobEntry(entry: KvWatchEntry): void {
     if (entry.operation !== 'PUT' || entry.value.length === 0) {
       this.#statuses.delete(entry.key);
+      this.#allActive.delete(entry.key);
       void this.#retire(entry.key);
       return;
     }
@@ -227,8 +233,9 @@ export class Daemon {
       this.log.warn({ err, key: entry.key }, 'ignoring an undecodable job record');
       return;
     }
-    const pool = this.#pools.get(record.api_name);
-    if (pool === undefined) return;
+    if (isTerminal(record.status)) this.#allActive.delete(record.job_id);
+    else this.#allActive.set(record.job_id, record);
+    if (!this.#host.serves(record.api_name)) return;
     this.#statuses.set(record.job_id, { api: record.api_name, status: record.status });
     if (isTerminal(record.status)) {
       this.#active.delete(record.job_id);
@@ -237,13 +244,29 @@ export class Daemon {
     }
     this.#active.set(record.job_id, record);
     const runner = this.#runners.get(record.job_id);
-    if (runner === undefined && !this.#fatal.has(record.job_id)) this.#startRunner(pool, record);
+    if (runner === undefined && !this.#fatal.has(record.job_id)) void this.#startRunner(record);
     // Batches may start while the publisher is still enqueuing; the job turns `running` once it is `pending`.
     if (record.status === 'pending' && runner?.started === true) void this.#markRunning(record.job_id);
   }
 
-  #startRunner(pool: ApiPool, record: JobRecord): void {
+  async #startRunner(record: JobRecord): Promise<void> {
     const api = record.api_name;
+    if (this.#starting.has(record.job_id) || this.#runners.has(record.job_id) || this.#draining) return;
+    this.#starting.add(record.job_id);
+    let pool: ApiPool;
+    try {
+      pool = await this.#host.poolFor(record);
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      this.#fail(record.job_id, api, { name: e.name, code: e.code ?? ErrorCodes.HANDLER_LOAD_FAILED, message: e.message });
+      return;
+    } finally {
+      this.#starting.delete(record.job_id);
+    }
+    if (this.#draining || !this.#active.has(record.job_id)) {
+      this.#host.release(record.job_id);
+      return;
+    }
     const runner = new JobRunner(this.#ctx, pool, record, {
       log: this.log,
       leaseMs: this.#leaseMs,
@@ -253,38 +276,26 @@ export class Daemon {
         if (deliveryCount > 1) this.metrics.redeliveries.inc({ api_name: api });
       },
       onFinished: () => this.metrics.inFlight.dec({ api_name: api }),
-      onSucceeded: (jobId, ms) => {
-        this.#stats.record(jobId, ms);
-        this.metrics.duration.observe({ api_name: api }, ms / 1000);
-      },
+      onSucceeded: (jobId, ms) => this.#stats.record(jobId, ms),
       onSettled: (jobId, outcome, decision) => {
-        if (outcome.initMs !== undefined) this.metrics.handlerInit.observe({ api_name: api }, outcome.initMs / 1000);
-        if (decision === 'released' && outcome.terminated !== undefined) this.metrics.workerDeaths.inc({ api_name: api, reason: outcome.terminated });
-        if (decision === 'acked') this.metrics.batches.inc({ api_name: api, outcome: 'succeeded' });
-        else if (decision === 'retried') this.metrics.batches.inc({ api_name: api, outcome: 'retried' });
-        else if (decision === 'dead-lettered') this.metrics.batches.inc({ api_name: api, outcome: 'dead_lettered' });
-        if (!outcome.ok && decision !== 'released') {
-          this.metrics.duration.observe({ api_name: api }, outcome.durationMs / 1000);
-          const code = outcome.error.code;
-          if (code === ErrorCodes.BATCH_TIMEOUT) this.metrics.timeouts.inc({ api_name: api });
-          if (outcome.terminated !== undefined) this.metrics.workerDeaths.inc({ api_name: api, reason: outcome.terminated });
-          if (decision === 'dead-lettered' && code === ErrorCodes.WORKER_OOM) void this.#noteOom(jobId, toErrorInfo(outcome.error));
-        }
+        this.metrics.settled(api, outcome, decision);
+        if (!outcome.ok && decision === 'dead-lettered' && outcome.error.code === ErrorCodes.WORKER_OOM) void this.#noteOom(jobId, toErrorInfo(outcome.error));
         if (this.#runners.get(jobId)?.inFlight === 1) void this.#checkSoon(jobId);
       },
-      onFatal: (jobId, error) => {
-        if (this.#fatal.has(jobId)) return;
-        this.#fatal.add(jobId);
-        this.log.error({ job_id: jobId, api_name: api, error }, 'handler failed to load or construct; failing the job');
-        void endJob(this.#ctx, jobId, 'worker_error', error).catch((err: unknown) =>
-          this.log.error({ err, job_id: jobId }, 'failing the job failed'),
-        );
-      },
+      onFatal: (jobId, error) => this.#fail(jobId, api, error),
     });
     this.#runners.set(record.job_id, runner);
     this.metrics.activeJobs.inc({ api_name: api });
     runner.start();
     this.log.info({ job_id: record.job_id, api_name: api, status: record.status }, 'job picked up');
+  }
+
+  /** The handler cannot be loaded or constructed here: the job ends as worker_error (once per job). */
+  #fail(jobId: string, api: string, error: ErrorInfo): void {
+    if (this.#fatal.has(jobId)) return;
+    this.#fatal.add(jobId);
+    this.log.error({ job_id: jobId, api_name: api, error }, 'handler failed to load or construct; failing the job');
+    void endJob(this.#ctx, jobId, 'worker_error', error).catch((err: unknown) => this.log.error({ err, job_id: jobId }, 'failing the job failed'));
   }
 
   /** A batch dead-lettered after its thread hit the memory cap makes the job end as `worker_oom`. */
@@ -302,13 +313,16 @@ export class Daemon {
   /** Stops and forgets the job's runner (aborting its in-flight batches) and drops its handler instances. */
   async #retire(jobId: string): Promise<void> {
     const runner = this.#runners.get(jobId);
-    if (runner === undefined) return;
+    if (runner === undefined) {
+      this.#host.release(jobId);
+      return;
+    }
     this.#runners.delete(jobId);
     this.metrics.activeJobs.dec({ api_name: runner.spec.api_name });
-    const pool = this.#pools.get(runner.spec.api_name);
-    pool?.broadcast({ type: 'abort', jobId });
+    runner.pool.broadcast({ type: 'abort', jobId });
     await runner.stop('abort');
-    pool?.broadcast({ type: 'ended', jobId });
+    runner.pool.broadcast({ type: 'ended', jobId });
+    this.#host.release(jobId);
     await this.#stats.flush(jobId);
     this.#stats.forget(jobId);
   }
@@ -319,7 +333,7 @@ export class Daemon {
       daemonId: this.id,
       log: this.log,
       leaseMs: this.#leaseMs,
-      poolFor: (api) => this.#pools.get(api),
+      poolFor: (record) => this.#host.poolFor(record),
       flushStats: (jobId) => this.#stats.flush(jobId),
     };
   }
@@ -351,6 +365,35 @@ export class Daemon {
   }
 
   /**
+   * Applies a re-read configuration (SIGHUP): APIs added, removed or changed (threads, config, timeouts…). Jobs of
+   * removed or changed APIs stop pulling, their in-flight batches get the shutdown grace to finish and the rest are
+   * handed back for redelivery; changed and added APIs then start on fresh pools. NATS settings need a restart.
+   */
+  async reload(next: DaemonOptions): Promise<{ closed: string[]; added: string[] }> {
+    if (this.#draining) return { closed: [], added: [] };
+    const outdated = new Set(this.#host.outdatedBy(next.apis));
+    const stopping = [...this.#runners.values()].filter((r) => outdated.has(r.spec.api_name));
+    await Promise.all(
+      stopping.map(async (r) => {
+        this.#runners.delete(r.jobId);
+        this.metrics.activeJobs.dec({ api_name: r.spec.api_name });
+        await r.stop('release', this.options.shutdownGraceMs);
+        this.#host.release(r.jobId);
+      }),
+    );
+    const result = await this.#host.reconfigure(next.apis);
+    for (const jobId of [...this.#active.keys()]) if (!this.#host.serves(this.#active.get(jobId)!.api_name)) this.#active.delete(jobId);
+    for (const record of this.#allActive.values()) {
+      if (!this.#host.serves(record.api_name)) continue;
+      this.#active.set(record.job_id, record);
+      if (!this.#runners.has(record.job_id)) void this.#startRunner(record);
+    }
+    await this.#registerApis().catch(() => undefined);
+    this.log.info({ closed: result.closed, added: result.added }, 'configuration reloaded');
+    return result;
+  }
+
+  /**
    * Graceful stop (idempotent): stop pulling, let in-flight batches finish within the shutdown grace, hand the
    * rest back for immediate redelivery, close the pools, drain the connection.
    */
@@ -375,7 +418,7 @@ export class Daemon {
     await Promise.all([...this.#runners.values()].map((r) => step(() => r.stop('release', this.options.shutdownGraceMs))));
     this.#runners.clear();
     await step(() => this.#stats.flush());
-    await Promise.all([...this.#pools.values()].map((p) => step(() => p.close())));
+    await step(() => this.#host.close());
     if (this.#http !== undefined) {
       const http = this.#http;
       await step(() => new Promise<void>((resolve) => { http.close(() => resolve()); http.closeAllConnections(); }));

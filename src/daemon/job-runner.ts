@@ -79,6 +79,10 @@ export class JobRunner {
     this.#started = record.status === 'running';
   }
 
+  get pool(): ApiPool {
+    return this.#pool;
+  }
+
   /** Whether this daemon has dispatched a batch of the job. */
   get started(): boolean {
     return this.#started;
@@ -96,7 +100,7 @@ export class JobRunner {
     this.#heartbeat.unref();
   }
 
-  /** Extends a running batch's deadline by one batch timeout (ctx.extendLease). */
+  /** Restarts a batch's timeout from now (handleBatch started, or ctx.extendLease()). */
   extendLease(batchId: string): void {
     const f = this.#inflight.get(batchId);
     if (f === undefined) return;
@@ -235,7 +239,9 @@ export class JobRunner {
     }
     this.#hooks.onDispatched(this.jobId, msg.info.deliveryCount);
     const ac = new AbortController();
-    const f: InFlight = { msg, ac, reason: 'timeout', timer: undefined as unknown as NodeJS.Timeout, deadline: Date.now() + this.spec.batch_timeout * 1000 };
+    // Until the worker reports that handleBatch started, loading and constructing the handler get init_timeout too.
+    const deadline = Date.now() + this.#pool.api.initTimeoutMs + this.spec.batch_timeout * 1000;
+    const f: InFlight = { msg, ac, reason: 'timeout', timer: undefined as unknown as NodeJS.Timeout, deadline };
     f.timer = this.#armTimeout(f);
     this.#inflight.set(key, f);
     void this.#process(f, id).finally(() => {
@@ -259,7 +265,7 @@ export class JobRunner {
       // Copy out of the connection's read buffer before transferring (see DESIGN.md §6).
       const payload = new Uint8Array(msg.data);
       outcome = await this.#pool.run(
-        { kind: 'batch', job: this.spec, batchId: id.batchId, attempt, payload, deadline: f.deadline },
+        { kind: 'batch', job: this.spec, batchId: id.batchId, attempt, payload, timeoutMs: this.spec.batch_timeout * 1000 },
         f.ac.signal,
         () => f.reason,
       );

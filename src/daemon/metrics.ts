@@ -3,6 +3,8 @@
  * vocabularies); never job or batch ids. docs/operations.md explains each metric.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ErrorCodes } from '../errors.js';
+import type { Outcome } from '../thread-protocol.js';
 
 /** Live figures read at scrape time. */
 export interface MetricsSource {
@@ -134,5 +136,16 @@ export class DaemonMetrics {
         for (const j of source.jobStatuses()) this.inc({ api_name: j.api, status: j.status });
       },
     });
+  }
+
+  /** Accounts for one settled batch attempt. */
+  settled(api: string, outcome: Outcome, decision: 'acked' | 'retried' | 'dead-lettered' | 'released'): void {
+    const labels = { api_name: api };
+    if (outcome.initMs !== undefined) this.handlerInit.observe(labels, outcome.initMs / 1000);
+    if (outcome.terminated !== undefined) this.workerDeaths.inc({ api_name: api, reason: outcome.terminated });
+    if (decision === 'released') return;
+    this.duration.observe(labels, outcome.durationMs / 1000);
+    this.batches.inc({ api_name: api, outcome: decision === 'acked' ? 'succeeded' : decision === 'retried' ? 'retried' : 'dead_lettered' });
+    if (!outcome.ok && outcome.error.code === ErrorCodes.BATCH_TIMEOUT) this.timeouts.inc(labels);
   }
 }
