@@ -58,7 +58,7 @@ export async function connectNats(options: NatsOptions, behaviour: ConnectBehavi
     const reason = err instanceof Error ? err.message : String(err);
     throw new JetbatchError(
       ErrorCodes.CONNECTION_FAILED,
-      `cannot connect to NATS at ${options.servers.join(', ')}: ${reason}`,
+      `cannot connect to NATS at ${options.servers.map(withoutCredentials).join(', ')}: ${reason}`,
       { cause: err },
     );
   }
@@ -70,4 +70,9 @@ async function readSecret(path: string, key: string): Promise<string> {
   } catch (err) {
     throw new JetbatchError(ErrorCodes.INVALID_CONFIG, `${key}: cannot read ${path}`, { cause: err });
   }
+}
+
+/** A server URL with any `user:pass@` or `token@` part removed, for messages. */
+export function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
 }

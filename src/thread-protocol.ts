@@ -15,8 +15,12 @@ export interface WorkerData {
   pretty: boolean;
   maxLineBytes: number;
   nats: NatsOptions;
-  /** One Int32 slot: the next worker index, handed out with Atomics.add. */
-  workerCounter: SharedArrayBuffer;
+  /**
+   * One Int32 per thread of the pool: the threadId holding that worker index, 0 when free. A new thread claims the
+   * first free slot; the main thread frees a slot when Piscina destroys its thread, so a replacement thread gets
+   * the index (and GPU) of the one it replaces.
+   */
+  workerSlots: SharedArrayBuffer;
 }
 
 export interface BatchTask {

@@ -3,7 +3,7 @@
  * the first batch of the job that reaches the thread. Every task resolves with an Outcome; nothing is rethrown.
  */
 import { hostname } from 'node:os';
-import { BroadcastChannel, workerData as rawWorkerData } from 'node:worker_threads';
+import { BroadcastChannel, threadId, workerData as rawWorkerData } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { createLogger, withMeta } from './log.js';
 import { JetbatchClient } from './client/client.js';
@@ -27,11 +27,16 @@ import {
 import type { JobSpec } from './types.js';
 
 const data = rawWorkerData as WorkerData;
-const workerIndex = Atomics.add(new Int32Array(data.workerCounter), 0, 1);
+const workerIndex = claimSlot(new Int32Array(data.workerSlots));
+
+function claimSlot(slots: Int32Array): number {
+  for (let i = 0; i < slots.length; i++) if (Atomics.compareExchange(slots, i, 0, threadId) === 0) return i;
+  return slots.length + threadId; // more threads than slots: never expected, but stay unique
+}
 const gpu = data.gpus.length > 0 ? (data.gpus[workerIndex % data.gpus.length] ?? null) : null;
 const baseLog: Logger = createLogger({
   level: data.logLevel,
-  meta: { host: data.host || hostname(), daemon: data.daemonId, api_name: data.apiName, worker: workerIndex },
+  meta: { host: data.host || hostname(), daemon: data.daemonId, pid: process.pid, api_name: data.apiName, worker: workerIndex },
   maxLineBytes: data.maxLineBytes,
   pretty: data.pretty,
   sync: true,

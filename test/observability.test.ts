@@ -50,7 +50,12 @@ describe('metrics and health endpoints', () => {
     const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'obs-'));
     const slow = await client.submit({ api_name: 'recorder', items: Array.from({ length: 12 }, (_, i) => i), batch_size: 1, workers: 2, config: { record_dir: dir, delay_ms: 300 } });
     await new Promise((r) => setTimeout(r, 700));
-    const during = await scrape(daemon);
+    let during = await scrape(daemon);
+    // Queue depth is polled in the background (every check interval, at least 1 s).
+    for (let i = 0; i < 20 && valueOf(during, 'jetbatch_queue_depth', { api_name: 'recorder' }) === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      during = await scrape(daemon);
+    }
     assert.equal(valueOf(during, 'jetbatch_batches_in_flight', { api_name: 'recorder' }), 2, 'two batches in flight (workers=2)');
     const depth = valueOf(during, 'jetbatch_queue_depth', { api_name: 'recorder' }) ?? -1;
     assert.ok(depth > 2 && depth <= 12, `queue depth ${depth}`);
@@ -60,7 +65,9 @@ describe('metrics and health endpoints', () => {
     const job = await client.submit({ api_name: 'always-throws', batches: Array.from({ length: 8 }, (_, i) => [i]), workers: 4, config: { fail: ['2', '5'] } });
     const final = await client.wait(job.job_id, { intervalMs: 100, timeoutMs: 30_000 });
     assert.equal(final.status, 'completed_with_failures');
+    await new Promise((r) => setTimeout(r, 1200));
     const exp = await scrape(daemon);
+    assert.equal(valueOf(exp, 'jetbatch_ready'), 1);
     assert.equal(exp.types.get('jetbatch_batches_total'), 'counter');
     assert.equal(exp.types.get('jetbatch_batch_duration_seconds'), 'histogram');
     assert.equal(exp.types.get('jetbatch_batches_in_flight'), 'gauge');

@@ -51,6 +51,7 @@ export class Daemon {
   /** Every active job of any API (so a reload that adds an API finds its jobs). */
   readonly #allActive = new Map<string, JobRecord>();
   readonly #starting = new Set<string>();
+  #depth = new Map<string, number>();
   readonly #runners = new Map<string, JobRunner>();
   /** Latest record of every active job of our APIs. */
   readonly #active = new Map<string, JobRecord>();
@@ -75,7 +76,8 @@ export class Daemon {
     this.#leaseMs = leaseMs;
     this.metrics = new DaemonMetrics({
       pools: () => this.#host.pools().map((p) => ({ api: p.api.name, utilization: p.utilization, threads: p.threads, capacity: p.slots.capacity, used: p.slots.used })),
-      queueDepth: () => this.#queueDepth(),
+      queueDepth: () => this.#depth,
+      ready: () => this.ready().ready,
       jobStatuses: () => [...this.#statuses.values()],
     });
     this.#stats = new TimingStats(ctx.stats, id);
@@ -88,7 +90,7 @@ export class Daemon {
     const id = `${host.replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const log =
       runtime.logger ??
-      createLogger({ level: options.logLevel, meta: { host, daemon: id, worker: 'main' }, maxLineBytes: options.logMaxLineBytes, pretty: runtime.pretty === true });
+      createLogger({ level: options.logLevel, meta: { host, daemon: id, worker: 'main', pid: process.pid }, maxLineBytes: options.logMaxLineBytes, pretty: runtime.pretty === true });
     const nc = await connectNats({ ...options.nats, name: options.nats.name ?? `jetbatch-daemon-${id}` }, { reconnectForever: true });
     try {
       await provision(nc, await jetstreamManager(nc), { replicas: options.replicas, retentionMs: options.retentionMs });
@@ -152,6 +154,8 @@ export class Daemon {
     this.#every(sweepMs, () => this.#sweep());
     this.#every(1000, () => this.#stats.flush());
     this.#every(30_000, () => this.#registerApis());
+    this.#every(Math.max(1000, sweepMs), () => this.#pollQueueDepth());
+    for (const api of this.#host.apis()) this.metrics.initApi(api.name);
     if (this.options.metrics.enabled) {
       this.#http = await startHttp(this.options.metrics.listen, { registry: this.metrics.registry, ready: () => this.ready() });
     }
@@ -169,14 +173,14 @@ export class Daemon {
     this.#timers.push(t);
   }
 
-  async #queueDepth(): Promise<Map<string, number>> {
+  /** Polled in the background so a scrape never waits on NATS; an API whose figure is unknown is absent. */
+  async #pollQueueDepth(): Promise<void> {
     const depth = new Map<string, number>();
     for (const { name: api } of this.#host.apis()) {
-      const filter = `jetbatch.batch.${api}.>`;
-      const info = await this.#ctx.jsm.streams.info(Streams.batches, { subjects_filter: filter }).catch(() => null);
-      depth.set(api, Object.values(info?.state.subjects ?? {}).reduce((a, b) => a + b, 0));
+      const info = await this.#ctx.jsm.streams.info(Streams.batches, { subjects_filter: `jetbatch.batch.${api}.>` }).catch(() => null);
+      if (info !== null) depth.set(api, Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0));
     }
-    return depth;
+    this.#depth = depth;
   }
 
   async #registerApis(): Promise<void> {
@@ -389,6 +393,7 @@ export class Daemon {
       if (!this.#runners.has(record.job_id)) void this.#startRunner(record);
     }
     await this.#registerApis().catch(() => undefined);
+    for (const api of this.#host.apis()) this.metrics.initApi(api.name);
     this.log.info({ closed: result.closed, added: result.added }, 'configuration reloaded');
     return result;
   }

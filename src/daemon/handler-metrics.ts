@@ -9,6 +9,7 @@ import type { MetricKind } from '../thread-protocol.js';
 
 const NAME = /^[a-zA-Z_][a-zA-Z0-9_]{0,100}$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]{0,60}$/;
+const RESERVED_LABELS = new Set(['api_name', 'le', 'quantile', 'job', 'instance']);
 /** Most label combinations (series) per handler metric. */
 export const MAX_SERIES = 500;
 /** Most distinct handler metric names per daemon. */
@@ -32,7 +33,16 @@ export class HandlerMetricsSink {
     this.#log = log;
   }
 
+  /** Never throws: a bad metric from a handler must not take the daemon down. */
   record(apiName: string, kind: MetricKind, name: string, value: number, labels: Record<string, string>): void {
+    try {
+      this.#record(apiName, kind, name, value, labels);
+    } catch (err) {
+      this.#warnOnce(`${name}:error`, { api_name: apiName, metric: name, err }, 'handler metric dropped');
+    }
+  }
+
+  #record(apiName: string, kind: MetricKind, name: string, value: number, labels: Record<string, string>): void {
     const problem = this.#check(kind, name, value, labels);
     if (problem !== null) {
       this.#warnOnce(`${name}:${problem}`, { api_name: apiName, metric: name, problem }, 'handler metric dropped');
@@ -59,10 +69,12 @@ export class HandlerMetricsSink {
     if (!Number.isFinite(value)) return 'value is not a finite number';
     if (kind === 'counter' && value < 0) return 'counters only go up';
     for (const [k, v] of Object.entries(labels)) {
-      if (!LABEL.test(k) || k === 'api_name') return `invalid label name ${k}`;
+      if (!LABEL.test(k) || RESERVED_LABELS.has(k) || k.startsWith('__')) return `invalid or reserved label name ${k}`;
       if (typeof v !== 'string') return `label ${k} is not a string`;
     }
     const existing = this.#entries.get(name);
+    if (existing === undefined && this.#registry.getSingleMetric(`jetbatch_handler_${name}`) !== undefined) return 'name taken by a jetbatch metric';
+    if (existing === undefined && /_(bucket|sum|count|total)$/.test(name) && kind === 'histogram') return 'histogram names cannot end in _bucket, _sum, _count or _total';
     if (existing !== undefined) {
       if (existing.kind !== kind) return `already a ${existing.kind}`;
       const names = Object.keys(labels).sort();

@@ -301,12 +301,15 @@ export class JobRunner {
       return;
     }
     const decision = decideFailure(outcome.error, attempt, this.spec.max_attempts, this.#backoff);
+    const fields = { job_id: this.jobId, api_name: this.spec.api_name, batch_id: id?.batchId, attempt, error: toErrorInfo(outcome.error) };
     if (decision.action === 'retry') {
+      this.#hooks.log.info({ ...fields, retry_in_ms: decision.delayMs }, 'batch attempt failed; retrying');
       msg.nak(decision.delayMs);
       this.#hooks.onSettled(this.jobId, outcome, 'retried');
       return;
     }
     await deadLetter(this.#ctx, msg, id, attempt, toErrorInfo(outcome.error));
+    this.#hooks.log.warn(fields, 'batch dead-lettered');
     this.#hooks.onSettled(this.jobId, outcome, 'dead-lettered');
   }
 }

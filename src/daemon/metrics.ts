@@ -9,8 +9,9 @@ import type { Outcome } from '../thread-protocol.js';
 /** Live figures read at scrape time. */
 export interface MetricsSource {
   pools(): Array<{ api: string; utilization: number; threads: number; capacity: number; used: number }>;
-  /** Batches queued in JetStream per API (all jobs, all daemons). */
-  queueDepth(): Promise<Map<string, number>>;
+  /** Batches queued in JetStream per API (all jobs, all daemons), as last polled; absent when unknown. */
+  queueDepth(): Map<string, number>;
+  ready(): boolean;
   /** Status of every job of this daemon's APIs known from the registry. */
   jobStatuses(): Array<{ api: string; status: string }>;
 }
@@ -121,9 +122,17 @@ export class DaemonMetrics {
       help: 'Batches waiting or in flight in JetStream for the API, fleet-wide (all jobs).',
       labelNames: ['api_name'] as const,
       registers: [this.registry],
-      async collect() {
-        const depth = await source.queueDepth();
-        for (const [api, n] of depth) this.set({ api_name: api }, n);
+      collect() {
+        this.reset();
+        for (const [api, n] of source.queueDepth()) this.set({ api_name: api }, n);
+      },
+    });
+    new Gauge({
+      name: 'jetbatch_ready',
+      help: '1 when /readyz would answer 200 (connected to NATS, pools up, not draining), else 0.',
+      registers: [this.registry],
+      collect() {
+        this.set(source.ready() ? 1 : 0);
       },
     });
     new Gauge({
@@ -136,6 +145,15 @@ export class DaemonMetrics {
         for (const j of source.jobStatuses()) this.inc({ api_name: j.api, status: j.status });
       },
     });
+  }
+
+  /** Creates every labelled series of an API at 0, so rate() and increase() see the first events. */
+  initApi(api: string): void {
+    for (const outcome of ['succeeded', 'retried', 'dead_lettered']) this.batches.inc({ api_name: api, outcome }, 0);
+    for (const reason of ['crash', 'oom', 'timeout', 'aborted']) this.workerDeaths.inc({ api_name: api, reason }, 0);
+    this.timeouts.inc({ api_name: api }, 0);
+    this.redeliveries.inc({ api_name: api }, 0);
+    this.inFlight.inc({ api_name: api }, 0);
   }
 
   /** Accounts for one settled batch attempt. */

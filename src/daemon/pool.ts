@@ -53,7 +53,7 @@ export class ApiPool {
       pretty: opts.pretty,
       maxLineBytes: opts.maxLineBytes,
       nats: opts.nats,
-      workerCounter: new SharedArrayBuffer(4),
+      workerSlots: new SharedArrayBuffer(4 * opts.api.threads),
     };
     this.#piscina = new Piscina({
       filename: workerFile.href,
@@ -65,6 +65,10 @@ export class ApiPool {
       execArgv: workerExecArgv,
       env: opts.env,
       ...(opts.api.memoryLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: opts.api.memoryLimitMb } }),
+    });
+    const slots = new Int32Array(data.workerSlots);
+    this.#piscina.on('workerDestroy', (worker: { id: number }) => {
+      for (let i = 0; i < slots.length; i++) Atomics.compareExchange(slots, i, worker.id, 0);
     });
     // Running tasks plus one queued batch per thread, so a thread never waits for a pull round trip.
     this.slots = new Slots(opts.api.threads * opts.api.concurrency + opts.api.threads);
