@@ -13,7 +13,7 @@ export const FIXTURES = join(ROOT, 'test', 'fixtures');
 
 export interface TestApi {
   name: string;
-  project: string;
+  project?: string;
   threads?: number;
   config?: Record<string, unknown>;
   [key: string]: unknown;
