@@ -5,11 +5,11 @@
  */
 import { Queue, Worker } from 'bullmq';
 import { throughput, type Throughput } from './figures.js';
-import type { BullData } from './handlers/bullmq-processor.js';
-import { nowMs } from './handlers/work.js';
+import { burn as bullBurn, type BullData } from './handlers/bullmq-processor.mjs';
+import { burn, nowMs } from './handlers/work.js';
 import { REDIS_PORT, within } from './infra.js';
 
-const PROCESSOR = new URL('./handlers/bullmq-processor.ts', import.meta.url);
+const PROCESSOR = new URL('./handlers/bullmq-processor.mjs', import.meta.url);
 const connection = { host: '127.0.0.1', port: REDIS_PORT, maxRetriesPerRequest: null };
 
 /** Job data whose JSON is `size` bytes. */
@@ -18,7 +18,14 @@ export function bullData(size: number, iterations: number): BullData {
   return { p: 'x'.repeat(Math.max(0, size - base)), iterations };
 }
 
+/** The processor is JavaScript (see there); its work must be the handlers' work. */
+function checkSameWork(): void {
+  const [a, b, c, d] = [burn(1000), burn(1000), bullBurn(1000), bullBurn(1000)];
+  if ((a ^ b) !== (c ^ d)) throw new Error('bullmq-processor.mjs burn() differs from work.ts burn()');
+}
+
 export async function bullmqThroughput(size: number, n: number, iterations: number, concurrency = 2): Promise<Throughput> {
+  checkSameWork();
   const name = `jetbatch-bench-${process.pid}-${Date.now()}`;
   const queue = new Queue<BullData>(name, { connection });
   try {

@@ -1,7 +1,7 @@
 /** What the figures were measured on. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, totalmem, type } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { natsServerBinary } from '../../test/helpers/nats-server.js';
@@ -32,6 +32,7 @@ export function machine(): Machine {
     cpu: cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     os: `${type()} ${release()}`,
+    loadAvg: { before: Math.round((loadavg()[0] ?? 0) * 100) / 100, after: 0 },
     node: process.version,
     natsServer: tryRun(natsServerBinary(), ['--version']).replace(/^nats-server: /, ''),
     redis: /v=(\S+)/.exec(tryRun('redis-server', ['--version']))?.[1] ?? 'unknown',

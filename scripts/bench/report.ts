@@ -4,11 +4,12 @@ import { round } from './figures.js';
 import type { Latency } from './latency.js';
 import type { Rss } from './rss.js';
 
-export type System = 'rawJetStream' | 'rawPiscina' | 'jetbatch' | 'bullmq';
+export type System = 'rawJetStream' | 'rawPiscina' | 'jetbatch' | 'jetbatchComplete' | 'bullmq';
 export const systemLabels: Record<System, string> = {
   rawJetStream: 'raw JetStream consume+ack',
   rawPiscina: 'raw Piscina dispatch',
-  jetbatch: 'jetbatch end to end',
+  jetbatch: 'jetbatch, to every batch acked',
+  jetbatchComplete: 'jetbatch, to job complete',
   bullmq: 'BullMQ sandboxed (worker threads)',
 };
 
@@ -17,6 +18,8 @@ export interface Machine {
   cpu: string;
   memoryGiB: number;
   os: string;
+  /** 1-minute load average before and after the run: the machine is shared, so this shows how quiet it was. */
+  loadAvg: { before: number; after: number };
   node: string;
   natsServer: string;
   redis: string;
@@ -94,6 +97,7 @@ export function formatReport(r: Results): string {
   const lines: string[] = [];
   lines.push(`jetbatch benchmark (${r.mode}, median of ${r.repeat}) in ${r.durationSeconds} s`);
   lines.push(`machine: ${m.nproc} CPUs (${m.cpu}), ${m.memoryGiB} GiB, ${m.os}; node ${m.node}, nats-server ${m.natsServer}, redis ${m.redis}`);
+  lines.push(`load average (1 min): ${m.loadAvg.before} before, ${m.loadAvg.after} after`);
   lines.push(`packages: ${Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (r.cpu !== null) lines.push(`fixed CPU work: ${r.cpu.iterations.toLocaleString('en-US')} xorshift rounds ≈ ${r.cpu.msPerBatch} ms per batch`);
   lines.push('');
