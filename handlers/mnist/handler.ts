@@ -12,7 +12,7 @@
  * - `cpu_fallback`: when the worker has a GPU (ctx.gpu) but the CUDA provider cannot start, run on the CPU with a
  *   warning instead of failing every batch. @defaultValue false
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { PermanentError, type HandlerContext, type JobSpec } from '../../src/handler.js';
@@ -38,9 +38,9 @@ interface Loaded {
 }
 
 /**
- * Sessions of this worker thread, by model file, GPU and thread count. Module scope lives as long as the thread, so
- * a model is loaded once per thread, not once per job; handler instances (one per job per thread) share it.
- * ONNX Runtime allows concurrent run() calls on one session.
+ * Sessions of this worker thread, by model file (and its version), GPU and thread count. Module scope lives as long
+ * as the thread, so a model is loaded once per thread, not once per job; handler instances (one per job per thread)
+ * share it. ONNX Runtime allows concurrent run() calls on one session.
  */
 const sessions = new Map<string, Promise<Loaded>>();
 
@@ -93,10 +93,12 @@ export default class MnistHandler {
     const path = resolve(ctx.projectDir, typeof config.model === 'string' ? config.model : 'model.onnx');
     const threads = typeof config.intra_op_threads === 'number' ? config.intra_op_threads : 1;
     this.#probabilities = config.probabilities === true;
-    const key = `${path}|${ctx.gpu ?? 'cpu'}|${threads}`;
+    // Synchronous on purpose: a missing model file throws here, which fails the job as worker_error at once.
+    // Size and mtime are in the key, so a model replaced in place is loaded afresh by the next job.
+    const { size, mtimeMs } = statSync(path);
+    const key = `${path}|${size}|${mtimeMs}|${ctx.gpu ?? 'cpu'}|${threads}`;
     let loaded = sessions.get(key);
     if (loaded === undefined) {
-      // Read synchronously: a missing model file throws here, which fails the job as worker_error at once.
       const bytes = readFileSync(path);
       const started = performance.now();
       loaded = createSession(bytes, ctx.gpu, threads, config.cpu_fallback === true, ctx);
