@@ -15,7 +15,23 @@
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { PermanentError, type HandlerContext, type JobSpec } from '../../src/handler.js';
+import type { HandlerContext, JobSpec } from '../../src/handler.js';
+
+/**
+ * A failure no retry can fix: the batch is dead-lettered at once. jetbatch recognises it by `permanent: true`, not by
+ * its class (errors cross threads as plain data), so this local twin of `PermanentError` from 'jetbatch/handler'
+ * keeps the project free of runtime imports from jetbatch: it runs as is from any folder, e.g. after `jetbatch deploy`.
+ */
+class PermanentError extends Error {
+  readonly permanent = true;
+  readonly code: string;
+
+  constructor(message: string, options: { cause?: unknown; code?: string } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PermanentError';
+    this.code = options.code ?? 'JB_HANDLER_PERMANENT';
+  }
+}
 
 const PIXELS = 784;
 const CLASSES = 10;

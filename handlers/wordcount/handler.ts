@@ -16,7 +16,23 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { PermanentError, type HandlerContext, type JobSpec, type JobSummary } from '../../src/handler.js';
+import type { HandlerContext, JobSpec, JobSummary } from '../../src/handler.js';
+
+/**
+ * A failure no retry can fix: the batch is dead-lettered at once. jetbatch recognises it by `permanent: true`, not by
+ * its class (errors cross threads as plain data), so this local twin of `PermanentError` from 'jetbatch/handler'
+ * keeps the project free of runtime imports from jetbatch: it runs as is from any folder, e.g. after `jetbatch deploy`.
+ */
+class PermanentError extends Error {
+  readonly permanent = true;
+  readonly code: string;
+
+  constructor(message: string, options: { cause?: unknown; code?: string } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PermanentError';
+    this.code = options.code ?? 'JB_HANDLER_PERMANENT';
+  }
+}
 
 export interface Document {
   id: string | number;
