@@ -8,6 +8,8 @@ import {
   DiscardPolicy,
   JetStreamApiError,
   RetentionPolicy,
+  jetstream,
+  jetstreamManager,
   StorageType,
   type JetStreamManager,
   type StreamConfig,
@@ -26,6 +28,27 @@ export interface ProvisionOptions {
 const NANOS_PER_MS = 1_000_000;
 /** Window in which a repeated Nats-Msg-Id is stored once (a resubmission or a retried publish). */
 const DUPLICATE_WINDOW_MS = 10 * 60_000;
+
+/** JetStream API timeout while provisioning: creating replicated streams on a cluster can take seconds. */
+const PROVISION_TIMEOUT_MS = 20_000;
+
+/**
+ * Provisions, retrying transient failures (timeouts, no JetStream leader yet) for up to `retryForMs` so a daemon
+ * that starts together with its cluster waits for it; configuration conflicts fail at once.
+ */
+export async function provisionWithRetry(nc: NatsConnection, opts: ProvisionOptions, retryForMs: number, onRetry: (err: unknown) => void): Promise<void> {
+  const deadline = Date.now() + retryForMs;
+  for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
+    try {
+      await provision(nc, await jetstreamManager(nc, { timeout: PROVISION_TIMEOUT_MS }), opts);
+      return;
+    } catch (err) {
+      if (err instanceof JetbatchError || Date.now() + delay > deadline) throw err;
+      onRetry(err);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
 
 export async function provision(nc: NatsConnection, jsm: JetStreamManager, opts: ProvisionOptions): Promise<void> {
   const streams: Array<Partial<StreamConfig> & { name: string; subjects: string[]; retention: RetentionPolicy }> = [
@@ -63,12 +86,13 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, opts:
       duplicate_window: DUPLICATE_WINDOW_MS * NANOS_PER_MS,
     });
   }
-  const kvm = new Kvm(nc);
+  const js = jetstream(nc, { timeout: PROVISION_TIMEOUT_MS });
+  const kvm = new Kvm(js);
   await kvm.create(Buckets.jobs, { history: 1, ttl: opts.retentionMs.jobs, replicas: opts.replicas });
   await kvm.create(Buckets.apis, { history: 1, replicas: opts.replicas });
   await kvm.create(Buckets.stats, { history: 1, ttl: opts.retentionMs.jobs, replicas: opts.replicas });
   await kvm.create(Buckets.deployments, { history: 64, replicas: opts.replicas });
-  await new Objm(nc).create(ProjectsBucket, { replicas: opts.replicas });
+  await new Objm(js).create(ProjectsBucket, { replicas: opts.replicas });
 }
 
 async function ensureStream(jsm: JetStreamManager, want: Partial<StreamConfig> & { name: string; subjects: string[] }): Promise<void> {

@@ -5,6 +5,12 @@ import { registerClientCommands } from './commands.js';
 import { exitCodeFor } from './common.js';
 import { registerStart } from './start.js';
 
+// `jetbatch results JOB | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 let exitCode = 0;
 const program = new Command('jetbatch')
   .description('Distributed, fault-tolerant batch jobs on NATS JetStream and worker threads')

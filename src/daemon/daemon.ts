@@ -5,16 +5,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
-import { jetstreamManager } from '@nats-io/jetstream';
 import type { KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { connectNats } from '../connect.js';
 import { openContext, type FleetContext } from '../context.js';
-import { endJob, publishEvent } from '../lifecycle.js';
+import { discardQueue, endJob, publishEvent } from '../lifecycle.js';
+
+const EARLY_ENDS = new Set(['stopped', 'timed_out', 'worker_error', 'worker_oom', 'enqueue_failed']);
 import { createLogger } from '../log.js';
 import { Streams, Subjects, decodeJson, encodeJson } from '../protocol.js';
-import { provision } from '../provision.js';
+import { provisionWithRetry } from '../provision.js';
 import { transitionJob } from '../registry.js';
 import type { ErrorInfo, JobRecord } from '../types.js';
 import { ErrorCodes } from '../errors.js';
@@ -93,7 +94,9 @@ export class Daemon {
       createLogger({ level: options.logLevel, meta: { host, daemon: id, worker: 'main', pid: process.pid }, maxLineBytes: options.logMaxLineBytes, pretty: runtime.pretty === true });
     const nc = await connectNats({ ...options.nats, name: options.nats.name ?? `jetbatch-daemon-${id}` }, { reconnectForever: true });
     try {
-      await provision(nc, await jetstreamManager(nc), { replicas: options.replicas, retentionMs: options.retentionMs });
+      await provisionWithRetry(nc, { replicas: options.replicas, retentionMs: options.retentionMs }, 120_000, (err) =>
+        log.warn({ err: (err as Error).message }, 'JetStream not ready; retrying provisioning'),
+      );
       const ctx = await openContext(nc);
       const daemon = new Daemon(options, nc, ctx, log, id, options.leaseMs);
       await daemon.#start(host, options.checkIntervalMs, runtime.pretty === true);
@@ -242,8 +245,12 @@ export class Daemon {
     if (!this.#host.serves(record.api_name)) return;
     this.#statuses.set(record.job_id, { api: record.api_name, status: record.status });
     if (isTerminal(record.status)) {
+      const hadRunner = this.#runners.has(record.job_id);
       this.#active.delete(record.job_id);
       void this.#retire(record.job_id);
+      // Whoever ended the job purges its queue; if that failed half-way (a publisher without the rights), the
+      // daemons finish it. Idempotent.
+      if (EARLY_ENDS.has(record.status) && hadRunner) void discardQueue(this.#ctx, record).catch(() => undefined);
       return;
     }
     this.#active.set(record.job_id, record);

@@ -278,6 +278,10 @@ export class JobRunner {
     }
   }
 
+  #maxResultBytes(): number {
+    return (this.#ctx.nc.info?.max_payload ?? 1024 * 1024) - 4096;
+  }
+
   async #settle(f: InFlight, id: BatchIdentity | null, attempt: number, outcome: Outcome): Promise<void> {
     const msg = f.msg;
     if (f.ac.signal.aborted && f.reason !== 'timeout') {
@@ -285,6 +289,15 @@ export class JobRunner {
       if (f.reason === 'shutdown') msg.nak();
       this.#hooks.onSettled(this.jobId, outcome, 'released');
       return;
+    }
+    if (outcome.ok && outcome.result !== null && outcome.result.byteLength > this.#maxResultBytes()) {
+      // It can never be stored: retrying would loop forever. Fail the batch for good with a clear reason.
+      outcome = {
+        ok: false,
+        durationMs: outcome.durationMs,
+        stage: 'result',
+        error: { name: 'RangeError', code: ErrorCodes.PAYLOAD_TOO_LARGE, message: `handleBatch returned ${outcome.result.byteLength} bytes; a result may be at most ${this.#maxResultBytes()} (the NATS max_payload minus envelope room)`, permanent: true },
+      };
     }
     if (outcome.ok) {
       if (outcome.result !== null && id !== null) await storeResult(this.#ctx, id, attempt, outcome.durationMs, outcome.result);

@@ -53,7 +53,12 @@ export class DaemonProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const d = new DaemonProcess(proc);
-    await d.waitFor(/daemon started/, 30_000);
+    try {
+      await d.waitFor(/daemon started/, 30_000);
+    } catch (err) {
+      await d.kill('SIGKILL');
+      throw err;
+    }
     return d;
   }
 
