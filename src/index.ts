@@ -1,5 +1,5 @@
 /** The public API of the `jetbatch` package: the client, the handler contract, errors and record types. */
-export { JetbatchClient, type SubmitOptions, type WaitOptions } from './client/client.js';
+export { JetbatchClient, type ResultsOptions, type SubmitOptions, type WaitOptions } from './client/client.js';
 export type { SubmitProgress } from './client/submit.js';
 export type { StoredDeadLetter } from './client/dead-letters.js';
 export type { Deployment } from './project/deployments.js';

@@ -69,8 +69,9 @@ describe(`chaos: ${BATCHES} batches, 3 daemons, 3-node cluster`, () => {
     await until(0.15);
     await killAndRestart(0);
     await until(0.35);
+    const before = await progress();
     await cluster.nodes[1]!.stop('SIGKILL');
-    events.push(`NATS node 2 killed at ${(await progress()).toFixed(2)}`);
+    events.push(`NATS node 2 killed at ${before.toFixed(2)}`);
     await new Promise((r) => setTimeout(r, 2000));
     await cluster.nodes[1]!.restart();
     events.push('NATS node 2 restarted');

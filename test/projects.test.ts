@@ -1,6 +1,6 @@
 /** Handler projects: file rules, .env isolation, deploy through the Object Store, versions, unsafe archives, reload. */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
@@ -10,11 +10,13 @@ import { JetbatchError } from '../src/errors.js';
 import { packProject, readArchive, unpackArchive } from '../src/project/archive.js';
 import { listProjectFiles } from '../src/project/files.js';
 import { encodeValue } from '../src/protocol.js';
-import { DaemonProcess, FIXTURES, daemonConfig, startDaemon, tempDir } from './helpers/daemon.js';
+import { DaemonProcess, FIXTURES, ROOT, daemonConfig, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
 
+/** A copy of the versioned fixture inside the checkout (so a local copy resolves packages like any project here). */
 function project(version: string, env?: string): string {
-  const dir = join(tempDir('jetbatch-project-'), 'versioned');
+  mkdirSync(join(ROOT, 'test', '.tmp'), { recursive: true });
+  const dir = join(mkdtempSync(join(ROOT, 'test', '.tmp', 'project-')), 'versioned');
   cpSync(join(FIXTURES, 'versioned'), dir, { recursive: true });
   writeFileSync(join(dir, 'VERSION'), version);
   if (env !== undefined) writeFileSync(join(dir, '.env'), `VERSIONED_ENV=${env}\n`);

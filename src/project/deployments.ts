@@ -4,6 +4,9 @@
  * are immutable; a job records the version it was submitted against and runs on it to the end.
  */
 import { existsSync } from 'node:fs';
+import { mkdir, readlink, rm, symlink } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join, sep } from 'node:path';
 import type { FleetContext } from '../context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { API_NAME_PATTERN, decodeJson, encodeJson, projectObjectName } from '../protocol.js';
@@ -67,8 +70,27 @@ export async function listDeployments(ctx: FleetContext): Promise<Deployment[]> 
   return out.sort((a, b) => a.api_name.localeCompare(b.api_name) || b.version - a.version);
 }
 
+/**
+ * Deployed projects are unpacked under `<state_dir>/projects/…`, far from jetbatch's own node_modules. A link
+ * `<state_dir>/node_modules` → jetbatch's node_modules lets their imports fall back to the packages jetbatch ships
+ * (onnxruntime-node, …) after the project's own `node_modules`, as for a local project inside a jetbatch checkout.
+ */
+async function linkSharedModules(stateDir: string): Promise<void> {
+  const link = join(stateDir, 'node_modules');
+  const resolved = createRequire(import.meta.url).resolve('piscina');
+  const ours = resolved.slice(0, resolved.lastIndexOf(`${sep}node_modules${sep}`) + `${sep}node_modules`.length);
+  const current = await readlink(link).catch(() => null);
+  if (current === ours) return;
+  await mkdir(stateDir, { recursive: true });
+  await rm(link, { force: true, recursive: false }).catch(() => undefined);
+  await symlink(ours, link, 'dir').catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+}
+
 /** Downloads and unpacks a version into the state dir (once; versions never change) and returns its folder. */
 export async function fetchProject(ctx: FleetContext, stateDir: string, api: string, version: number, limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS): Promise<string> {
+  await linkSharedModules(stateDir);
   const target = projectPath(stateDir, api, version);
   if (existsSync(target)) return target;
   const name = projectObjectName(api, version);
