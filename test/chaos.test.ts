@@ -61,8 +61,9 @@ describe(`chaos: ${BATCHES} batches, 3 daemons, 3-node cluster`, () => {
       while ((await progress()) < fraction) await new Promise((r) => setTimeout(r, 200));
     };
     const killAndRestart = async (i: number): Promise<void> => {
+      const at = await progress();
       await daemons[i]!.kill('SIGKILL');
-      events.push(`kill -9 daemon ${i} at ${(await progress()).toFixed(2)}`);
+      events.push(`kill -9 daemon ${i} at ${at.toFixed(2)}`);
       await new Promise((r) => setTimeout(r, 500));
       daemons[i] = await spawn(i);
     };
