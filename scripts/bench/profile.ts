@@ -88,8 +88,8 @@ export function summarise(profile: CpuProfile, topN = 25): ProfileSummary {
   };
 }
 
-export function formatSummary(s: ProfileSummary): string {
-  const lines = [`main thread, ${s.totalMs} ms sampled`, '', 'by package:'];
+export function formatSummary(s: ProfileSummary, label = 'main thread'): string {
+  const lines = [`${label}, ${s.totalMs} ms sampled`, '', 'by package:'];
   for (const p of s.byPackage) lines.push(`  ${p.pct.toFixed(1).padStart(5)} %  ${p.selfMs.toFixed(1).padStart(8)} ms  ${p.pkg}`);
   lines.push('', 'top functions by self time:');
   for (const t of s.top) lines.push(`  ${t.pct.toFixed(1).padStart(5)} %  ${t.selfMs.toFixed(1).padStart(8)} ms  ${t.fn}  ${t.where}`);
@@ -99,5 +99,5 @@ export function formatSummary(s: ProfileSummary): string {
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const file = process.argv[2];
   if (file === undefined) throw new Error('usage: profile.ts FILE.cpuprofile');
-  console.log(formatSummary(summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile)));
+  console.log(formatSummary(summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile), file));
 }

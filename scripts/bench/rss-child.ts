@@ -62,7 +62,8 @@ process.on('message', (raw: unknown) => {
     send({ type: 'rss', rss: peak, peak });
   } else {
     clearInterval(sampler);
-    void shutdown().finally(() => process.disconnect());
+    // Exit explicitly: a heartbeat timer of a consumer on the closed connection may linger (see main.ts).
+    void shutdown().finally(() => process.exit(0));
   }
 });
 send({ type: 'ready' });
