@@ -82,6 +82,8 @@ export interface JetbatchRun {
   /** First handler call → job recorded complete. */
   complete: Throughput;
   submitSeconds: number;
+  /** Measured daemon started → its first handler call (binding, thread start, handler load), in ms. */
+  startLagMs: number;
 }
 
 /** Resolves with the time the daemon has counted `n` succeeded (acked) batches, polling its metrics every 5 ms. */
@@ -117,13 +119,14 @@ export async function jetbatchThroughput(env: JetbatchEnv, api: BenchApi, items:
   const submitSeconds = (nowMs() - submitStart) / 1000;
   log(`${api.name}: submitted in ${Math.round(submitSeconds * 1000)} ms; starting the measured daemon`);
   await env.onMeasure?.start();
+  const daemonStart = nowMs();
   daemon = await startBenchDaemon(env.url, api);
   let ackedAt = 0;
   const polling = new AbortController();
   try {
     void whenAcked(daemon, n, polling.signal).then((t) => (ackedAt = t));
     await waitSucceeded(env.client, rec.job_id, n);
-    log(`${api.name}: job complete`);
+    log(`${api.name}: job complete; first handler call ${Math.round((env.marks.first(rec.job_id) ?? NaN) - daemonStart)} ms after the daemon started`);
   } finally {
     polling.abort();
     await env.onMeasure?.stop();
@@ -137,5 +140,6 @@ export async function jetbatchThroughput(env: JetbatchEnv, api: BenchApi, items:
     run: throughput(n, items.length, bytesPerBatch, (ackedAt - first) / 1000),
     complete: throughput(n, items.length, bytesPerBatch, (Date.parse(end) - first) / 1000),
     submitSeconds,
+    startLagMs: Math.round(first - daemonStart),
   };
 }

@@ -117,6 +117,7 @@ async function main(): Promise<void> {
     machine: machine(),
     throughput: {},
     jetbatchSubmitSeconds: {},
+    jetbatchStartLagMs: {},
     cpu: calibrate(),
     submission: { items: submitItems },
     latency: { rate: latencyRate },
@@ -170,6 +171,7 @@ async function main(): Promise<void> {
           const api = { name: `b-${s.id}`, project: HANDLERS.noop, threads: 2 };
           const x = await jetbatchThroughput(env(s.id === '128b' && r === 0), api, s.shape.items, bytes, s.n);
           results.jetbatchSubmitSeconds[s.id] = round(x.submitSeconds, 3);
+          results.jetbatchStartLagMs[s.id] = Math.max(results.jetbatchStartLagMs[s.id] ?? 0, x.startLagMs);
           add(s.id, 'jetbatch', x.run);
           add(s.id, 'jetbatchComplete', x.complete);
         },

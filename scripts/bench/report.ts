@@ -34,6 +34,8 @@ export interface Results {
   throughput: Record<string, Partial<Record<System, Throughput>>>;
   /** How long `client.submit` took for each measured jetbatch job, in seconds. */
   jetbatchSubmitSeconds: Record<string, number>;
+  /** Longest time from a measured daemon's start to its first handler call, per scenario, in ms. */
+  jetbatchStartLagMs: Record<string, number>;
   cpu: { iterations: number; msPerBatch: number } | null;
   submission: { items: number; raw?: Throughput; jetbatch?: Throughput };
   latency: { rate: number; jetbatch?: Latency; raw?: Latency };
@@ -107,6 +109,8 @@ export function formatReport(r: Results): string {
       lines.push(`${pad(scenario, 10)}${pad(systemLabels[sys], 36)}${num(f.batches).padStart(8)}${num(f.batchesPerSec).padStart(12)}${num(f.itemsPerSec).padStart(12)}${num(f.mibPerSec, 1).padStart(10)}`);
     }
   }
+  const lags = Object.entries(r.jetbatchStartLagMs);
+  if (lags.length > 0) lines.push(`jetbatch daemon start → first handler call (longest, ms): ${lags.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   const s = r.submission;
   if (s.raw !== undefined || s.jetbatch !== undefined) {
     lines.push('');
