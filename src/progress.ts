@@ -1,13 +1,14 @@
 /**
  * Job progress derived from server state, so nothing double counts when a batch is redelivered:
- * - in queue  = messages of the job still in the WorkQueue stream (pending, in flight or waiting for a retry);
+ * - in queue  = batches the job's consumer has not had acked (pending, in flight or waiting for a retry);
  * - failed    = the job's messages in the dead-letter stream;
  * - succeeded = total − in queue − failed (a batch leaves the queue only by ack after success or by dead-lettering).
  * While a job is still `enqueuing`, not every batch is in the stream yet, so succeeded comes from the daemons'
  * timing counters instead. Terminal records carry their final figures.
  */
 import type { FleetContext } from './context.js';
-import { Streams, Subjects, decodeJson } from './protocol.js';
+import { JetStreamApiError } from '@nats-io/jetstream';
+import { Streams, Subjects, consumerName, decodeJson } from './protocol.js';
 import type { BatchMetrics, JobRecord, JobStatus } from './types.js';
 import { isTerminal } from './types.js';
 
@@ -29,6 +30,21 @@ export async function countSubject(ctx: FleetContext, stream: string, subject: s
   return info.state.subjects?.[subject] ?? 0;
 }
 
+/**
+ * Batches of a job still in its queue. The job consumer's view (pending + awaiting ack, which includes batches
+ * NAKed for a retry) is the reference: after a nats-server crash, WorkQueue messages that had been acked can
+ * reappear in the stream below the consumer's ack floor, where they are never delivered again. Before a daemon has
+ * created the consumer, the stream's count for the job's subject is used.
+ */
+export async function queuedBatches(ctx: FleetContext, record: JobRecord): Promise<number> {
+  const consumer = await ctx.jsm.consumers.info(Streams.batches, consumerName(record.job_id)).catch((err: unknown) => {
+    if (err instanceof JetStreamApiError && err.status === 404) return null;
+    throw err;
+  });
+  if (consumer !== null) return consumer.num_pending + consumer.num_ack_pending;
+  return countSubject(ctx, Streams.batches, Subjects.batch(record.api_name, record.job_id));
+}
+
 export async function timingStats(ctx: FleetContext, jobId: string): Promise<{ count: number; totalMs: number }> {
   let count = 0;
   let totalMs = 0;
@@ -47,7 +63,7 @@ export async function timingStats(ctx: FleetContext, jobId: string): Promise<{ c
 
 export async function liveCounts(ctx: FleetContext, record: JobRecord): Promise<LiveCounts> {
   const [inQueue, failed, timing] = await Promise.all([
-    countSubject(ctx, Streams.batches, Subjects.batch(record.api_name, record.job_id)),
+    queuedBatches(ctx, record),
     countSubject(ctx, Streams.deadLetters, Subjects.deadLetter(record.api_name, record.job_id)),
     timingStats(ctx, record.job_id),
   ]);

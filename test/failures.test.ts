@@ -217,7 +217,7 @@ describe('failure semantics', () => {
   });
 
   test('a job timeout ends the job as timed_out and discards the rest', async () => {
-    const job = await client.submit({ api_name: 'recorder', items: Array.from({ length: 30 }, (_, i) => i), batch_size: 1, workers: 1, timeout: 1, config: { delay_ms: 200 } });
+    const job = await client.submit({ api_name: 'recorder', items: Array.from({ length: 30 }, (_, i) => i), batch_size: 1, workers: 1, timeout: 3, config: { delay_ms: 200 } });
     const final = await wait(job.job_id);
     assert.equal(final.status, 'timed_out');
     assert.ok(final.batch_metrics.succeeded > 0 && final.batch_metrics.succeeded < 30);

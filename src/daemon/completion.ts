@@ -7,8 +7,7 @@
 import type { Logger } from 'pino';
 import type { FleetContext } from '../context.js';
 import { discardQueue, endJob, publishEvent } from '../lifecycle.js';
-import { countSubject, liveCounts, metricsOf } from '../progress.js';
-import { Streams, Subjects, consumerName } from '../protocol.js';
+import { liveCounts, metricsOf, queuedBatches } from '../progress.js';
 import { transitionJob } from '../registry.js';
 import type { ErrorInfo, JobRecord, JobSummary } from '../types.js';
 import { ErrorCodes } from '../errors.js';
@@ -48,10 +47,7 @@ export async function checkJob(deps: CompletionDeps, record: JobRecord): Promise
   } else if (record.status !== 'pending' && record.status !== 'running') {
     return;
   }
-  if ((await countSubject(deps.ctx, Streams.batches, Subjects.batch(record.api_name, jobId))) > 0) return;
-  // A second, independent source before anything irreversible: the job consumer's own view of its queue.
-  const consumer = await deps.ctx.jsm.consumers.info(Streams.batches, consumerName(jobId)).catch(() => null);
-  if (consumer !== null && consumer.num_pending + consumer.num_ack_pending > 0) return;
+  if ((await queuedBatches(deps.ctx, record)) > 0) return;
   const pool = await deps.poolFor(record);
   const claimed = await transitionJob(deps.ctx.jobs, jobId, (r) => {
     if (r.status === 'completing' && r.completion !== null && Date.now() < Date.parse(r.completion.lease_until)) return null;

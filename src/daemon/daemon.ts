@@ -25,6 +25,7 @@ import { checkJob, type CompletionDeps } from './completion.js';
 import type { DaemonOptions } from './config.js';
 import { startHttp } from './http.js';
 import { HandlerMetricsSink } from './handler-metrics.js';
+import { Presence } from './presence.js';
 import { JobRunner } from './job-runner.js';
 import { DaemonMetrics } from './metrics.js';
 import { ApiHost } from './api-host.js';
@@ -52,7 +53,6 @@ export class Daemon {
   /** Every active job of any API (so a reload that adds an API finds its jobs). */
   readonly #allActive = new Map<string, JobRecord>();
   readonly #starting = new Set<string>();
-  #depth = new Map<string, number>();
   readonly #runners = new Map<string, JobRunner>();
   /** Latest record of every active job of our APIs. */
   readonly #active = new Map<string, JobRecord>();
@@ -63,7 +63,7 @@ export class Daemon {
   readonly #subs: Subscription[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
   #http: Server | undefined;
-  #connected = true;
+  readonly #presence: Presence;
   #draining = false;
   #closing: Promise<void> | undefined;
   #checking = new Set<string>();
@@ -77,12 +77,13 @@ export class Daemon {
     this.#leaseMs = leaseMs;
     this.metrics = new DaemonMetrics({
       pools: () => this.#host.pools().map((p) => ({ api: p.api.name, utilization: p.utilization, threads: p.threads, capacity: p.slots.capacity, used: p.slots.used })),
-      queueDepth: () => this.#depth,
+      queueDepth: () => this.#presence.depth,
       ready: () => this.ready().ready,
       jobStatuses: () => [...this.#statuses.values()],
     });
     this.#stats = new TimingStats(ctx.stats, id);
     this.#handlerMetrics = new HandlerMetricsSink(this.metrics.registry, log);
+    this.#presence = new Presence(ctx, id, log, this.metrics);
   }
 
   static async start(options: DaemonOptions, runtime: DaemonRuntime = {}): Promise<Daemon> {
@@ -115,7 +116,7 @@ export class Daemon {
 
   ready(): { ready: boolean; reasons: string[] } {
     const reasons: string[] = [];
-    if (!this.#connected) reasons.push('disconnected from NATS');
+    if (!this.#presence.connected) reasons.push('disconnected from NATS');
     if (this.#draining) reasons.push('draining');
     for (const pool of this.#host.pools()) if (pool.threads === 0) reasons.push(`pool ${pool.api.name} has no threads`);
     return { ready: reasons.length === 0, reasons };
@@ -140,8 +141,8 @@ export class Daemon {
       this.options.apis,
     );
     await this.#host.start();
-    await this.#registerApis();
-    this.#watchConnection();
+    await this.#presence.register(this.#apiNames());
+    this.#presence.watchConnection();
     this.#subs.push(
       this.#nc.subscribe(Subjects.controlWildcard, {
         callback: (err, msg) => {
@@ -156,8 +157,8 @@ export class Daemon {
     void this.#watchJobs();
     this.#every(sweepMs, () => this.#sweep());
     this.#every(1000, () => this.#stats.flush());
-    this.#every(30_000, () => this.#registerApis());
-    this.#every(Math.max(1000, sweepMs), () => this.#pollQueueDepth());
+    this.#every(30_000, () => this.#presence.register(this.#apiNames()));
+    this.#every(Math.max(1000, sweepMs), () => this.#presence.pollQueueDepth(this.#apiNames()));
     for (const api of this.#host.apis()) this.metrics.initApi(api.name);
     if (this.options.metrics.enabled) {
       this.#http = await startHttp(this.options.metrics.listen, { registry: this.metrics.registry, ready: () => this.ready() });
@@ -176,37 +177,8 @@ export class Daemon {
     this.#timers.push(t);
   }
 
-  /** Polled in the background so a scrape never waits on NATS; an API whose figure is unknown is absent. */
-  async #pollQueueDepth(): Promise<void> {
-    const depth = new Map<string, number>();
-    for (const { name: api } of this.#host.apis()) {
-      const info = await this.#ctx.jsm.streams.info(Streams.batches, { subjects_filter: `jetbatch.batch.${api}.>` }).catch(() => null);
-      if (info !== null) depth.set(api, Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0));
-    }
-    this.#depth = depth;
-  }
-
-  async #registerApis(): Promise<void> {
-    for (const api of this.#host.apis()) {
-      await this.#ctx.apis.put(api.name, encodeJson({ api_name: api.name, last_seen: new Date().toISOString(), daemon: this.id }));
-    }
-  }
-
-  #watchConnection(): void {
-    void (async () => {
-      for await (const s of this.#nc.status()) {
-        if (s.type === 'disconnect') {
-          this.#connected = false;
-          this.log.warn({ server: s.server }, 'disconnected from NATS');
-        } else if (s.type === 'reconnect') {
-          this.#connected = true;
-          this.metrics.natsReconnects.inc();
-          this.log.info({ server: s.server }, 'reconnected to NATS');
-        }
-        this.metrics.natsConnected.set(this.#connected ? 1 : 0);
-      }
-    })();
-    this.metrics.natsConnected.set(1);
+  #apiNames(): string[] {
+    return this.#host.apis().map((a) => a.name);
   }
 
   async #watchJobs(): Promise<void> {
@@ -399,7 +371,7 @@ export class Daemon {
       this.#active.set(record.job_id, record);
       if (!this.#runners.has(record.job_id)) void this.#startRunner(record);
     }
-    await this.#registerApis().catch(() => undefined);
+    await this.#presence.register(this.#apiNames()).catch(() => undefined);
     for (const api of this.#host.apis()) this.metrics.initApi(api.name);
     this.log.info({ closed: result.closed, added: result.added }, 'configuration reloaded');
     return result;

@@ -118,7 +118,10 @@ export class JobRunner {
     this.#stop.abort();
     if (mode === 'abort') for (const f of this.#inflight.values()) this.#abortOne(f, 'stopped');
     if (this.#inflight.size > 0 && mode === 'release') {
-      await Promise.race([this.#whenDrained(), sleep(graceMs)]);
+      // The grace timer is cancelled when the batches drain first: a pending timer would keep the process alive.
+      const grace = new AbortController();
+      await Promise.race([this.#whenDrained(), sleep(graceMs, grace.signal)]);
+      grace.abort();
       for (const f of this.#inflight.values()) this.#abortOne(f, 'shutdown');
     }
     await this.#whenDrained();

@@ -74,6 +74,7 @@ export class DaemonProcess {
   /** Sends a signal and resolves with the exit code (or the signal name). */
   async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | string> {
     if (this.proc.exitCode !== null) return this.proc.exitCode;
+    if (this.proc.signalCode !== null) return this.proc.signalCode;
     return new Promise((resolve) => {
       this.proc.once('exit', (code, sig) => resolve(code ?? sig ?? -1));
       this.proc.kill(signal);

@@ -1,0 +1,63 @@
+/**
+ * What a daemon tells the world and watches about itself: its API registrations (JETBATCH_APIS, refreshed so
+ * publishers know the API is served), the NATS connection state, and the queue depth per API (polled in the
+ * background so a metrics scrape never waits on NATS).
+ */
+import type { Logger } from 'pino';
+import type { FleetContext } from '../context.js';
+import { Streams, encodeJson } from '../protocol.js';
+import type { DaemonMetrics } from './metrics.js';
+
+export class Presence {
+  readonly #ctx: FleetContext;
+  readonly #daemonId: string;
+  readonly #log: Logger;
+  readonly #metrics: DaemonMetrics;
+  #connected = true;
+  /** Batches queued per API, as last polled; an API whose figure is unknown is absent. */
+  depth = new Map<string, number>();
+
+  constructor(ctx: FleetContext, daemonId: string, log: Logger, metrics: DaemonMetrics) {
+    this.#ctx = ctx;
+    this.#daemonId = daemonId;
+    this.#log = log;
+    this.#metrics = metrics;
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  async register(apis: readonly string[]): Promise<void> {
+    for (const api of apis) {
+      await this.#ctx.apis.put(api, encodeJson({ api_name: api, last_seen: new Date().toISOString(), daemon: this.#daemonId }));
+    }
+  }
+
+  async pollQueueDepth(apis: readonly string[]): Promise<void> {
+    const depth = new Map<string, number>();
+    for (const api of apis) {
+      const info = await this.#ctx.jsm.streams.info(Streams.batches, { subjects_filter: `jetbatch.batch.${api}.>` }).catch(() => null);
+      if (info !== null) depth.set(api, Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0));
+    }
+    this.depth = depth;
+  }
+
+  /** Follows the connection's status events until it closes. */
+  watchConnection(): void {
+    this.#metrics.natsConnected.set(1);
+    void (async () => {
+      for await (const s of this.#ctx.nc.status()) {
+        if (s.type === 'disconnect') {
+          this.#connected = false;
+          this.#log.warn({ server: s.server }, 'disconnected from NATS');
+        } else if (s.type === 'reconnect') {
+          this.#connected = true;
+          this.#metrics.natsReconnects.inc();
+          this.#log.info({ server: s.server }, 'reconnected to NATS');
+        }
+        this.#metrics.natsConnected.set(this.#connected ? 1 : 0);
+      }
+    })();
+  }
+}
