@@ -53,6 +53,14 @@ export const Subjects = {
 
 export const RequestQueueGroup = 'jetbatch';
 
+/** Bytes of a message kept for headers and envelopes: a batch or a result may use max_payload minus this. */
+const HEADER_ROOM = 4096;
+
+/** Largest batch (or stored result) body the connected server accepts. */
+export function maxBodyBytes(nc: { info?: { max_payload: number } | undefined }): number {
+  return (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM;
+}
+
 export const Headers = {
   jobId: 'Jetbatch-Job-Id',
   batchId: 'Jetbatch-Batch-Id',

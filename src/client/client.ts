@@ -9,7 +9,7 @@ import { openContext, type FleetContext } from '../context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob } from '../lifecycle.js';
 import { jobStatus } from '../progress.js';
-import { Streams, Subjects, decodeValue } from '../protocol.js';
+import { Streams, Subjects, decodeValue, maxBodyBytes } from '../protocol.js';
 import { getJob, listJobs } from '../registry.js';
 import { deployProject, listDeployments, type Deployment } from '../project/deployments.js';
 import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dead-letters.js';
@@ -50,8 +50,6 @@ function compareBatchIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Room left in a message for headers, in bytes. */
-const HEADER_ROOM = 4096;
 
 export class JetbatchClient {
   readonly #ctx: FleetContext;
@@ -85,9 +83,8 @@ export class JetbatchClient {
    * same id fails with JB_JOB_CONFLICT.
    */
   async submit(input: SubmissionInput, options: SubmitOptions = {}): Promise<JobRecord> {
-    const maxPayload = this.#ctx.nc.info?.max_payload ?? 1024 * 1024;
     const prepared = prepareSubmission(input, {
-      maxBatchBytes: maxPayload - HEADER_ROOM,
+      maxBatchBytes: maxBodyBytes(this.#ctx.nc),
       maxBatches: options.maxBatches ?? 1_000_000,
     });
     return submitPrepared(this.#ctx, prepared, options.onEnqueued);

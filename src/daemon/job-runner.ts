@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { FleetContext } from '../context.js';
 import { ErrorCodes } from '../errors.js';
 import { deepMerge } from '../merge.js';
-import { Streams, Subjects, consumerName } from '../protocol.js';
+import { Streams, Subjects, consumerName, maxBodyBytes } from '../protocol.js';
 import type { Outcome } from '../thread-protocol.js';
 import type { BackoffOptions, ErrorInfo, JobRecord, JobSpec } from '../types.js';
 import type { ApiOptions } from './config.js';
@@ -282,7 +282,7 @@ export class JobRunner {
   }
 
   #maxResultBytes(): number {
-    return (this.#ctx.nc.info?.max_payload ?? 1024 * 1024) - 4096;
+    return maxBodyBytes(this.#ctx.nc);
   }
 
   async #settle(f: InFlight, id: BatchIdentity | null, attempt: number, outcome: Outcome): Promise<void> {

@@ -10,17 +10,15 @@ import type { FleetContext } from '../context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob } from '../lifecycle.js';
 import { jobStatus } from '../progress.js';
-import { JOB_ID_PATTERN, RequestQueueGroup, Subjects, decodeRequestBody, encodeJson } from '../protocol.js';
+import { JOB_ID_PATTERN, RequestQueueGroup, maxBodyBytes, Subjects, decodeRequestBody, encodeJson } from '../protocol.js';
 import { getJob, listJobs } from '../registry.js';
 import { prepareSubmission } from '../submission.js';
 
-const HEADER_ROOM = 4096;
 
 export function serveRequests(ctx: FleetContext, log: Logger): Subscription[] {
   const handlers: Record<string, (body: unknown) => Promise<Record<string, unknown>>> = {
     [Subjects.request.submit]: async (body) => {
-      const max = ctx.nc.info?.max_payload ?? 1024 * 1024;
-      const prepared = prepareSubmission(body, { maxBatchBytes: max - HEADER_ROOM, maxBatches: 1_000_000 });
+      const prepared = prepareSubmission(body, { maxBatchBytes: maxBodyBytes(ctx.nc), maxBatches: 1_000_000 });
       return { job: await submitPrepared(ctx, prepared) };
     },
     [Subjects.request.status]: async (body) => {
