@@ -1,5 +1,7 @@
 /** One place that turns connection options (daemon config or CLI flags) into a NATS connection. */
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { checkServerIdentity } from 'node:tls';
 import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
 import { ErrorCodes, JetbatchError } from './errors.js';
 
@@ -46,7 +48,17 @@ export async function connectNats(options: NatsOptions, behaviour: ConnectBehavi
     opts.authenticator = nkeyAuthenticator(enc.encode(seed));
   }
   if (options.tls !== undefined) {
-    const tls: NonNullable<ConnectionOptions['tls']> = {};
+    const tls: NonNullable<ConnectionOptions['tls']> & { checkServerIdentity?: typeof checkServerIdentity } = {};
+    // The NATS client sends no server name when a server is given by IP address, so Node would check the
+    // certificate against "localhost" (nats.js#303). Accept a certificate valid for one of the configured IPs.
+    const ips = options.servers.map(hostOf).filter((h) => isIP(h) !== 0);
+    if (ips.length > 0) {
+      tls.checkServerIdentity = (host, cert) => {
+        const direct = checkServerIdentity(host, cert);
+        if (direct === undefined || ips.some((ip) => checkServerIdentity(ip, cert) === undefined)) return undefined;
+        return direct;
+      };
+    }
     if (options.tls.ca !== undefined) tls.caFile = options.tls.ca;
     if (options.tls.cert !== undefined) tls.certFile = options.tls.cert;
     if (options.tls.key !== undefined) tls.keyFile = options.tls.key;
@@ -75,4 +87,13 @@ async function readSecret(path: string, key: string): Promise<string> {
 /** A server URL with any `user:pass@` or `token@` part removed, for messages. */
 export function withoutCredentials(url: string): string {
   return url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
+}
+
+function hostOf(server: string): string {
+  const withScheme = /^[a-z]+:\/\//i.test(server) ? server : `nats://${server}`;
+  try {
+    return new URL(withScheme).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return '';
+  }
 }

@@ -78,6 +78,31 @@ export function formatIssues(error: z.ZodError, root = '(submission)'): string[]
   });
 }
 
+/** Deepest nesting accepted in a job's config and in items (objects and arrays). */
+export const MAX_DEPTH = 64;
+
+/**
+ * Walks a value once: too deep (or circular) is refused before anything recurses on it elsewhere, and in items a
+ * `__proto__` key is refused because the MessagePack decoder in the worker would refuse the whole batch.
+ */
+function checkShape(value: unknown, where: string, forbidProto: boolean): string | null {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) continue;
+    if (depth > MAX_DEPTH) return `${where}: nested deeper than ${MAX_DEPTH} levels`;
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push([x, depth + 1]);
+      continue;
+    }
+    for (const k of Object.keys(v)) {
+      if (forbidProto && k === '__proto__') return `${where}: a "__proto__" key is not allowed in items`;
+      stack.push([(v as Record<string, unknown>)[k], depth + 1]);
+    }
+  }
+  return null;
+}
+
 /** Validates, splits and encodes a submission. Throws JetbatchError(JB_INVALID_SUBMISSION | JB_PAYLOAD_TOO_LARGE). */
 export function prepareSubmission(input: unknown, limits: PrepareLimits): PreparedJob {
   const parsed = submissionSchema.safeParse(input);
@@ -86,6 +111,13 @@ export function prepareSubmission(input: unknown, limits: PrepareLimits): Prepar
     throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `invalid submission: ${details.join('; ')}`, { details });
   }
   const s = parsed.data;
+  const shapeProblems = [
+    checkShape(s.config, 'config', false),
+    checkShape(s.items ?? s.batches, s.items !== undefined ? 'items' : 'batches', true),
+  ].filter((p): p is string => p !== null);
+  if (shapeProblems.length > 0) {
+    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `invalid submission: ${shapeProblems.join('; ')}`, { details: shapeProblems });
+  }
   const raw: unknown[][] = s.batches ?? chunk(s.items ?? [], s.batch_size ?? 1);
   if (raw.length > limits.maxBatches) {
     throw new JetbatchError(

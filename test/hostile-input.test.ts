@@ -16,7 +16,8 @@ import { enqueueDeadline } from '../src/client/submit.js';
 import { openContext, type FleetContext } from '../src/context.js';
 import type { Daemon } from '../src/daemon/daemon.js';
 import { JetbatchError } from '../src/errors.js';
-import { API_NAME_PATTERN, Headers, JOB_ID_PATTERN, Streams, Subjects, batchMsgId, decodeRequestBody, decodeValue, encodeJson, encodeValue } from '../src/protocol.js';
+import { Kvm } from '@nats-io/kv';
+import { API_NAME_PATTERN, Buckets, Headers, JOB_ID_PATTERN, Streams, Subjects, batchMsgId, decodeRequestBody, decodeValue, encodeJson, encodeValue } from '../src/protocol.js';
 import { createJob, transitionJob } from '../src/registry.js';
 import { prepareSubmission, type PreparedJob } from '../src/submission.js';
 import type { JobRecord, JobStatus } from '../src/types.js';
@@ -273,13 +274,13 @@ describe('hostile input, offline: decoder and submission validation', () => {
 
   test('deep nesting: 10,000-deep items are JB_INVALID_SUBMISSION; a 1,000,000-deep MessagePack array decodes in bounded time', () => {
     const deep = nestedArray(10_000);
-    expectInvalid(() => prepareSubmission({ api_name: 'echo', items: [deep], batch_size: 1 }, LIMITS), /batch 0 cannot be encoded/);
-    expectInvalid(() => prepareSubmission({ api_name: 'echo', batches: [[1], [deep]] }, LIMITS), /batch 1 cannot be encoded/);
-    expectInvalid(() => prepareSubmission({ api_name: 'echo', items: [nestedObject(10_000)], batch_size: 1 }, LIMITS), /cannot be encoded/);
+    expectInvalid(() => prepareSubmission({ api_name: 'echo', items: [deep], batch_size: 1 }, LIMITS), /nested deeper than 64 levels/);
+    expectInvalid(() => prepareSubmission({ api_name: 'echo', batches: [[1], [deep]] }, LIMITS), /nested deeper than 64 levels/);
+    expectInvalid(() => prepareSubmission({ api_name: 'echo', items: [nestedObject(10_000)], batch_size: 1 }, LIMITS), /nested deeper than 64 levels/);
     // JSON bodies parse deep nesting; the encoder then refuses it.
     const body = enc.encode(`{"api_name":"echo","batch_size":1,"items":[${'['.repeat(10_000)}1${']'.repeat(10_000)}]}`);
-    expectInvalid(() => prepareSubmission(decodeRequestBody(body), LIMITS), /cannot be encoded/);
-    expectInvalid(() => prepareSubmission(decodeRequestBody(deepMsgpackSubmission(10_000)), LIMITS), /cannot be encoded/);
+    expectInvalid(() => prepareSubmission(decodeRequestBody(body), LIMITS), /nested deeper than 64 levels/);
+    expectInvalid(() => prepareSubmission(decodeRequestBody(deepMsgpackSubmission(10_000)), LIMITS), /nested deeper than 64 levels/);
     const bytes = new Uint8Array(1_000_000).fill(0x91);
     bytes[bytes.length - 1] = 0x01;
     const t0 = performance.now();
@@ -348,7 +349,7 @@ describe('hostile input, offline: decoder and submission validation', () => {
     expectInvalid(() => prepareSubmission({ api_name: 'echo', items: [Symbol('s')], batch_size: 1 }, LIMITS), /cannot be encoded/);
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
-    expectInvalid(() => prepareSubmission({ api_name: 'echo', items: [cyclic], batch_size: 1 }, LIMITS), /cannot be encoded/);
+    expectInvalid(() => prepareSubmission({ api_name: 'echo', items: [cyclic], batch_size: 1 }, LIMITS), /nested deeper than 64 levels/);
     expectInvalid(() => prepareSubmission({ api_name: 'echo', items: ['x'.repeat(LIMITS.maxBatchBytes)], batch_size: 1 }, LIMITS), /limit/, 'JB_PAYLOAD_TOO_LARGE');
     expectInvalid(() => prepareSubmission({ api_name: 'echo', items: new Array(LIMITS.maxBatches + 1).fill(0), batch_size: 1 }, LIMITS), /at most/, 'JB_PAYLOAD_TOO_LARGE');
   });
@@ -383,7 +384,6 @@ describe('hostile input, offline: decoder and submission validation', () => {
 
   test(
     'items carrying a __proto__ key are refused at submission (the worker\'s decoder refuses them later)',
-    { todo: 'src/submission.ts prepareSubmission accepts them; @msgpack/msgpack 3 then throws "The key __proto__ is not allowed" in the worker (src/worker.ts runBatch), so every such batch is dead-lettered as JB_UNDECODABLE' },
     () => {
       const input = JSON.parse('{"api_name":"echo","items":[{"__proto__":{"polluted":true}},{"ok":1}],"batch_size":1}') as unknown;
       let prepared: PreparedJob | undefined;
@@ -399,7 +399,6 @@ describe('hostile input, offline: decoder and submission validation', () => {
 
   test(
     'a config nested 10,000 deep, or a cyclic one, is JB_INVALID_SUBMISSION rather than a RangeError/TypeError',
-    { todo: 'src/submission.ts:124 JSON.stringify(settings) is unguarded: RangeError "Maximum call stack size exceeded" (reply JB_INTERNAL on jetbatch.req.submit) and TypeError "Converting circular structure to JSON"' },
     () => {
       expectInvalid(() => prepareSubmission({ api_name: 'echo', items: [1], batch_size: 1, config: { deep: nestedObject(10_000) } }, LIMITS), /config/);
       const cyclic: Record<string, unknown> = {};
@@ -642,9 +641,9 @@ describe('hostile input, live daemon', () => {
 
   test('deep nesting through jetbatch.req.submit and the client is refused with JB_INVALID_SUBMISSION; moderate nesting round-trips', async () => {
     const jsonDeep = `{"api_name":"echo","batch_size":1,"items":[${'['.repeat(10_000)}1${']'.repeat(10_000)}]}`;
-    assert.match(await rejected(Subjects.request.submit, jsonDeep), /cannot be encoded/);
-    assert.match(await rejected(Subjects.request.submit, deepMsgpackSubmission(10_000)), /cannot be encoded/);
-    assert.match(await rejected(Subjects.request.submit, deepMsgpackSubmission(1_000_000)), /cannot be encoded|MessagePack/);
+    assert.match(await rejected(Subjects.request.submit, jsonDeep), /nested deeper than 64 levels/);
+    assert.match(await rejected(Subjects.request.submit, deepMsgpackSubmission(10_000)), /nested deeper than 64 levels/);
+    assert.match(await rejected(Subjects.request.submit, deepMsgpackSubmission(1_000_000)), /nested deeper than 64 levels|cannot be encoded|MessagePack/);
     await assert.rejects(client.submit({ api_name: 'echo', items: [nestedArray(10_000)], batch_size: 1 }), (e: unknown) => e instanceof JetbatchError && e.code === 'JB_INVALID_SUBMISSION');
     const moderate = nestedArray(50);
     const job = await client.submit({ api_name: 'echo', items: [moderate, nestedObject(40)], batch_size: 2 });
@@ -655,7 +654,6 @@ describe('hostile input, live daemon', () => {
 
   test(
     'a config nested 10,000 deep sent to jetbatch.req.submit is JB_INVALID_SUBMISSION (not JB_INTERNAL)',
-    { todo: 'src/submission.ts:124 JSON.stringify(settings) throws RangeError; src/daemon/requests.ts maps it to JB_INTERNAL and logs an error' },
     async () => {
       const body = `{"api_name":"echo","items":[1],"batch_size":1,"config":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}}`;
       await rejected(Subjects.request.submit, body);
@@ -794,7 +792,6 @@ describe('hostile input, live daemon', () => {
 
   test(
     'client.status / client.stop with a malformed job id reject with JB_INVALID_SUBMISSION',
-    { todo: 'src/client/client.ts record() passes the id to KV unchecked: "a*" or ">" throw a plain Error "invalid key" (CLI exit 4 with a stack trace), "a.b" or a 65-character id give JB_JOB_NOT_FOUND' },
     async () => {
       for (const id of ['a*', '>', 'a.b', 'x'.repeat(65)]) {
         await assert.rejects(client.status(id), (e: unknown) => e instanceof JetbatchError && e.code === 'JB_INVALID_SUBMISSION', id);
@@ -822,10 +819,23 @@ describe('hostile input, daemon process', () => {
   });
 
   test(
-    'a job config nested 3,500 deep (accepted by validation) neither crashes jetbatch start nor hangs the job',
-    { todo: 'src/daemon/job-runner.ts:46 jobSpecOf → src/merge.ts deepMerge recurses per level: RangeError in the JobRunner constructor, an unhandled rejection from Daemon.#startRunner (src/daemon/daemon.ts, `void this.#startRunner(record)`) that kills the process; every daemon serving the API dies, again after each restart' },
+    'a job config nested 3,500 deep is refused at submission, and one written straight into the registry (another publisher) fails its job without crashing jetbatch start',
     async () => {
-      const job = await client.submit({ api_name: 'victim', items: [1], batch_size: 1, config: { deep: nestedObject(3500) } });
+      await assert.rejects(
+        client.submit({ api_name: 'victim', items: [1], batch_size: 1, config: { deep: nestedObject(3500) } }),
+        (e: unknown) => e instanceof JetbatchError && e.code === 'JB_INVALID_SUBMISSION' && /nested deeper/.test(e.message),
+      );
+      const nc = await connect({ servers: server.url });
+      const kv = await new Kvm(nc).open(Buckets.jobs);
+      const now = Date.now();
+      const record = {
+        job_id: 'deep-config', api_name: 'victim', status: 'pending', workers: 1, total_batch_count: 1, config: { deep: nestedObject(3500) },
+        timeout: null, batch_timeout: null, max_attempts: null, backoff: null, spec_hash: 'x', start_time: new Date(now).toISOString(),
+        end_time: null, enqueue_deadline: new Date(now + 60_000).toISOString(), error: null, batch_metrics: null, batches_in_queue: null, completion: null,
+      };
+      await kv.create(record.job_id, new TextEncoder().encode(JSON.stringify(record)));
+      await nc.close();
+      const job = { job_id: record.job_id };
       const deadline = Date.now() + 20_000;
       let status = (await client.status(job.job_id)).status;
       while (!['succeeded', 'completed_with_failures', 'worker_error'].includes(status) && Date.now() < deadline && daemon.proc.exitCode === null) {

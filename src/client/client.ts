@@ -9,7 +9,7 @@ import { openContext, type FleetContext } from '../context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob } from '../lifecycle.js';
 import { jobStatus } from '../progress.js';
-import { Streams, Subjects, decodeValue, maxBodyBytes } from '../protocol.js';
+import { JOB_ID_PATTERN, Streams, Subjects, decodeValue, maxBodyBytes } from '../protocol.js';
 import { getJob, listJobs } from '../registry.js';
 import { deployProject, listDeployments, type Deployment } from '../project/deployments.js';
 import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dead-letters.js';
@@ -91,6 +91,7 @@ export class JetbatchClient {
   }
 
   async record(jobId: string): Promise<JobRecord> {
+    checkJobId(jobId);
     const v = await getJob(this.#ctx.jobs, jobId);
     if (v === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${jobId} not found`);
     return v.record;
@@ -170,11 +171,13 @@ export class JetbatchClient {
    * completed with failures reopens and completes again.
    */
   async replayDeadLetters(jobId: string): Promise<{ record: JobRecord; replayed: number }> {
+    checkJobId(jobId);
     return replayDeadLetters(this.#ctx, jobId);
   }
 
   /** Stops a job: aborts its in-flight batches on every daemon, discards its queue, marks it `stopped`. */
   async stop(jobId: string): Promise<JobRecord> {
+    checkJobId(jobId);
     const result = await endJob(this.#ctx, jobId, 'stopped');
     if (result === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${jobId} not found`);
     return result.record;
@@ -207,5 +210,11 @@ export class JetbatchClient {
   close(): Promise<void> {
     this.#closing ??= this.#ownsConnection ? this.#ctx.nc.drain().catch(() => this.#ctx.nc.close()) : Promise.resolve();
     return this.#closing;
+  }
+}
+
+function checkJobId(jobId: string): void {
+  if (!JOB_ID_PATTERN.test(jobId)) {
+    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `"${jobId.slice(0, 80)}" is not a job id (${JOB_ID_PATTERN.source})`);
   }
 }

@@ -12,6 +12,11 @@ import { connectNats } from '../connect.js';
 import { openContext, type FleetContext } from '../context.js';
 import { discardQueue, endJob, publishEvent } from '../lifecycle.js';
 
+function errorInfoOf(err: unknown): ErrorInfo {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return { name: e.name, code: (e as { code?: string }).code ?? ErrorCodes.INTERNAL, message: `the job cannot run: ${e.message}` };
+}
+
 const EARLY_ENDS = new Set(['stopped', 'timed_out', 'worker_error', 'worker_oom', 'enqueue_failed']);
 import { createLogger } from '../log.js';
 import { Streams, Subjects, decodeJson, encodeJson } from '../protocol.js';
@@ -227,7 +232,7 @@ export class Daemon {
     }
     this.#active.set(record.job_id, record);
     const runner = this.#runners.get(record.job_id);
-    if (runner === undefined && !this.#fatal.has(record.job_id)) void this.#startRunner(record);
+    if (runner === undefined && !this.#fatal.has(record.job_id)) void this.#startRunner(record).catch((err: unknown) => this.#fail(record.job_id, record.api_name, errorInfoOf(err)));
     // Batches may start while the publisher is still enqueuing; the job turns `running` once it is `pending`.
     if (record.status === 'pending' && runner?.started === true) void this.#markRunning(record.job_id);
   }
@@ -369,7 +374,7 @@ export class Daemon {
     for (const record of this.#allActive.values()) {
       if (!this.#host.serves(record.api_name)) continue;
       this.#active.set(record.job_id, record);
-      if (!this.#runners.has(record.job_id)) void this.#startRunner(record);
+      if (!this.#runners.has(record.job_id)) void this.#startRunner(record).catch((err: unknown) => this.#fail(record.job_id, record.api_name, errorInfoOf(err)));
     }
     await this.#presence.register(this.#apiNames()).catch(() => undefined);
     for (const api of this.#host.apis()) this.metrics.initApi(api.name);
