@@ -18,6 +18,14 @@ function tryRun(cmd: string, args: string[]): string {
   }
 }
 
+/** The commit measured, and the files under src/ that differ from it (others may be editing the work tree). */
+export function sourceState(): { commit: string; dirtySrc: string[] } {
+  const commit = tryRun('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
+  const status = tryRun('git', ['-C', root, 'status', '--porcelain', '--', 'src']);
+  const dirtySrc = status === 'unknown' || status === '' ? [] : status.split('\n').map((l) => l.slice(3));
+  return { commit, dirtySrc };
+}
+
 export function machine(): Machine {
   const packages: Record<string, string> = {};
   for (const p of PACKAGES) {
@@ -37,5 +45,6 @@ export function machine(): Machine {
     natsServer: tryRun(natsServerBinary(), ['--version']).replace(/^nats-server: /, ''),
     redis: /v=(\S+)/.exec(tryRun('redis-server', ['--version']))?.[1] ?? 'unknown',
     packages,
+    source: sourceState(),
   };
 }

@@ -23,7 +23,7 @@ import { burn, nowMs } from './handlers/work.js';
 import { createRawStream, ensureRedis, startNats } from './infra.js';
 import { HANDLERS, jetbatchThroughput, startBenchDaemon, type JetbatchEnv } from './jetbatch.js';
 import { jetbatchLatency, rawLatency } from './latency.js';
-import { machine } from './machine.js';
+import { machine, sourceState } from './machine.js';
 import { Marks } from './marks.js';
 import { KiB, LARGEST_BATCH, recordBatch, sizedBatch, type BatchShape } from './payloads.js';
 import { formatSummary, Profiler, summarise } from './profile.js';
@@ -283,6 +283,7 @@ async function main(): Promise<void> {
     }
   }
   results.machine.loadAvg.after = Math.round((loadavg()[0] ?? 0) * 100) / 100;
+  results.machine.source.dirtySrcAtEnd = sourceState().dirtySrc;
   results.durationSeconds = round((nowMs() - started) / 1000, 1);
   const final: Results = { ...results, ratios: computeRatios(results) };
   process.stdout.write(formatReport(final) + '\n');

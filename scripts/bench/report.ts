@@ -24,6 +24,8 @@ export interface Machine {
   natsServer: string;
   redis: string;
   packages: Record<string, string>;
+  /** What was measured: the commit and any files under src/ modified in the work tree (at start and at end). */
+  source: { commit: string; dirtySrc: string[]; dirtySrcAtEnd?: string[] };
 }
 
 export interface Results {
@@ -100,6 +102,8 @@ export function formatReport(r: Results): string {
   lines.push(`jetbatch benchmark (${r.mode}, median of ${r.repeat}) in ${r.durationSeconds} s`);
   lines.push(`machine: ${m.nproc} CPUs (${m.cpu}), ${m.memoryGiB} GiB, ${m.os}; node ${m.node}, nats-server ${m.natsServer}, redis ${m.redis}`);
   lines.push(`load average (1 min): ${m.loadAvg.before} before, ${m.loadAvg.after} after`);
+  const dirty = (l: string[] | undefined): string => (l === undefined || l.length === 0 ? 'clean' : `modified ${l.join(' ')}`);
+  lines.push(`source: ${m.source.commit}, src/ ${dirty(m.source.dirtySrc)} at start, ${dirty(m.source.dirtySrcAtEnd)} at end`);
   lines.push(`packages: ${Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (r.cpu !== null) lines.push(`fixed CPU work: ${r.cpu.iterations.toLocaleString('en-US')} xorshift rounds ≈ ${r.cpu.msPerBatch} ms per batch`);
   lines.push('');
