@@ -34,13 +34,22 @@ export interface BatchTask {
   timeoutMs: number;
 }
 
+/** Several batches of one job, run one after the other on one thread (a backlog, dispatched in one task). */
+export interface GroupTask {
+  kind: 'group';
+  job: JobSpec;
+  batches: Array<{ batchId: string; attempt: number; payload: Uint8Array }>;
+  /** Per batch, as in BatchTask. */
+  timeoutMs: number;
+}
+
 export interface CompleteTask {
   kind: 'complete';
   job: JobSpec;
   summary: JobSummary;
 }
 
-export type Task = BatchTask | CompleteTask;
+export type Task = BatchTask | GroupTask | CompleteTask;
 
 /** Where in the handler's life a failure happened. */
 export type FailureStage = 'load' | 'init' | 'decode' | 'batch' | 'result' | 'complete';

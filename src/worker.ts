@@ -17,6 +17,7 @@ import {
   type CompleteTask,
   type ControlMessage,
   type FailureStage,
+  type GroupTask,
   type Outcome,
   type SerializedError,
   type MetricKind,
@@ -157,7 +158,7 @@ function failure(stage: FailureStage, thrown: unknown, started: number): Outcome
   return { ok: false, stage, error, durationMs: performance.now() - started };
 }
 
-async function runBatch(task: BatchTask): Promise<Outcome> {
+async function runBatch(task: BatchTask, announce = true): Promise<Outcome> {
   const started = performance.now();
   const log = withMeta(baseLog, { job_id: task.job.job_id });
   let payload: unknown;
@@ -177,7 +178,7 @@ async function runBatch(task: BatchTask): Promise<Outcome> {
   const ac = new AbortController();
   const arm = (): NodeJS.Timeout => setTimeout(() => ac.abort(timeoutError(task)), task.timeoutMs);
   let timer = arm();
-  events.postMessage({ type: 'started', jobId: task.job.job_id, batchId: task.batchId } satisfies WorkerEvent);
+  if (announce) events.postMessage({ type: 'started', jobId: task.job.job_id, batchId: task.batchId } satisfies WorkerEvent);
   let set = running.get(task.job.job_id);
   if (set === undefined) running.set(task.job.job_id, (set = new Set()));
   set.add(ac);
@@ -232,12 +233,28 @@ async function runComplete(task: CompleteTask): Promise<Outcome> {
   }
 }
 
-export default async function run(task: Task): Promise<Outcome> {
-  const outcome = await (task.kind === 'batch' ? runBatch(task) : runComplete(task));
+/**
+ * The batches of a group, one after the other. The main thread's limit for the group covers them all; only the
+ * first batch announces its start (after the handler is loaded), which starts that limit.
+ */
+async function runGroup(task: GroupTask): Promise<Outcome[]> {
+  const outcomes: Outcome[] = [];
+  for (const [i, b] of task.batches.entries()) {
+    outcomes.push(withInit(await runBatch({ kind: 'batch', job: task.job, batchId: b.batchId, attempt: b.attempt, payload: b.payload, timeoutMs: task.timeoutMs }, i === 0)));
+  }
+  return outcomes;
+}
+
+function withInit(outcome: Outcome): Outcome {
   if (pendingInitMs !== undefined) {
     outcome.initMs = pendingInitMs;
     pendingInitMs = undefined;
   }
   return outcome;
+}
+
+export default async function run(task: Task): Promise<Outcome | Outcome[]> {
+  if (task.kind === 'group') return runGroup(task);
+  return withInit(await (task.kind === 'batch' ? runBatch(task) : runComplete(task)));
 }
 

@@ -220,7 +220,7 @@ describe('failure semantics', () => {
     const job = await client.submit({ api_name: 'recorder', items: Array.from({ length: 30 }, (_, i) => i), batch_size: 1, workers: 1, timeout: 3, config: { delay_ms: 200 } });
     const final = await wait(job.job_id);
     assert.equal(final.status, 'timed_out');
-    assert.ok(final.batch_metrics.succeeded > 0 && final.batch_metrics.succeeded < 30);
+    assert.ok(final.batch_metrics.succeeded > 0 && final.batch_metrics.succeeded < 30, JSON.stringify(final));
     assert.equal(final.error?.code, 'JB_TIMEOUT');
   });
 

@@ -21,7 +21,7 @@ const EARLY_ENDS = new Set(['stopped', 'timed_out', 'worker_error', 'worker_oom'
 import { createLogger } from '../log.js';
 import { Streams, Subjects, decodeJson, encodeJson } from '../protocol.js';
 import { provisionWithRetry } from '../provision.js';
-import { transitionJob } from '../registry.js';
+import { getJob, transitionJob } from '../registry.js';
 import type { ErrorInfo, JobRecord } from '../types.js';
 import { ErrorCodes } from '../errors.js';
 import { toErrorInfo } from './settle.js';
@@ -225,9 +225,15 @@ export class Daemon {
       const hadRunner = this.#runners.has(record.job_id);
       this.#active.delete(record.job_id);
       void this.#retire(record.job_id);
-      // Whoever ended the job purges its queue; if that failed half-way (a publisher without the rights), the
-      // daemons finish it. Idempotent.
-      if (EARLY_ENDS.has(record.status) && hadRunner) void discardQueue(this.#ctx, record).catch(() => undefined);
+      // Whoever ended the job counts it, then purges its queue and writes the final figures. If that has not
+      // happened a while later (a publisher without the rights), the daemons purge the queue. Idempotent.
+      if (EARLY_ENDS.has(record.status) && hadRunner && record.batch_metrics === null) {
+        setTimeout(() => {
+          void getJob(this.#ctx.jobs, record.job_id)
+            .then((v) => (v !== null && v.record.batch_metrics === null ? discardQueue(this.#ctx, v.record) : undefined))
+            .catch(() => undefined);
+        }, 10_000).unref();
+      }
       return;
     }
     this.#active.set(record.job_id, record);

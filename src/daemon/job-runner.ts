@@ -28,13 +28,26 @@ export interface RunnerHooks {
   onFatal(jobId: string, error: ErrorInfo): void;
 }
 
-interface InFlight {
-  msg: JsMsg;
+/** One Piscina task: a single batch, or several batches of a burst run back to back on one thread. */
+interface Run {
   ac: AbortController;
   reason: AbortReason;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
   deadline: number;
+  size: number;
 }
+
+interface InFlight {
+  msg: JsMsg;
+  id: BatchIdentity | null;
+  /** Set when the batch is handed to a task. */
+  run: Run | undefined;
+}
+
+/** Most batches handed to one thread in one task. */
+const MAX_GROUP = 64;
+/** After a grouped task dies, dispatch this many tasks one batch at a time, so a poison batch fails alone. */
+const SINGLES_AFTER_CRASH = 256;
 
 const FETCH_EXPIRES_MS = 1000;
 const MAX_IDLE_MS = 2000;
@@ -67,6 +80,10 @@ export class JobRunner {
   #heartbeat: NodeJS.Timeout | undefined;
   #started = false;
   #drained: Array<() => void> = [];
+  /** Batches received in the current burst, not yet handed to a task. */
+  #burst: InFlight[] = [];
+  #flushScheduled = false;
+  #singles = 0;
 
   constructor(ctx: FleetContext, pool: ApiPool, record: JobRecord, hooks: RunnerHooks) {
     this.#ctx = ctx;
@@ -103,11 +120,12 @@ export class JobRunner {
   /** Restarts a batch's timeout from now (handleBatch started, or ctx.extendLease()). */
   extendLease(batchId: string): void {
     const f = this.#inflight.get(batchId);
-    if (f === undefined) return;
+    if (f?.run === undefined) return;
     f.msg.working();
-    clearTimeout(f.timer);
-    f.deadline = Date.now() + this.spec.batch_timeout * 1000;
-    f.timer = this.#armTimeout(f);
+    const run = f.run;
+    clearTimeout(run.timer);
+    run.deadline = Date.now() + this.spec.batch_timeout * 1000 * run.size;
+    run.timer = this.#armTimeout(run);
   }
 
   /**
@@ -116,13 +134,13 @@ export class JobRunner {
    */
   async stop(mode: 'abort' | 'release', graceMs = 0): Promise<void> {
     this.#stop.abort();
-    if (mode === 'abort') for (const f of this.#inflight.values()) this.#abortOne(f, 'stopped');
+    if (mode === 'abort') for (const f of this.#inflight.values()) this.#abortRun(f, 'stopped');
     if (this.#inflight.size > 0 && mode === 'release') {
       // The grace timer is cancelled when the batches drain first: a pending timer would keep the process alive.
       const grace = new AbortController();
       await Promise.race([this.#whenDrained(), sleep(graceMs, grace.signal)]);
       grace.abort();
-      for (const f of this.#inflight.values()) this.#abortOne(f, 'shutdown');
+      for (const f of this.#inflight.values()) this.#abortRun(f, 'shutdown');
     }
     await this.#whenDrained();
     await this.#loop;
@@ -133,11 +151,12 @@ export class JobRunner {
     while (this.#inflight.size > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
   }
 
-  #abortOne(f: InFlight, reason: AbortReason): void {
-    if (f.ac.signal.aborted) return;
-    f.reason = reason;
-    clearTimeout(f.timer);
-    f.ac.abort();
+  #abortRun(f: InFlight, reason: AbortReason): void {
+    const run = f.run;
+    if (run === undefined || run.ac.signal.aborted) return;
+    run.reason = reason;
+    clearTimeout(run.timer);
+    run.ac.abort();
   }
 
   async #consumer(): Promise<Consumer> {
@@ -219,10 +238,14 @@ export class JobRunner {
     });
   }
 
-  #armTimeout(f: InFlight): NodeJS.Timeout {
+  #armTimeout(run: Run): NodeJS.Timeout {
     // ctx.signal aborts at the deadline; the thread is terminated after a short grace if the handler ignores it.
     const grace = Math.min(5000, Math.max(200, this.spec.batch_timeout * 100));
-    const t = setTimeout(() => this.#abortOne(f, 'timeout'), Math.max(0, f.deadline - Date.now()) + grace);
+    const t = setTimeout(() => {
+      if (run.ac.signal.aborted) return;
+      run.reason = 'timeout';
+      run.ac.abort();
+    }, Math.max(0, run.deadline - Date.now()) + grace);
     t.unref();
     return t;
   }
@@ -234,50 +257,96 @@ export class JobRunner {
     }
     const id = identify(msg);
     const key = id?.batchId ?? `seq-${msg.seq}`;
-    const existing = this.#inflight.get(key);
-    if (existing !== undefined) {
+    if (this.#inflight.has(key)) {
       // A redelivery of a batch still running here (its lease lapsed): keep the running attempt.
       this.#pool.slots.release(1);
       return;
     }
     this.#hooks.onDispatched(this.jobId, msg.info.deliveryCount);
-    const ac = new AbortController();
-    // Until the worker reports that handleBatch started, loading and constructing the handler get init_timeout too.
-    const deadline = Date.now() + this.#pool.api.initTimeoutMs + this.spec.batch_timeout * 1000;
-    const f: InFlight = { msg, ac, reason: 'timeout', timer: undefined as unknown as NodeJS.Timeout, deadline };
-    f.timer = this.#armTimeout(f);
+    const f: InFlight = { msg, id, run: undefined };
     this.#inflight.set(key, f);
-    void this.#process(f, id).finally(() => {
-      clearTimeout(f.timer);
-      this.#inflight.delete(key);
-      this.#pool.slots.release(1);
-      this.#hooks.onFinished(this.jobId);
-      const waiters = this.#drained;
-      this.#drained = [];
-      for (const w of waiters) w();
-    });
+    // Messages of one pull arrive together: collect them and hand them out once the burst is in.
+    this.#burst.push(f);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
+    }
   }
 
-  async #process(f: InFlight, id: BatchIdentity | null): Promise<void> {
-    const msg = f.msg;
-    const attempt = msg.info.deliveryCount;
-    let outcome: Outcome;
-    if (id === null) {
-      outcome = { ok: false, durationMs: 0, stage: 'decode', error: { name: 'TypeError', code: ErrorCodes.UNDECODABLE, message: 'batch message lacks the Jetbatch-Batch-Id header', permanent: true } };
-    } else {
-      // Copy out of the connection's read buffer before transferring (see DESIGN.md §6).
-      const payload = new Uint8Array(msg.data);
-      outcome = await this.#pool.run(
-        { kind: 'batch', job: this.spec, batchId: id.batchId, attempt, payload, timeoutMs: this.spec.batch_timeout * 1000 },
-        f.ac.signal,
-        () => f.reason,
-      );
+  /**
+   * Splits the burst over the pool's threads: a burst no larger than the thread count goes out one batch per task;
+   * a backlog goes out in groups, so one task (and one main-thread dispatch) serves several batches.
+   */
+  #flush(): void {
+    this.#flushScheduled = false;
+    const burst = this.#burst;
+    this.#burst = [];
+    const lanes = this.#pool.api.threads * this.#pool.api.concurrency;
+    const size = this.#singles > 0 ? 1 : Math.min(MAX_GROUP, Math.max(1, Math.ceil(burst.length / lanes)));
+    for (let i = 0; i < burst.length; i += size) {
+      const group = burst.slice(i, i + size);
+      if (this.#singles > 0) this.#singles--;
+      const run: Run = {
+        ac: new AbortController(),
+        reason: 'timeout',
+        timer: undefined,
+        // Until handleBatch starts, loading and constructing the handler get init_timeout too.
+        deadline: Date.now() + this.#pool.api.initTimeoutMs + this.spec.batch_timeout * 1000 * group.length,
+        size: group.length,
+      };
+      run.timer = this.#armTimeout(run);
+      for (const f of group) f.run = run;
+      void this.#process(group, run).finally(() => {
+        clearTimeout(run.timer);
+        for (const f of group) {
+          this.#inflight.delete(f.id?.batchId ?? `seq-${f.msg.seq}`);
+          this.#pool.slots.release(1);
+          this.#hooks.onFinished(this.jobId);
+        }
+        const waiters = this.#drained;
+        this.#drained = [];
+        for (const w of waiters) w();
+      });
     }
-    try {
-      await this.#settle(f, id, attempt, outcome);
-    } catch (err) {
-      // Unsettled: the batch stays in the queue and is redelivered after the lease; nothing is lost.
-      this.#hooks.log.warn({ err, job_id: this.jobId, batch_id: id?.batchId }, 'settling a batch failed; it will be redelivered');
+  }
+
+  async #process(group: InFlight[], run: Run): Promise<void> {
+    const outcomes = new Map<InFlight, Outcome>();
+    const runnable: Array<{ f: InFlight; id: BatchIdentity }> = [];
+    for (const f of group) {
+      if (f.id === null) {
+        outcomes.set(f, { ok: false, durationMs: 0, stage: 'decode', error: { name: 'TypeError', code: ErrorCodes.UNDECODABLE, message: 'batch message lacks the Jetbatch-Batch-Id header', permanent: true } });
+      } else runnable.push({ f, id: f.id });
+    }
+    // Copy out of the connection's read buffer before transferring (see DESIGN.md §6).
+    const batches = runnable.map(({ f, id }) => ({ batchId: id.batchId, attempt: f.msg.info.deliveryCount, payload: new Uint8Array(f.msg.data) }));
+    const timeoutMs = this.spec.batch_timeout * 1000;
+    if (batches.length === 1) {
+      const b = batches[0]!;
+      outcomes.set(runnable[0]!.f, await this.#pool.run({ kind: 'batch', job: this.spec, ...b, timeoutMs }, run.ac.signal, () => run.reason));
+    } else if (batches.length > 1) {
+      const result = await this.#pool.runGroup({ kind: 'group', job: this.spec, batches, timeoutMs }, run.ac.signal, () => run.reason);
+      if (Array.isArray(result)) runnable.forEach(({ f }, i) => outcomes.set(f, result[i]!));
+      else {
+        // The thread died or was terminated with several batches on it: which one is to blame is unknown, so none
+        // is charged. They go back to the queue at once and run one per task for a while.
+        this.#singles = SINGLES_AFTER_CRASH;
+        this.#hooks.log.warn({ job_id: this.jobId, batches: batches.length, error: result.ok ? undefined : result.error }, 'a grouped task died; its batches are handed back and run singly');
+        for (const { f } of runnable) {
+          f.msg.nak();
+          this.#hooks.onSettled(this.jobId, result, 'released');
+        }
+        return;
+      }
+    }
+    for (const f of group) {
+      const outcome = outcomes.get(f)!;
+      try {
+        await this.#settle(f, run, f.msg.info.deliveryCount, outcome);
+      } catch (err) {
+        // Unsettled: the batch stays in the queue and is redelivered after the lease; nothing is lost.
+        this.#hooks.log.warn({ err, job_id: this.jobId, batch_id: f.id?.batchId }, 'settling a batch failed; it will be redelivered');
+      }
     }
   }
 
@@ -285,11 +354,12 @@ export class JobRunner {
     return maxBodyBytes(this.#ctx.nc);
   }
 
-  async #settle(f: InFlight, id: BatchIdentity | null, attempt: number, outcome: Outcome): Promise<void> {
+  async #settle(f: InFlight, run: Run, attempt: number, outcome: Outcome): Promise<void> {
     const msg = f.msg;
-    if (f.ac.signal.aborted && f.reason !== 'timeout') {
+    const id = f.id;
+    if (run.ac.signal.aborted && run.reason !== 'timeout') {
       // Stopped job: its queue is purged by whoever stopped it. Shutdown: hand the batch back at once.
-      if (f.reason === 'shutdown') msg.nak();
+      if (run.reason === 'shutdown') msg.nak();
       this.#hooks.onSettled(this.jobId, outcome, 'released');
       return;
     }

@@ -7,7 +7,7 @@ import { extname } from 'node:path';
 import { Piscina } from 'piscina';
 import type { NatsOptions } from '../connect.js';
 import { ErrorCodes } from '../errors.js';
-import { channelNames, type ControlMessage, type Outcome, type Task, type WorkerData, type WorkerEvent } from '../thread-protocol.js';
+import { channelNames, type BatchTask, type CompleteTask, type ControlMessage, type GroupTask, type Outcome, type Task, type WorkerData, type WorkerEvent } from '../thread-protocol.js';
 import type { ApiOptions } from './config.js';
 import { Slots } from './slots.js';
 
@@ -70,8 +70,7 @@ export class ApiPool {
     this.#piscina.on('workerDestroy', (worker: { id: number }) => {
       for (let i = 0; i < slots.length; i++) Atomics.compareExchange(slots, i, worker.id, 0);
     });
-    // Running tasks plus one queued batch per thread, so a thread never waits for a pull round trip.
-    this.slots = new Slots(opts.api.threads * opts.api.concurrency + opts.api.threads);
+    this.slots = new Slots(opts.api.threads * opts.api.concurrency);
     this.#control = new BroadcastChannel(channelNames.control(opts.api.name));
     this.#events = new BroadcastChannel(channelNames.events(opts.api.name));
     this.#events.onmessage = (event: unknown) => opts.onEvent((event as { data: WorkerEvent }).data);
@@ -86,11 +85,23 @@ export class ApiPool {
   }
 
   /** Runs a task; `signal` aborts it by terminating its thread (Piscina replaces the thread). */
-  async run(task: Task, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome> {
+  run(task: BatchTask | CompleteTask, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome> {
+    return this.#run<Outcome>(task, signal, reasonOf);
+  }
+
+  /** Runs a group task: one outcome per batch, or one failure outcome if the thread died or was terminated. */
+  runGroup(task: GroupTask, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome[] | Outcome> {
+    return this.#run<Outcome[]>(task, signal, reasonOf);
+  }
+
+  async #run<T>(task: Task, signal: AbortSignal, reasonOf: () => AbortReason): Promise<T | Outcome> {
     const started = performance.now();
     try {
-      const transferList = task.kind === 'batch' ? [task.payload.buffer as ArrayBuffer] : [];
-      return (await this.#piscina.run(task, { signal, transferList })) as Outcome;
+      const transferList =
+        task.kind === 'batch' ? [task.payload.buffer as ArrayBuffer] : task.kind === 'group' ? task.batches.map((b) => b.payload.buffer as ArrayBuffer) : [];
+      const result = (await this.#piscina.run(task, { signal, transferList })) as T;
+      for (const o of Array.isArray(result) ? (result as Outcome[]) : [result as Outcome]) this.slots.observe(o.durationMs);
+      return result;
     } catch (err) {
       const durationMs = performance.now() - started;
       const e = err as Error & { code?: string };
