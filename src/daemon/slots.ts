@@ -46,9 +46,13 @@ export class Slots {
     if (this.free > before && before <= 0) this.#waiters[0]?.();
   }
 
-  /** Waits for at least one free slot, then takes up to `max`. Resolves 0 if `signal` aborts first. */
+  /**
+   * Waits until at least min(`max`, half the capacity) slots are free, then takes up to `max`; resolves 0 if
+   * `signal` aborts first. Refilling in halves (not slot by slot) keeps pulls large: one round trip serves many.
+   */
   async reserve(max: number, signal: AbortSignal): Promise<number> {
-    while (this.free <= 0 || this.#waiters.length > 0) {
+    const enough = (): number => Math.max(1, Math.min(max, Math.ceil(this.capacity / 2)));
+    while (this.free < enough() || this.#waiters.length > 0) {
       if (signal.aborted) return 0;
       await new Promise<void>((resolve) => {
         const wake = (): void => {
@@ -60,7 +64,7 @@ export class Slots {
         this.#waiters.push(wake);
         signal.addEventListener('abort', wake, { once: true });
       });
-      if (this.free > 0) break;
+      if (this.free >= enough()) break;
     }
     if (signal.aborted) return 0;
     const n = Math.max(0, Math.min(max, this.free));
@@ -72,6 +76,6 @@ export class Slots {
     if (n <= 0) return;
     this.#used -= n;
     if (this.#used < 0) throw new Error('Slots.release: more released than reserved');
-    this.#waiters[0]?.();
+    if (this.free >= Math.ceil(this.capacity / 2) || this.#used === 0) this.#waiters[0]?.();
   }
 }
