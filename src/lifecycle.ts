@@ -7,7 +7,7 @@ import { JetStreamApiError } from '@nats-io/jetstream';
 import type { FleetContext } from './context.js';
 import { liveCounts, metricsOf } from './progress.js';
 import { Streams, Subjects, consumerName, encodeJson } from './protocol.js';
-import { transitionJob } from './registry.js';
+import { getJob, transitionJob } from './registry.js';
 import type { ErrorInfo, JobRecord, TerminalStatus } from './types.js';
 import { isTerminal } from './types.js';
 
@@ -58,4 +58,30 @@ export async function publishEvent(ctx: FleetContext, record: JobRecord, type: s
 export function ignoreNotFound(err: unknown): void {
   if (err instanceof JetStreamApiError && err.status === 404) return;
   throw err;
+}
+
+/** A job still `pending` turns `running` when its first batch starts anywhere (published as an event). */
+export async function markRunning(ctx: FleetContext, jobId: string): Promise<void> {
+  const r = await transitionJob(ctx.jobs, jobId, (cur) => (cur.status === 'pending' ? { ...cur, status: 'running' } : null));
+  if (r?.changed) await publishEvent(ctx, r.record, 'running');
+}
+
+/** A batch dead-lettered after its thread hit the memory cap: the job will end `worker_oom`, with this error. */
+export async function noteOutOfMemory(ctx: FleetContext, jobId: string, error: ErrorInfo): Promise<void> {
+  await transitionJob(ctx.jobs, jobId, (cur) => (cur.error === null && !isTerminal(cur.status) ? { ...cur, error } : null));
+}
+
+const EARLY_ENDS = new Set(['stopped', 'timed_out', 'worker_error', 'worker_oom', 'enqueue_failed']);
+
+/**
+ * Whoever ends a job early counts it, then purges its queue and writes the final figures. If that has not happened
+ * `delayMs` later (an ender without the rights to purge), the queue is purged here. Idempotent.
+ */
+export function purgeLeftoversLater(ctx: FleetContext, record: JobRecord, delayMs = 10_000): void {
+  if (!EARLY_ENDS.has(record.status) || record.batch_metrics !== null) return;
+  setTimeout(() => {
+    void getJob(ctx.jobs, record.job_id)
+      .then((v) => (v !== null && v.record.batch_metrics === null ? discardQueue(ctx, v.record) : undefined))
+      .catch(() => undefined);
+  }, delayMs).unref();
 }

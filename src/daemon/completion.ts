@@ -12,7 +12,7 @@ import { transitionJob } from '../registry.js';
 import type { ErrorInfo, JobRecord, JobSummary } from '../types.js';
 import { ErrorCodes } from '../errors.js';
 import type { ApiPool } from './pool.js';
-import { jobSpecOf } from './job-runner.js';
+import { jobSpecOf } from './job-spec.js';
 import { toErrorInfo } from './settle.js';
 
 export interface CompletionDeps {

@@ -10,18 +10,15 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { connectNats } from '../connect.js';
 import { openContext, type FleetContext } from '../context.js';
-import { discardQueue, endJob, publishEvent } from '../lifecycle.js';
+import { endJob, markRunning, noteOutOfMemory, purgeLeftoversLater } from '../lifecycle.js';
 
 function errorInfoOf(err: unknown): ErrorInfo {
   const e = err instanceof Error ? err : new Error(String(err));
   return { name: e.name, code: (e as { code?: string }).code ?? ErrorCodes.INTERNAL, message: `the job cannot run: ${e.message}` };
 }
-
-const EARLY_ENDS = new Set(['stopped', 'timed_out', 'worker_error', 'worker_oom', 'enqueue_failed']);
 import { createLogger } from '../log.js';
-import { Streams, Subjects, decodeJson, encodeJson } from '../protocol.js';
+import { Subjects, decodeJson } from '../protocol.js';
 import { provisionWithRetry } from '../provision.js';
-import { getJob, transitionJob } from '../registry.js';
 import type { ErrorInfo, JobRecord } from '../types.js';
 import { ErrorCodes } from '../errors.js';
 import { toErrorInfo } from './settle.js';
@@ -225,22 +222,14 @@ export class Daemon {
       const hadRunner = this.#runners.has(record.job_id);
       this.#active.delete(record.job_id);
       void this.#retire(record.job_id);
-      // Whoever ended the job counts it, then purges its queue and writes the final figures. If that has not
-      // happened a while later (a publisher without the rights), the daemons purge the queue. Idempotent.
-      if (EARLY_ENDS.has(record.status) && hadRunner && record.batch_metrics === null) {
-        setTimeout(() => {
-          void getJob(this.#ctx.jobs, record.job_id)
-            .then((v) => (v !== null && v.record.batch_metrics === null ? discardQueue(this.#ctx, v.record) : undefined))
-            .catch(() => undefined);
-        }, 10_000).unref();
-      }
+      if (hadRunner) purgeLeftoversLater(this.#ctx, record);
       return;
     }
     this.#active.set(record.job_id, record);
     const runner = this.#runners.get(record.job_id);
     if (runner === undefined && !this.#fatal.has(record.job_id)) void this.#startRunner(record).catch((err: unknown) => this.#fail(record.job_id, record.api_name, errorInfoOf(err)));
     // Batches may start while the publisher is still enqueuing; the job turns `running` once it is `pending`.
-    if (record.status === 'pending' && runner?.started === true) void this.#markRunning(record.job_id);
+    if (record.status === 'pending' && runner?.started === true) void markRunning(this.#ctx, record.job_id).catch(() => undefined);
   }
 
   async #startRunner(record: JobRecord): Promise<void> {
@@ -264,7 +253,7 @@ export class Daemon {
     const runner = new JobRunner(this.#ctx, pool, record, {
       log: this.log,
       leaseMs: this.#leaseMs,
-      onStarted: (jobId) => void this.#markRunning(jobId),
+      onStarted: (jobId) => void markRunning(this.#ctx, jobId).catch(() => undefined),
       onDispatched: (_jobId, deliveryCount) => {
         this.metrics.inFlight.inc({ api_name: api });
         if (deliveryCount > 1) this.metrics.redeliveries.inc({ api_name: api });
@@ -273,7 +262,7 @@ export class Daemon {
       onSucceeded: (jobId, ms) => this.#stats.record(jobId, ms),
       onSettled: (jobId, outcome, decision) => {
         this.metrics.settled(api, outcome, decision);
-        if (!outcome.ok && decision === 'dead-lettered' && outcome.error.code === ErrorCodes.WORKER_OOM) void this.#noteOom(jobId, toErrorInfo(outcome.error));
+        if (!outcome.ok && decision === 'dead-lettered' && outcome.error.code === ErrorCodes.WORKER_OOM) void noteOutOfMemory(this.#ctx, jobId, toErrorInfo(outcome.error)).catch((err: unknown) => this.log.warn({ err, job_id: jobId }, 'recording the out-of-memory error failed'));
         if (this.#runners.get(jobId)?.inFlight === 1) void this.#checkSoon(jobId);
       },
       onFatal: (jobId, error) => this.#fail(jobId, api, error),
@@ -290,18 +279,6 @@ export class Daemon {
     this.#fatal.add(jobId);
     this.log.error({ job_id: jobId, api_name: api, error }, 'handler failed to load or construct; failing the job');
     void endJob(this.#ctx, jobId, 'worker_error', error).catch((err: unknown) => this.log.error({ err, job_id: jobId }, 'failing the job failed'));
-  }
-
-  /** A batch dead-lettered after its thread hit the memory cap makes the job end as `worker_oom`. */
-  async #noteOom(jobId: string, error: ErrorInfo): Promise<void> {
-    await transitionJob(this.#ctx.jobs, jobId, (cur) => (cur.error === null && !isTerminal(cur.status) ? { ...cur, error } : null)).catch(
-      (err: unknown) => this.log.warn({ err, job_id: jobId }, 'recording the out-of-memory error failed'),
-    );
-  }
-
-  async #markRunning(jobId: string): Promise<void> {
-    const r = await transitionJob(this.#ctx.jobs, jobId, (cur) => (cur.status === 'pending' ? { ...cur, status: 'running' } : null)).catch(() => null);
-    if (r?.changed) await publishEvent(this.#ctx, r.record, 'running').catch(() => undefined);
   }
 
   /** Stops and forgets the job's runner (aborting its in-flight batches) and drops its handler instances. */

@@ -2,15 +2,15 @@
  * Runs one job on this daemon: pulls its batches from the job's durable consumer while the API's pool has room,
  * dispatches each to a worker thread, and settles it. Many runners share one pool through its Slots.
  */
-import { AckPolicy, DeliverPolicy, type Consumer, type JsMsg } from '@nats-io/jetstream';
+import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { FleetContext } from '../context.js';
 import { ErrorCodes } from '../errors.js';
-import { deepMerge } from '../merge.js';
-import { Streams, Subjects, consumerName, maxBodyBytes } from '../protocol.js';
+import { maxBodyBytes } from '../protocol.js';
 import type { Outcome } from '../thread-protocol.js';
 import type { BackoffOptions, ErrorInfo, JobRecord, JobSpec } from '../types.js';
-import type { ApiOptions } from './config.js';
+import { bindJobConsumer } from './consumer.js';
+import { jobSpecOf } from './job-spec.js';
 import type { AbortReason, ApiPool } from './pool.js';
 import { deadLetter, decideFailure, identify, storeResult, toErrorInfo, type BatchIdentity } from './settle.js';
 
@@ -51,20 +51,6 @@ const SINGLES_AFTER_CRASH = 256;
 
 const FETCH_EXPIRES_MS = 1000;
 const MAX_IDLE_MS = 2000;
-
-export function jobSpecOf(record: JobRecord, api: ApiOptions): JobSpec {
-  return {
-    job_id: record.job_id,
-    api_name: record.api_name,
-    config: deepMerge(api.config as Record<string, unknown>, record.config),
-    workers: record.workers,
-    total_batch_count: record.total_batch_count,
-    start_time: record.start_time,
-    timeout: record.timeout,
-    batch_timeout: record.batch_timeout ?? api.batchTimeoutMs / 1000,
-    max_attempts: record.max_attempts ?? api.maxAttempts,
-  };
-}
 
 export class JobRunner {
   readonly jobId: string;
@@ -159,36 +145,13 @@ export class JobRunner {
     run.ac.abort();
   }
 
-  async #consumer(): Promise<Consumer> {
-    const name = consumerName(this.jobId);
-    try {
-      await this.#ctx.jsm.consumers.info(Streams.batches, name);
-    } catch {
-      // First daemon to see the job creates its consumer; a concurrent identical add is harmless, and a lost
-      // race with a different config is resolved by binding to whatever exists.
-      await this.#ctx.jsm.consumers
-        .add(Streams.batches, {
-          durable_name: name,
-          filter_subject: Subjects.batch(this.#record.api_name, this.jobId),
-          ack_policy: AckPolicy.Explicit,
-          deliver_policy: DeliverPolicy.All,
-          max_ack_pending: this.#record.workers,
-          ack_wait: this.#hooks.leaseMs * 1_000_000,
-          max_deliver: -1,
-          max_waiting: 4096,
-        })
-        .catch(() => this.#ctx.jsm.consumers.info(Streams.batches, name));
-    }
-    return this.#ctx.js.consumers.get(Streams.batches, name);
-  }
-
   async #run(): Promise<void> {
     const signal = this.#stop.signal;
     let consumer: Consumer | undefined;
     let idleMs = 0;
     while (!signal.aborted) {
       try {
-        consumer ??= await this.#consumer();
+        consumer ??= await bindJobConsumer(this.#ctx, this.#record, this.#hooks.leaseMs);
       } catch (err) {
         this.#hooks.log.warn({ err, job_id: this.jobId }, 'cannot bind to job consumer; retrying');
         await sleep(1000, signal);
