@@ -110,7 +110,7 @@ export class DaemonMetrics {
     });
     new Gauge({
       name: 'jetbatch_pool_slots',
-      help: 'Batches the API’s pool takes at once (threads × concurrency + one queued per thread).',
+      help: 'Batches the API’s pool takes at once: threads × concurrency plus a prefetch sized to about 50 ms of queued work (at least one per thread, at most 512).',
       labelNames: ['api_name'] as const,
       registers: [this.registry],
       collect() {
