@@ -21,8 +21,14 @@ function tryRun(cmd: string, args: string[]): string {
 /** The commit measured, and the files under src/ that differ from it (others may be editing the work tree). */
 export function sourceState(): { commit: string; dirtySrc: string[] } {
   const commit = tryRun('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
-  const status = tryRun('git', ['-C', root, 'status', '--porcelain', '--', 'src']);
-  const dirtySrc = status === 'unknown' || status === '' ? [] : status.split('\n').map((l) => l.slice(3));
+  let status = '';
+  try {
+    status = execFileSync('git', ['-C', root, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' });
+  } catch {
+    // Not a git checkout (an exported tree): nothing to compare against.
+  }
+  // Porcelain lines are `XY path`: the path starts at column 3.
+  const dirtySrc = status.split('\n').filter((l) => l.length > 3).map((l) => l.slice(3));
   return { commit, dirtySrc };
 }
 

@@ -127,6 +127,19 @@ async function main(): Promise<void> {
     durationSeconds: 0,
   };
   const iterations = results.cpu?.iterations ?? 0;
+  // Code under test that crashes the process (an uncaught exception in the in-process daemon) still gets a report
+  // of what was measured, with the crash as an error, and a non-zero exit.
+  process.once('uncaughtException', (err: Error) => {
+    results.errors.push(`uncaught exception (the run stopped here): ${err.stack ?? String(err)}`);
+    log(`FAILED ${err.stack ?? String(err)}`);
+    report(results, runs);
+    // Our nats-server (and Redis, if we started it) must not outlive us.
+    setTimeout(() => process.exit(1), 10_000).unref();
+    void server
+      .dispose()
+      .then(() => redis.stop())
+      .finally(() => process.exit(1));
+  });
   const add = (scenario: string, sys: System, f: Throughput): void => {
     let bySys = runs.get(scenario);
     if (bySys === undefined) runs.set(scenario, (bySys = new Map()));
@@ -272,6 +285,11 @@ async function main(): Promise<void> {
     await server.dispose();
     await redis.stop();
   }
+  report(results, runs);
+}
+
+/** Prints the report (and the JSON line) from whatever has been measured so far. */
+function report(results: Omit<Results, 'ratios'>, runs: Map<string, Map<System, Throughput[]>>): void {
   for (const [scenario, bySys] of runs) {
     for (const [sys, list] of bySys) {
       if (scenario === 'submit') {
