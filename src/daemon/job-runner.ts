@@ -44,6 +44,8 @@ interface InFlight {
   run: Run | undefined;
 }
 
+/** Most bytes of batches asked for in one pull. */
+const PULL_BYTES = 16 * 1024 * 1024;
 /** Most batches handed to one thread in one task. */
 const MAX_GROUP = 64;
 /** After a grouped task dies, dispatch this many tasks one batch at a time, so a poison batch fails alone. */
@@ -69,6 +71,8 @@ export class JobRunner {
   /** Batches received in the current burst, not yet handed to a task. */
   #burst: InFlight[] = [];
   #flushScheduled = false;
+  /** Moving average of batch message sizes, to size pulls in bytes. */
+  #avgBytes = 1024;
   #singles = 0;
 
   constructor(ctx: FleetContext, pool: ApiPool, record: JobRecord, hooks: RunnerHooks) {
@@ -162,7 +166,9 @@ export class JobRunner {
         await this.#whenOneSettles(signal);
         continue;
       }
-      const want = idleMs > 0 ? 1 : room;
+      // Large batches: keep one pull under PULL_BYTES, or it stalls (DESIGN.md §6 saw 100 MiB pulls crawl).
+      const bySize = Math.max(1, Math.floor(PULL_BYTES / Math.max(1, this.#avgBytes)));
+      const want = idleMs > 0 ? 1 : Math.min(room, bySize);
       const n = await this.#pool.slots.reserve(want, signal);
       if (n === 0) continue;
       let got = 0;
@@ -172,6 +178,7 @@ export class JobRunner {
         for await (const msg of batch) {
           got++;
           lastPending = msg.info.pending;
+          this.#avgBytes += (msg.data.byteLength - this.#avgBytes) * 0.2;
           this.#dispatch(msg);
         }
       } catch (err) {
