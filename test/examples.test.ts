@@ -12,7 +12,8 @@ import { NatsServer } from './helpers/nats-server.js';
 /** Real text: the paragraphs of the README and the design notes, plus a few awkward ones. */
 function documents(): Array<{ id: string; text: string }> {
   const docs: Array<{ id: string; text: string }> = [];
-  for (const file of [join(ROOT, 'README.md'), join(ROOT, '..', 'shared', 'DESIGN.md')]) {
+  const files = [join(ROOT, 'README.md'), ...['PROTOCOL.md', 'failure-semantics.md', 'projects.md'].map((f) => join(ROOT, 'docs', f))];
+  for (const file of files) {
     if (!existsSync(file)) continue;
     readFileSync(file, 'utf8')
       .split(/\n\s*\n/)

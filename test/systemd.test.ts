@@ -273,7 +273,10 @@ describe('scripts/install-service', () => {
       }
     });
   let scratch: string;
-  const scratchParent = join(ROOT, 'tmp');
+  // Not under a folder the unit hides from the service (the installer refuses such a prefix): the checkout's tmp/
+  // unless the checkout itself lives under one (a CI clone in /tmp), then /var/lib.
+  const hidden = /^\/(tmp|var\/tmp|home|root|run\/user)(\/|$)/;
+  const scratchParent = hidden.test(ROOT) ? '/var/lib/jetbatch-install-test' : join(ROOT, 'tmp');
   const madeParent = !existsSync(scratchParent);
   before(async () => {
     // Under the checkout's ignored tmp/: not under the system temp dir, which the installer refuses as a prefix

@@ -176,6 +176,11 @@ export class JobRunner {
       try {
         const batch = await consumer.fetch({ max_messages: n, expires: FETCH_EXPIRES_MS });
         for await (const msg of batch) {
+          if (got >= n) {
+            // More than asked for (a pull re-issued across a reconnect): hand it back rather than overfill.
+            msg.nak();
+            continue;
+          }
           got++;
           lastPending = msg.info.pending;
           this.#avgBytes += (msg.data.byteLength - this.#avgBytes) * 0.2;

@@ -74,8 +74,8 @@ export class Slots {
 
   release(n: number): void {
     if (n <= 0) return;
-    this.#used -= n;
-    if (this.#used < 0) throw new Error('Slots.release: more released than reserved');
+    // Over-release would be a bookkeeping bug; clamping keeps the pool usable instead of crashing the daemon.
+    this.#used = Math.max(0, this.#used - n);
     if (this.free >= Math.ceil(this.capacity / 2) || this.#used === 0) this.#waiters[0]?.();
   }
 }
