@@ -137,6 +137,12 @@ export class JobRunner {
     clearInterval(this.#heartbeat);
   }
 
+  #wakeDrained(): void {
+    const waiters = this.#drained;
+    this.#drained = [];
+    for (const w of waiters) w();
+  }
+
   async #whenDrained(): Promise<void> {
     while (this.#inflight.size > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
   }
@@ -173,8 +179,13 @@ export class JobRunner {
       if (n === 0) continue;
       let got = 0;
       let lastPending = -1;
+      let watchdog: NodeJS.Timeout | undefined;
       try {
         const batch = await consumer.fetch({ max_messages: n, expires: FETCH_EXPIRES_MS });
+        // A pull must end by its expiry; if the client never ends it (seen under load when the server answers
+        // "max ack pending"), stop it, or this job would wait forever with its slots reserved.
+        watchdog = setTimeout(() => batch.stop(), FETCH_EXPIRES_MS + 2000);
+        watchdog.unref();
         for await (const msg of batch) {
           if (got >= n) {
             // More than asked for (a pull re-issued across a reconnect): hand it back rather than overfill.
@@ -192,6 +203,7 @@ export class JobRunner {
           consumer = undefined;
         }
       } finally {
+        clearTimeout(watchdog);
         this.#pool.slots.release(n - got);
       }
       if (got > 0 && lastPending !== 0) idleMs = 0;
@@ -256,6 +268,17 @@ export class JobRunner {
     this.#flushScheduled = false;
     const burst = this.#burst;
     this.#burst = [];
+    if (this.#stop.signal.aborted) {
+      // Stopped between receiving and dispatching: start nothing, hand the batches back.
+      for (const f of burst) {
+        f.msg.nak();
+        this.#inflight.delete(f.id?.batchId ?? `seq-${f.msg.seq}`);
+        this.#pool.slots.release(1);
+        this.#hooks.onFinished(this.jobId);
+      }
+      this.#wakeDrained();
+      return;
+    }
     const lanes = this.#pool.api.threads * this.#pool.api.concurrency;
     const size = this.#singles > 0 ? 1 : Math.min(MAX_GROUP, Math.max(1, Math.ceil(burst.length / lanes)));
     for (let i = 0; i < burst.length; i += size) {
@@ -278,9 +301,7 @@ export class JobRunner {
           this.#pool.slots.release(1);
           this.#hooks.onFinished(this.jobId);
         }
-        const waiters = this.#drained;
-        this.#drained = [];
-        for (const w of waiters) w();
+        this.#wakeDrained();
       });
     }
   }
