@@ -2,7 +2,7 @@
  * The TypeScript client: submit jobs, read status, results and dead letters, stop jobs. Usable from any program
  * and from inside handlers (ctx.client) to chain jobs. It speaks the same protocol as docs/PROTOCOL.md.
  */
-import { DeliverPolicy } from '@nats-io/jetstream';
+import { readSubject } from './read-subject.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, type NatsOptions } from '../connect.js';
 import { openContext, type FleetContext } from '../context.js';
@@ -137,27 +137,12 @@ export class JetbatchClient {
     }
     const record = await this.record(jobId);
     const subject = Subjects.result(record.api_name, record.job_id);
-    const consumer = await this.#ctx.js.consumers.get(Streams.results, {
-      filter_subjects: subject,
-      deliver_policy: DeliverPolicy.All,
-    });
-    const pending = (await consumer.info()).num_pending;
-    if (pending === 0) return;
     const seen = new Set<string>();
-    const messages = await consumer.consume();
-    let read = 0;
-    try {
-      for await (const m of messages) {
-        read++;
-        const value = decodeValue(m.data) as BatchResult;
-        if (!seen.has(value.batch_id)) {
-          seen.add(value.batch_id);
-          yield value;
-        }
-        if (read >= pending || m.info.pending === 0) break;
-      }
-    } finally {
-      await messages.close();
+    for await (const m of readSubject(this.#ctx, Streams.results, subject)) {
+      const value = decodeValue(m.data) as BatchResult;
+      if (seen.has(value.batch_id)) continue;
+      seen.add(value.batch_id);
+      yield value;
     }
   }
 

@@ -3,7 +3,7 @@
  * the same job (same batch ids, fresh attempts) and removes its dead letters, so the job's counts stay exact: the
  * job reopens if it had ended, runs the batches again, and completes again (onJobComplete runs again).
  */
-import { DeliverPolicy } from '@nats-io/jetstream';
+import { readSubject } from './read-subject.js';
 import { headers } from '@nats-io/transport-node';
 import type { FleetContext } from '../context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
@@ -21,19 +21,8 @@ const REPLAYABLE = new Set(['pending', 'running', 'completed_with_failures', 'wo
 
 export async function readDeadLetters(ctx: FleetContext, record: JobRecord): Promise<StoredDeadLetter[]> {
   const subject = Subjects.deadLetter(record.api_name, record.job_id);
-  const consumer = await ctx.js.consumers.get(Streams.deadLetters, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
-  const pending = (await consumer.info()).num_pending;
   const out: StoredDeadLetter[] = [];
-  if (pending === 0) return out;
-  const messages = await consumer.consume();
-  try {
-    for await (const m of messages) {
-      out.push({ ...(decodeValue(m.data) as DeadLetter), seq: m.seq });
-      if (out.length >= pending || m.info.pending === 0) break;
-    }
-  } finally {
-    await messages.close();
-  }
+  for await (const m of readSubject(ctx, Streams.deadLetters, subject)) out.push({ ...(decodeValue(m.data) as DeadLetter), seq: m.seq });
   return out;
 }
 
