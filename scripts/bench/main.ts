@@ -6,7 +6,7 @@
  * 127.0.0.1: a private nats-server it starts and stops, and the local Redis (started if nothing answers).
  * Throughput steps run in rounds (every system once per round, so a busy moment of the shared machine hits all
  * of them) and report the median round. `--only` takes step-id prefixes (`jetbatch:128b`, `raw-js`, `latency`…);
- * `--profile DIR` writes a CPU profile of the daemon's main thread during the first jetbatch 128 B run.
+ * `--profile DIR` writes a CPU profile of the daemon's main thread during the first round of each jetbatch size scenario.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     await (await startBenchDaemon(server.url, { name: 'b-provision', project: HANDLERS.noop, threads: 1 })).close();
     const jb = await JetbatchClient.connect({ servers: [server.url] });
     client = jb;
-    const env = (profile: boolean): JetbatchEnv => {
+    const env = (profile: boolean, scenario = '128b'): JetbatchEnv => {
       const e: JetbatchEnv = { url: server.url, client: jb, marks, log };
       const dir = args.profile;
       if (profile && dir !== undefined) {
@@ -162,9 +162,9 @@ async function main(): Promise<void> {
           start: () => profiler.start(),
           stop: async () => {
             mkdirSync(dir, { recursive: true });
-            const file = join(dir, 'jetbatch-128b-main.cpuprofile');
+            const file = join(dir, `jetbatch-${scenario}-main.cpuprofile`);
             const summary = formatSummary(summarise(await profiler.stop(file)));
-            writeFileSync(join(dir, 'jetbatch-128b-main.summary.txt'), summary + '\n');
+            writeFileSync(join(dir, `jetbatch-${scenario}-main.summary.txt`), summary + '\n');
             log(`profile written to ${file}\n${summary}`);
           },
         };
@@ -183,7 +183,7 @@ async function main(): Promise<void> {
         rounds: true,
         run: async (r) => {
           const api = { name: `b-${s.id}`, project: HANDLERS.noop, threads: 2 };
-          const x = await jetbatchThroughput(env(s.id === '128b' && r === 0), api, s.shape.items, bytes, s.n);
+          const x = await jetbatchThroughput(env(r === 0, s.id), api, s.shape.items, bytes, s.n);
           results.jetbatchSubmitSeconds[s.id] = round(x.submitSeconds, 3);
           results.jetbatchStartLagMs[s.id] = Math.max(results.jetbatchStartLagMs[s.id] ?? 0, x.startLagMs);
           add(s.id, 'jetbatch', x.run);
