@@ -23,23 +23,27 @@ export interface WorkerData {
   workerSlots: SharedArrayBuffer;
 }
 
-export interface BatchTask {
-  kind: 'batch';
-  job: JobSpec;
-  batchId: string;
-  attempt: number;
-  /** The batch exactly as it arrived: MessagePack bytes, transferred (not cloned), decoded in the worker. */
-  payload: Uint8Array;
-  /** ctx.signal aborts this long after handleBatch starts (or after the last ctx.extendLease()). */
-  timeoutMs: number;
-}
-
-/** Several batches of one job, run one after the other on one thread (a backlog, dispatched in one task). */
-export interface GroupTask {
-  kind: 'group';
-  job: JobSpec;
-  batches: Array<{ batchId: string; attempt: number; payload: Uint8Array }>;
-  /** Per batch, as in BatchTask. */
+/**
+ * One or more batches of one job, run one after the other on one thread (a backlog goes out in groups, so one task
+ * and one main-thread dispatch serve several batches).
+ */
+export interface BatchesTask {
+  kind: 'batches';
+  jobId: string;
+  /**
+   * The job's JobSpec, MessagePack-encoded once by the main thread; a thread decodes it once per job and compares
+   * bytes afterwards, so a task does not clone the user's config object every time.
+   */
+  job: Uint8Array;
+  batchIds: string[];
+  attempts: number[];
+  /**
+   * Every batch exactly as it arrived (MessagePack), back to back in one buffer that is transferred (not cloned)
+   * and decoded in the worker: batch i is `data[ends[i - 1] ?? 0, ends[i])`.
+   */
+  data: Uint8Array;
+  ends: number[];
+  /** Per batch: ctx.signal aborts this long after handleBatch starts (or after the last ctx.extendLease()). */
   timeoutMs: number;
 }
 
@@ -49,7 +53,7 @@ export interface CompleteTask {
   summary: JobSummary;
 }
 
-export type Task = BatchTask | GroupTask | CompleteTask;
+export type Task = BatchesTask | CompleteTask;
 
 /** Where in the handler's life a failure happened. */
 export type FailureStage = 'load' | 'init' | 'decode' | 'batch' | 'result' | 'complete';

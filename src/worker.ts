@@ -13,11 +13,10 @@ import { importHandler, resolveHandlerPath } from './load-handler.js';
 import { decodeValue, encodeValue } from './protocol.js';
 import {
   channelNames,
-  type BatchTask,
+  type BatchesTask,
   type CompleteTask,
   type ControlMessage,
   type FailureStage,
-  type GroupTask,
   type Outcome,
   type SerializedError,
   type MetricKind,
@@ -52,6 +51,8 @@ events.unref();
 /** Aborters of running batches, by job id, so a stop or shutdown reaches the handler's ctx.signal. */
 const running = new Map<string, Set<AbortController>>();
 const instances = new Map<string, Promise<Handler>>();
+/** Job specs decoded from their bytes, by job id (a task carries the spec encoded; see BatchesTask.job). */
+const specs = new Map<string, { bytes: Uint8Array; spec: JobSpec }>();
 let handlerClass: Promise<HandlerClass> | undefined;
 let client: Promise<JetbatchClient> | undefined;
 
@@ -59,6 +60,7 @@ control.onmessage = (event: unknown) => {
   const msg = (event as { data: ControlMessage }).data;
   if (msg.type === 'ended') {
     instances.delete(msg.jobId);
+    specs.delete(msg.jobId);
     return;
   }
   const targets = msg.type === 'shutdown' ? [...running.values()] : [running.get(msg.jobId) ?? new Set<AbortController>()];
@@ -84,9 +86,14 @@ const post = (kind: MetricKind) => (name: string, value = 1, labels: Record<stri
   events.postMessage({ type: 'metric', kind, name, value, labels } satisfies WorkerEvent);
 const metrics: HandlerMetrics = { increment: post('counter'), gauge: post('gauge'), observe: post('histogram') };
 
-function makeContext(job: JobSpec, attempt: number, log: Logger, signal: AbortSignal, batchId: string | null, onExtend: () => void = () => {}): HandlerContext {
+/** `log` is a logger or a function making one: a batch's child logger is only built if the handler logs. */
+function makeContext(job: JobSpec, attempt: number, log: Logger | (() => Logger), signal: AbortSignal, batchId: string | null, onExtend: () => void = () => {}): HandlerContext {
+  let logger = typeof log === 'function' ? undefined : log;
   return {
-    log,
+    get log(): Logger {
+      logger ??= (log as () => Logger)();
+      return logger;
+    },
     signal,
     gpu,
     worker: workerIndex,
@@ -158,9 +165,26 @@ function failure(stage: FailureStage, thrown: unknown, started: number): Outcome
   return { ok: false, stage, error, durationMs: performance.now() - started };
 }
 
-async function runBatch(task: BatchTask, announce = true): Promise<Outcome> {
+/** One batch of a task. */
+interface Batch {
+  job: JobSpec;
+  batchId: string;
+  attempt: number;
+  payload: Uint8Array;
+  timeoutMs: number;
+}
+
+/** The job's logger (job_id bound), one per job per thread. */
+const jobLogs = new Map<string, Logger>();
+function jobLog(jobId: string): Logger {
+  let log = jobLogs.get(jobId);
+  if (log === undefined) jobLogs.set(jobId, (log = withMeta(baseLog, { job_id: jobId })));
+  return log;
+}
+
+async function runBatch(task: Batch, announce: boolean): Promise<Outcome> {
   const started = performance.now();
-  const log = withMeta(baseLog, { job_id: task.job.job_id });
+  const log = jobLog(task.job.job_id);
   let payload: unknown;
   try {
     payload = decodeValue(task.payload);
@@ -182,8 +206,7 @@ async function runBatch(task: BatchTask, announce = true): Promise<Outcome> {
   let set = running.get(task.job.job_id);
   if (set === undefined) running.set(task.job.job_id, (set = new Set()));
   set.add(ac);
-  const batchLog = withMeta(log, { batch_id: task.batchId });
-  const ctx = makeContext(task.job, task.attempt, batchLog, ac.signal, task.batchId, () => {
+  const ctx = makeContext(task.job, task.attempt, () => withMeta(log, { batch_id: task.batchId }), ac.signal, task.batchId, () => {
     clearTimeout(timer);
     if (!ac.signal.aborted) timer = arm();
   });
@@ -208,7 +231,7 @@ async function runBatch(task: BatchTask, announce = true): Promise<Outcome> {
   }
 }
 
-function timeoutError(task: BatchTask): Error {
+function timeoutError(task: Batch): Error {
   const err = new Error(`batch ${task.batchId} exceeded its batch timeout of ${task.job.batch_timeout} s`);
   err.name = 'TimeoutError';
   (err as Error & { code: string }).code = ErrorCodes.BATCH_TIMEOUT;
@@ -217,7 +240,7 @@ function timeoutError(task: BatchTask): Error {
 
 async function runComplete(task: CompleteTask): Promise<Outcome> {
   const started = performance.now();
-  const log = withMeta(baseLog, { job_id: task.job.job_id });
+  const log = jobLog(task.job.job_id);
   try {
     const handler = (await instanceFor(task.job, log)) as Handler & { on_job_complete?: Handler['onJobComplete'] };
     const hook = handler.onJobComplete ?? handler.on_job_complete;
@@ -230,17 +253,38 @@ async function runComplete(task: CompleteTask): Promise<Outcome> {
     return failure('complete', err, started);
   } finally {
     instances.delete(task.job.job_id);
+    specs.delete(task.job.job_id);
+    jobLogs.delete(task.job.job_id);
   }
 }
 
+function specOf(task: BatchesTask): JobSpec {
+  const cached = specs.get(task.jobId);
+  if (cached !== undefined && sameBytes(cached.bytes, task.job)) return cached.spec;
+  const spec = decodeValue(task.job) as JobSpec;
+  specs.set(task.jobId, { bytes: task.job, spec });
+  return spec;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
- * The batches of a group, one after the other. The main thread's limit for the group covers them all; only the
+ * The batches of a task, one after the other. The main thread's limit for the task covers them all; only the
  * first batch announces its start (after the handler is loaded), which starts that limit.
  */
-async function runGroup(task: GroupTask): Promise<Outcome[]> {
+async function runBatches(task: BatchesTask): Promise<Outcome[]> {
+  const job = specOf(task);
   const outcomes: Outcome[] = [];
-  for (const [i, b] of task.batches.entries()) {
-    outcomes.push(withInit(await runBatch({ kind: 'batch', job: task.job, batchId: b.batchId, attempt: b.attempt, payload: b.payload, timeoutMs: task.timeoutMs }, i === 0)));
+  let start = 0;
+  for (let i = 0; i < task.batchIds.length; i++) {
+    const end = task.ends[i]!;
+    const payload = task.data.subarray(start, end);
+    start = end;
+    outcomes.push(withInit(await runBatch({ job, batchId: task.batchIds[i]!, attempt: task.attempts[i]!, payload, timeoutMs: task.timeoutMs }, i === 0)));
   }
   return outcomes;
 }
@@ -254,7 +298,7 @@ function withInit(outcome: Outcome): Outcome {
 }
 
 export default async function run(task: Task): Promise<Outcome | Outcome[]> {
-  if (task.kind === 'group') return runGroup(task);
-  return withInit(await (task.kind === 'batch' ? runBatch(task) : runComplete(task)));
+  if (task.kind === 'batches') return runBatches(task);
+  return withInit(await runComplete(task));
 }
 

@@ -74,7 +74,7 @@ async function runCompletion(deps: CompletionDeps, pool: ApiPool, record: JobRec
     const metrics = metricsOf(counts);
     const status = counts.failed === 0 ? 'succeeded' : record.error?.code === ErrorCodes.WORKER_OOM ? 'worker_oom' : 'completed_with_failures';
     const summary: JobSummary = { job_id: record.job_id, api_name: record.api_name, status, total_batch_count: record.total_batch_count, batch_metrics: metrics };
-    const outcome = await pool.run({ kind: 'complete', job: jobSpecOf(record, pool.api), summary }, new AbortController().signal, () => 'shutdown');
+    const outcome = await pool.runComplete({ kind: 'complete', job: jobSpecOf(record, pool.api), summary }, new AbortController().signal, () => 'shutdown');
     let hookError: ErrorInfo | null = null;
     if (!outcome.ok) {
       hookError = toErrorInfo(outcome.error);

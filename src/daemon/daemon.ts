@@ -69,6 +69,7 @@ export class Daemon {
   #draining = false;
   #closing: Promise<void> | undefined;
   #checking = new Set<string>();
+  readonly #checkPending = new Set<string>();
 
   private constructor(options: DaemonOptions, nc: NatsConnection, ctx: FleetContext, log: Logger, id: string, leaseMs: number) {
     this.options = options;
@@ -254,17 +255,17 @@ export class Daemon {
       log: this.log,
       leaseMs: this.#leaseMs,
       onStarted: (jobId) => void markRunning(this.#ctx, jobId).catch(() => undefined),
-      onDispatched: (_jobId, deliveryCount) => {
-        this.metrics.inFlight.inc({ api_name: api });
-        if (deliveryCount > 1) this.metrics.redeliveries.inc({ api_name: api });
+      onDispatched: (_jobId, n, redelivered) => this.metrics.inFlightBy(api, n, redelivered),
+      onFinished: (_jobId, n) => this.metrics.inFlightBy(api, -n),
+      onAcked: (jobId, outcomes) => {
+        this.metrics.acked(api, outcomes);
+        for (const o of outcomes) this.#stats.record(jobId, o.durationMs);
       },
-      onFinished: () => this.metrics.inFlight.dec({ api_name: api }),
-      onSucceeded: (jobId, ms) => this.#stats.record(jobId, ms),
       onSettled: (jobId, outcome, decision) => {
         this.metrics.settled(api, outcome, decision);
         if (!outcome.ok && decision === 'dead-lettered' && outcome.error.code === ErrorCodes.WORKER_OOM) void noteOutOfMemory(this.#ctx, jobId, toErrorInfo(outcome.error)).catch((err: unknown) => this.log.warn({ err, job_id: jobId }, 'recording the out-of-memory error failed'));
-        if (this.#runners.get(jobId)?.inFlight === 1) void this.#checkSoon(jobId);
       },
+      onIdle: (jobId) => void this.#checkSoon(jobId),
       onFatal: (jobId, error) => this.#fail(jobId, api, error),
     });
     this.#runners.set(record.job_id, runner);
@@ -309,8 +310,12 @@ export class Daemon {
     };
   }
 
+  /** A completion check of the job 50 ms from now (one pending at a time per job). */
   async #checkSoon(jobId: string): Promise<void> {
+    if (this.#checkPending.has(jobId)) return;
+    this.#checkPending.add(jobId);
     await new Promise((r) => setTimeout(r, 50));
+    this.#checkPending.delete(jobId);
     await this.#check(jobId);
   }
 

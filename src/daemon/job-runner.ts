@@ -6,8 +6,8 @@ import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { FleetContext } from '../context.js';
 import { ErrorCodes } from '../errors.js';
-import { maxBodyBytes } from '../protocol.js';
-import type { Outcome } from '../thread-protocol.js';
+import { encodeValue, maxBodyBytes } from '../protocol.js';
+import type { BatchesTask, Outcome } from '../thread-protocol.js';
 import type { BackoffOptions, ErrorInfo, JobRecord, JobSpec } from '../types.js';
 import { bindJobConsumer } from './consumer.js';
 import { jobSpecOf } from './job-spec.js';
@@ -19,11 +19,15 @@ export interface RunnerHooks {
   /** JetStream ack wait of job consumers, in ms; in-flight batches are marked working well within it. */
   leaseMs: number;
   onStarted(jobId: string): void;
-  /** A batch was pulled (deliveryCount > 1: a redelivery); every dispatch is followed by one onFinished. */
-  onDispatched(jobId: string, deliveryCount: number): void;
-  onFinished(jobId: string): void;
-  onSucceeded(jobId: string, durationMs: number): void;
-  onSettled(jobId: string, outcome: Outcome, decision: 'acked' | 'retried' | 'dead-lettered' | 'released'): void;
+  /** `n` batches were pulled, `redelivered` of them with a delivery count above 1; each is later counted by onFinished. */
+  onDispatched(jobId: string, n: number, redelivered: number): void;
+  onFinished(jobId: string, n: number): void;
+  /** Batch attempts that succeeded and were acked (reported once per task on the hot path). */
+  onAcked(jobId: string, outcomes: readonly Outcome[]): void;
+  /** Any other settlement: retried, dead-lettered, or released (handed back without being charged). */
+  onSettled(jobId: string, outcome: Outcome, decision: 'retried' | 'dead-lettered' | 'released'): void;
+  /** No batch of the job is in flight on this daemon any more (the job may be done: worth a completion check). */
+  onIdle(jobId: string): void;
   /** The handler could not be loaded or constructed: the job must end as worker_error. */
   onFatal(jobId: string, error: ErrorInfo): void;
 }
@@ -39,7 +43,10 @@ interface Run {
 
 interface InFlight {
   msg: JsMsg;
+  /** Key in #inflight: the batch id, or `seq-<stream seq>` for a batch without one. */
+  key: string;
   id: BatchIdentity | null;
+  attempt: number;
   /** Set when the batch is handed to a task. */
   run: Run | undefined;
 }
@@ -70,7 +77,10 @@ export class JobRunner {
   #drained: Array<() => void> = [];
   /** Batches received in the current burst, not yet handed to a task. */
   #burst: InFlight[] = [];
+  #burstRedelivered = 0;
   #flushScheduled = false;
+  /** The JobSpec as the worker threads get it (encoded once; see BatchesTask.job). */
+  readonly #jobBytes: Uint8Array;
   /** Moving average of batch message sizes, to size pulls in bytes. */
   #avgBytes = 1024;
   #singles = 0;
@@ -82,6 +92,7 @@ export class JobRunner {
     this.#hooks = hooks;
     this.jobId = record.job_id;
     this.spec = jobSpecOf(record, pool.api);
+    this.#jobBytes = encodeValue(this.spec);
     this.#backoff = { ...pool.api.backoff, ...(record.backoff ?? {}) };
     this.#started = record.status === 'running';
   }
@@ -242,15 +253,16 @@ export class JobRunner {
       this.#started = true;
       this.#hooks.onStarted(this.jobId);
     }
-    const id = identify(msg);
+    const id = identify(msg, this.spec.api_name, this.jobId);
     const key = id?.batchId ?? `seq-${msg.seq}`;
     if (this.#inflight.has(key)) {
       // A redelivery of a batch still running here (its lease lapsed): keep the running attempt.
       this.#pool.slots.release(1);
       return;
     }
-    this.#hooks.onDispatched(this.jobId, msg.info.deliveryCount);
-    const f: InFlight = { msg, id, run: undefined };
+    const attempt = msg.info.deliveryCount;
+    if (attempt > 1) this.#burstRedelivered++;
+    const f: InFlight = { msg, key, id, attempt, run: undefined };
     this.#inflight.set(key, f);
     // Messages of one pull arrive together: collect them and hand them out once the burst is in.
     this.#burst.push(f);
@@ -268,14 +280,16 @@ export class JobRunner {
     this.#flushScheduled = false;
     const burst = this.#burst;
     this.#burst = [];
+    this.#hooks.onDispatched(this.jobId, burst.length, this.#burstRedelivered);
+    this.#burstRedelivered = 0;
     if (this.#stop.signal.aborted) {
       // Stopped between receiving and dispatching: start nothing, hand the batches back.
       for (const f of burst) {
         f.msg.nak();
-        this.#inflight.delete(f.id?.batchId ?? `seq-${f.msg.seq}`);
-        this.#pool.slots.release(1);
-        this.#hooks.onFinished(this.jobId);
+        this.#inflight.delete(f.key);
       }
+      this.#pool.slots.release(burst.length);
+      this.#hooks.onFinished(this.jobId, burst.length);
       this.#wakeDrained();
       return;
     }
@@ -296,49 +310,84 @@ export class JobRunner {
       for (const f of group) f.run = run;
       void this.#process(group, run).finally(() => {
         clearTimeout(run.timer);
-        for (const f of group) {
-          this.#inflight.delete(f.id?.batchId ?? `seq-${f.msg.seq}`);
-          this.#pool.slots.release(1);
-          this.#hooks.onFinished(this.jobId);
-        }
+        for (const f of group) this.#inflight.delete(f.key);
+        this.#pool.slots.release(group.length);
+        this.#hooks.onFinished(this.jobId, group.length);
+        if (this.#inflight.size === 0 && !this.#stop.signal.aborted) this.#hooks.onIdle(this.jobId);
         this.#wakeDrained();
       });
     }
   }
 
+  /** Runs a group as one task and settles every batch of it. */
   async #process(group: InFlight[], run: Run): Promise<void> {
-    const outcomes = new Map<InFlight, Outcome>();
-    const runnable: Array<{ f: InFlight; id: BatchIdentity }> = [];
-    for (const f of group) {
+    const outcomes: Array<Outcome | undefined> = new Array<Outcome | undefined>(group.length);
+    const runnable: number[] = [];
+    const bodies: Uint8Array[] = [];
+    let total = 0;
+    for (let i = 0; i < group.length; i++) {
+      const f = group[i]!;
       if (f.id === null) {
-        outcomes.set(f, { ok: false, durationMs: 0, stage: 'decode', error: { name: 'TypeError', code: ErrorCodes.UNDECODABLE, message: 'batch message lacks the Jetbatch-Batch-Id header', permanent: true } });
-      } else runnable.push({ f, id: f.id });
+        outcomes[i] = { ok: false, durationMs: 0, stage: 'decode', error: { name: 'TypeError', code: ErrorCodes.UNDECODABLE, message: 'batch message lacks the Jetbatch-Batch-Id header', permanent: true } };
+        continue;
+      }
+      const body = f.msg.data;
+      runnable.push(i);
+      bodies.push(body);
+      total += body.byteLength;
     }
-    // Copy out of the connection's read buffer before transferring (see DESIGN.md §6).
-    const batches = runnable.map(({ f, id }) => ({ batchId: id.batchId, attempt: f.msg.info.deliveryCount, payload: new Uint8Array(f.msg.data) }));
-    const timeoutMs = this.spec.batch_timeout * 1000;
-    if (batches.length === 1) {
-      const b = batches[0]!;
-      outcomes.set(runnable[0]!.f, await this.#pool.run({ kind: 'batch', job: this.spec, ...b, timeoutMs }, run.ac.signal, () => run.reason));
-    } else if (batches.length > 1) {
-      const result = await this.#pool.runGroup({ kind: 'group', job: this.spec, batches, timeoutMs }, run.ac.signal, () => run.reason);
-      if (Array.isArray(result)) runnable.forEach(({ f }, i) => outcomes.set(f, result[i]!));
+    if (runnable.length > 0) {
+      // One buffer for the whole group, copied out of the connection's read buffer (DESIGN.md §6) and transferred.
+      const data = new Uint8Array(total);
+      const ends: number[] = [];
+      let offset = 0;
+      for (const body of bodies) {
+        data.set(body, offset);
+        offset += body.byteLength;
+        ends.push(offset);
+      }
+      const task: BatchesTask = {
+        kind: 'batches',
+        jobId: this.jobId,
+        job: this.#jobBytes,
+        batchIds: runnable.map((i) => group[i]!.id!.batchId),
+        attempts: runnable.map((i) => group[i]!.attempt),
+        data,
+        ends,
+        timeoutMs: this.spec.batch_timeout * 1000,
+      };
+      const result = await this.#pool.runBatches(task, run.ac.signal, () => run.reason);
+      if (Array.isArray(result)) runnable.forEach((gi, k) => (outcomes[gi] = result[k]));
+      else if (runnable.length === 1) outcomes[runnable[0]!] = result;
       else {
         // The thread died or was terminated with several batches on it: which one is to blame is unknown, so none
         // is charged. They go back to the queue at once and run one per task for a while.
         this.#singles = SINGLES_AFTER_CRASH;
-        this.#hooks.log.warn({ job_id: this.jobId, batches: batches.length, error: result.ok ? undefined : result.error }, 'a grouped task died; its batches are handed back and run singly');
-        for (const { f } of runnable) {
-          f.msg.nak();
+        this.#hooks.log.warn({ job_id: this.jobId, batches: runnable.length, error: result.ok ? undefined : result.error }, 'a grouped task died; its batches are handed back and run singly');
+        for (const i of runnable) {
+          group[i]!.msg.nak();
           this.#hooks.onSettled(this.jobId, result, 'released');
         }
-        return;
       }
     }
-    for (const f of group) {
-      const outcome = outcomes.get(f)!;
+    // Plain successes are acked in one synchronous pass, so their acks leave in one socket write; the rest (a result
+    // to store, a failure) are settled one by one.
+    const acked: Outcome[] = [];
+    const rest: number[] = [];
+    const released = run.ac.signal.aborted && run.reason !== 'timeout';
+    for (let i = 0; i < group.length; i++) {
+      const o = outcomes[i];
+      if (o === undefined) continue;
+      if (o.ok && o.result === null && !released) {
+        group[i]!.msg.ack();
+        acked.push(o);
+      } else rest.push(i);
+    }
+    if (acked.length > 0) this.#hooks.onAcked(this.jobId, acked);
+    for (const i of rest) {
+      const f = group[i]!;
       try {
-        await this.#settle(f, run, f.msg.info.deliveryCount, outcome);
+        await this.#settle(f, run, outcomes[i]!);
       } catch (err) {
         // Unsettled: the batch stays in the queue and is redelivered after the lease; nothing is lost.
         this.#hooks.log.warn({ err, job_id: this.jobId, batch_id: f.id?.batchId }, 'settling a batch failed; it will be redelivered');
@@ -350,9 +399,10 @@ export class JobRunner {
     return maxBodyBytes(this.#ctx.nc);
   }
 
-  async #settle(f: InFlight, run: Run, attempt: number, outcome: Outcome): Promise<void> {
+  async #settle(f: InFlight, run: Run, outcome: Outcome): Promise<void> {
     const msg = f.msg;
     const id = f.id;
+    const attempt = f.attempt;
     if (run.ac.signal.aborted && run.reason !== 'timeout') {
       // Stopped job: its queue is purged by whoever stopped it. Shutdown: hand the batch back at once.
       if (run.reason === 'shutdown') msg.nak();
@@ -371,8 +421,7 @@ export class JobRunner {
     if (outcome.ok) {
       if (outcome.result !== null && id !== null) await storeResult(this.#ctx, id, attempt, outcome.durationMs, outcome.result);
       msg.ack();
-      this.#hooks.onSucceeded(this.jobId, outcome.durationMs);
-      this.#hooks.onSettled(this.jobId, outcome, 'acked');
+      this.#hooks.onAcked(this.jobId, [outcome]);
       return;
     }
     if (outcome.stage === 'init' || outcome.stage === 'load') {

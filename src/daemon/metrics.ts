@@ -16,6 +16,12 @@ export interface MetricsSource {
   jobStatuses(): Array<{ api: string; status: string }>;
 }
 
+interface HotChildren {
+  duration: { observe(value: number): void };
+  succeeded: { inc(value?: number): void };
+  inFlight: { inc(value?: number): void; dec(value?: number): void };
+}
+
 export class DaemonMetrics {
   readonly registry = new Registry();
   readonly batches = new Counter({
@@ -156,14 +162,44 @@ export class DaemonMetrics {
     this.inFlight.inc({ api_name: api }, 0);
   }
 
-  /** Accounts for one settled batch attempt. */
-  settled(api: string, outcome: Outcome, decision: 'acked' | 'retried' | 'dead-lettered' | 'released'): void {
+  /** Label-bound children per API, so the hot path does not hash a label set per batch. */
+  readonly #hot = new Map<string, HotChildren>();
+
+  #hotFor(api: string): HotChildren {
+    let h = this.#hot.get(api);
+    if (h === undefined) {
+      h = { duration: this.duration.labels(api), succeeded: this.batches.labels(api, 'succeeded'), inFlight: this.inFlight.labels(api) };
+      this.#hot.set(api, h);
+    }
+    return h;
+  }
+
+  /** Batches pulled (`n`, of which `redelivered` were redeliveries) or finished (negative `n`). */
+  inFlightBy(api: string, n: number, redelivered = 0): void {
+    const h = this.#hotFor(api);
+    if (n > 0) h.inFlight.inc(n);
+    else if (n < 0) h.inFlight.dec(-n);
+    if (redelivered > 0) this.redeliveries.inc({ api_name: api }, redelivered);
+  }
+
+  /** Accounts for batch attempts that succeeded and were acked (the hot path: once per task, not per batch). */
+  acked(api: string, outcomes: readonly Outcome[]): void {
+    const h = this.#hotFor(api);
+    for (const o of outcomes) {
+      if (o.initMs !== undefined) this.handlerInit.observe({ api_name: api }, o.initMs / 1000);
+      h.duration.observe(o.durationMs / 1000);
+    }
+    h.succeeded.inc(outcomes.length);
+  }
+
+  /** Accounts for a batch attempt that was not acked: retried, dead-lettered or released. */
+  settled(api: string, outcome: Outcome, decision: 'retried' | 'dead-lettered' | 'released'): void {
     const labels = { api_name: api };
     if (outcome.initMs !== undefined) this.handlerInit.observe(labels, outcome.initMs / 1000);
     if (outcome.terminated !== undefined) this.workerDeaths.inc({ api_name: api, reason: outcome.terminated });
     if (decision === 'released') return;
     this.duration.observe(labels, outcome.durationMs / 1000);
-    this.batches.inc({ api_name: api, outcome: decision === 'acked' ? 'succeeded' : decision === 'retried' ? 'retried' : 'dead_lettered' });
+    this.batches.inc({ api_name: api, outcome: decision === 'retried' ? 'retried' : 'dead_lettered' });
     if (!outcome.ok && outcome.error.code === ErrorCodes.BATCH_TIMEOUT) this.timeouts.inc(labels);
   }
 }

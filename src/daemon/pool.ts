@@ -7,7 +7,7 @@ import { extname } from 'node:path';
 import { Piscina } from 'piscina';
 import type { NatsOptions } from '../connect.js';
 import { ErrorCodes } from '../errors.js';
-import { channelNames, type BatchTask, type CompleteTask, type ControlMessage, type GroupTask, type Outcome, type Task, type WorkerData, type WorkerEvent } from '../thread-protocol.js';
+import { channelNames, type BatchesTask, type CompleteTask, type ControlMessage, type Outcome, type Task, type WorkerData, type WorkerEvent } from '../thread-protocol.js';
 import type { ApiOptions } from './config.js';
 import { Slots } from './slots.js';
 
@@ -84,21 +84,22 @@ export class ApiPool {
     return this.#piscina.threads.length;
   }
 
-  /** Runs a task; `signal` aborts it by terminating its thread (Piscina replaces the thread). */
-  run(task: BatchTask | CompleteTask, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome> {
-    return this.#run<Outcome>(task, signal, reasonOf);
+  /** Runs onJobComplete; `signal` aborts it by terminating its thread (Piscina replaces the thread). */
+  runComplete(task: CompleteTask, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome> {
+    return this.#run<Outcome>(task, signal, reasonOf, []);
   }
 
-  /** Runs a group task: one outcome per batch, or one failure outcome if the thread died or was terminated. */
-  runGroup(task: GroupTask, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome[] | Outcome> {
-    return this.#run<Outcome[]>(task, signal, reasonOf);
+  /**
+   * Runs batches on one thread: one outcome per batch, or a single failure outcome if the thread died or was
+   * terminated (which batch is to blame is then unknown). `task.data` is transferred.
+   */
+  runBatches(task: BatchesTask, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome[] | Outcome> {
+    return this.#run<Outcome[]>(task, signal, reasonOf, [task.data.buffer as ArrayBuffer]);
   }
 
-  async #run<T>(task: Task, signal: AbortSignal, reasonOf: () => AbortReason): Promise<T | Outcome> {
+  async #run<T>(task: Task, signal: AbortSignal, reasonOf: () => AbortReason, transferList: ArrayBuffer[]): Promise<T | Outcome> {
     const started = performance.now();
     try {
-      const transferList =
-        task.kind === 'batch' ? [task.payload.buffer as ArrayBuffer] : task.kind === 'group' ? task.batches.map((b) => b.payload.buffer as ArrayBuffer) : [];
       const result = (await this.#piscina.run(task, { signal, transferList })) as T;
       for (const o of Array.isArray(result) ? (result as Outcome[]) : [result as Outcome]) this.slots.observe(o.durationMs);
       return result;

@@ -19,15 +19,16 @@ export interface BatchIdentity {
   generation: number;
 }
 
-/** Reads the identity of a batch from its headers, falling back to its subject. */
-export function identify(msg: JsMsg): BatchIdentity | null {
+/**
+ * The identity of a batch pulled from the consumer of `jobId`, whose filter subject already names the API and the
+ * job: only the batch id and generation headers are read. Null when the batch id is missing or malformed.
+ */
+export function identify(msg: JsMsg, apiName: string, jobId: string): BatchIdentity | null {
   const h = msg.headers;
-  const parts = msg.subject.split('.');
-  const jobId = h?.get(Headers.jobId) || parts[3] || '';
-  const apiName = h?.get(Headers.apiName) || parts[2] || '';
   const batchId = h?.get(Headers.batchId) || '';
-  const generation = Number(h?.get(Headers.generation) || '0');
-  if (!jobId || !apiName || !batchId || !Number.isInteger(generation)) return null;
+  const g = h?.get(Headers.generation);
+  const generation = g ? Number(g) : 0;
+  if (!batchId || !Number.isInteger(generation)) return null;
   return { apiName, jobId, batchId, generation };
 }
 
