@@ -7,10 +7,11 @@ import type { JsMsg } from '@nats-io/jetstream';
 import { hostname } from 'node:os';
 import type { FleetContext } from '../context.js';
 import { ErrorCodes } from '../errors.js';
-import { Headers, Subjects, encodeValue } from '../protocol.js';
+import { Subjects, encodeValue } from '../protocol.js';
 import type { SerializedError } from '../thread-protocol.js';
 import type { BackoffOptions, DeadLetter, ErrorInfo } from '../types.js';
 import { backoffDelay } from './backoff.js';
+import { batchHeaders } from './batch-headers.js';
 
 export interface BatchIdentity {
   apiName: string;
@@ -24,9 +25,7 @@ export interface BatchIdentity {
  * job: only the batch id and generation headers are read. Null when the batch id is missing or malformed.
  */
 export function identify(msg: JsMsg, apiName: string, jobId: string): BatchIdentity | null {
-  const h = msg.headers;
-  const batchId = h?.get(Headers.batchId) || '';
-  const g = h?.get(Headers.generation);
+  const { batchId, generation: g } = batchHeaders(msg);
   const generation = g ? Number(g) : 0;
   if (!batchId || !Number.isInteger(generation)) return null;
   return { apiName, jobId, batchId, generation };
