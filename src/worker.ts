@@ -82,6 +82,10 @@ function loadClass(): Promise<HandlerClass> {
   return handlerClass;
 }
 
+// Load the handler module as soon as the thread starts, so the first batch does not wait for the import. A failure
+// is not reported here: loadClass() tries again for the first task, which reports it as the task's outcome.
+loadClass().catch(() => undefined);
+
 const post = (kind: MetricKind) => (name: string, value = 1, labels: Record<string, string> = {}) =>
   events.postMessage({ type: 'metric', kind, name, value, labels } satisfies WorkerEvent);
 const metrics: HandlerMetrics = { increment: post('counter'), gauge: post('gauge'), observe: post('histogram') };

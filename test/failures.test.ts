@@ -41,6 +41,7 @@ describe('failure semantics', () => {
       fixture('uncaught'),
       fixture('oom', { memory_limit_mb: 48, max_attempts: 2, threads: 1 }),
       fixture('ctor-throws'),
+      fixture('import-throws'),
       { name: 'recorder', project: join(FIXTURES, 'recorder'), threads: 2, config: { record_dir: recordDir } },
       { name: 'echo', project: join(ROOT, 'handlers', 'echo'), threads: 1 },
     ]);
@@ -155,6 +156,15 @@ describe('failure semantics', () => {
     const [letter] = await client.deadLetters(job.job_id);
     assert.equal(letter?.error.code, 'JB_WORKER_OOM');
     assert.equal(letter?.attempts, 2);
+  });
+
+  test('a handler module that throws on import ends the job as worker_error with the error', async () => {
+    const job = await client.submit({ api_name: 'import-throws', items: Array.from({ length: 6 }, (_, i) => i), batch_size: 1, workers: 2 });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'worker_error');
+    assert.equal(final.error?.code, 'JB_HANDLER_LOAD_FAILED');
+    assert.match(final.error?.message ?? '', /libcuda\.so\.1/);
+    assert.equal((await client.deadLetters(job.job_id)).length, 0, 'not the batches\' fault: none dead-lettered');
   });
 
   test('a constructor that throws ends the job as worker_error with the error, without retrying forever', async () => {
