@@ -383,7 +383,8 @@ export class JobRunner {
     }
     if (runnable.length > 0) {
       // One buffer for the whole group, copied out of the connection's read buffer (DESIGN.md §6) and transferred.
-      const data = new Uint8Array(total);
+      // Not zero-filled first (every byte is written below); allocUnsafeSlow owns its ArrayBuffer, unpooled.
+      const data = new Uint8Array(Buffer.allocUnsafeSlow(total).buffer, 0, total);
       const ends: number[] = [];
       let offset = 0;
       for (const body of bodies) {
