@@ -70,6 +70,8 @@ export class Daemon {
   #closing: Promise<void> | undefined;
   #checking = new Set<string>();
   readonly #checkPending = new Set<string>();
+  /** The job registry watch, from the moment it is asked for until it ends. */
+  #watch: Promise<{ stop(): void }> | undefined;
 
   private constructor(options: DaemonOptions, nc: NatsConnection, ctx: FleetContext, log: Logger, id: string, leaseMs: number) {
     this.options = options;
@@ -188,10 +190,19 @@ export class Daemon {
     for (;;) {
       if (this.#draining) return;
       try {
-        const watch = await this.#ctx.jobs.watch();
-        for await (const entry of watch) {
-          if (this.#draining) break;
-          this.#onJobEntry(entry);
+        // close() stops the watch, waiting for one still being set up: a watch that outlives the connection keeps
+        // a heartbeat timer running, and with it the process.
+        const starting = this.#ctx.jobs.watch();
+        this.#watch = starting;
+        const watch = await starting;
+        if (this.#draining) return;
+        try {
+          for await (const entry of watch) {
+            if (this.#draining) break;
+            this.#onJobEntry(entry);
+          }
+        } finally {
+          if (this.#watch === starting) this.#watch = undefined;
         }
       } catch (err) {
         if (this.#draining) return;
@@ -382,6 +393,8 @@ export class Daemon {
   async #close(): Promise<void> {
     this.#draining = true;
     this.log.info({ grace_ms: this.options.shutdownGraceMs }, 'shutting down');
+    const watch = this.#watch;
+    if (watch !== undefined) await withTimeout(watch.then((w) => w.stop()), 5000).catch(() => undefined);
     for (const t of this.#timers) clearInterval(t);
     const errors: unknown[] = [];
     const step = async (fn: () => Promise<unknown>): Promise<void> => {
