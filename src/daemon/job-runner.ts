@@ -1,18 +1,20 @@
 /**
- * Runs one job on this daemon: pulls its batches from the job's durable consumer while the API's pool has room,
- * dispatches each to a worker thread, and settles it. Many runners share one pool through its Slots.
+ * Runs one job on this daemon: its Puller pulls batches from the job's durable consumer while the API's pool has
+ * room; the runner hands them to the worker threads in tasks, enforces timeouts and stop, and settles each batch.
+ * Many runners share one pool through its Slots.
  */
-import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { FleetContext } from '../context.js';
 import { ErrorCodes } from '../errors.js';
 import { encodeValue, maxBodyBytes } from '../protocol.js';
 import type { BatchesTask, Outcome } from '../thread-protocol.js';
 import type { BackoffOptions, ErrorInfo, JobRecord, JobSpec } from '../types.js';
-import { bindJobConsumer } from './consumer.js';
 import { jobSpecOf } from './job-spec.js';
 import type { AbortReason, ApiPool } from './pool.js';
+import { Puller } from './puller.js';
 import { deadLetter, decideFailure, identify, storeResult, toErrorInfo, type BatchIdentity } from './settle.js';
+import { sleep } from './sleep.js';
 
 export interface RunnerHooks {
   log: Logger;
@@ -51,17 +53,11 @@ interface InFlight {
   run: Run | undefined;
 }
 
-/** Most bytes of batches asked for by the outstanding pulls together. */
-const PULL_BYTES = 16 * 1024 * 1024;
 /** Most batches handed to one thread in one task. */
 const MAX_GROUP = 64;
 /** After a grouped task dies, dispatch this many tasks one batch at a time, so a poison batch fails alone. */
 const SINGLES_AFTER_CRASH = 256;
 
-const FETCH_EXPIRES_MS = 1000;
-/** Pulls outstanding at once while the job has a backlog. */
-const MAX_PULLS = 2;
-const MAX_IDLE_MS = 2000;
 
 export class JobRunner {
   readonly jobId: string;
@@ -83,10 +79,6 @@ export class JobRunner {
   #flushScheduled = false;
   /** The JobSpec as the worker threads get it (encoded once; see BatchesTask.job). */
   readonly #jobBytes: Uint8Array;
-  /** Moving average of batch message sizes, to size pulls in bytes. */
-  #avgBytes = 1024;
-  /** Batches asked for by outstanding pulls and not received yet. */
-  #requested = 0;
   #singles = 0;
 
   constructor(ctx: FleetContext, pool: ApiPool, record: JobRecord, hooks: RunnerHooks) {
@@ -115,7 +107,17 @@ export class JobRunner {
   }
 
   start(): void {
-    this.#loop ??= this.#run().catch((err: unknown) => this.#hooks.log.error({ err, job_id: this.jobId }, 'job runner failed'));
+    const puller = new Puller({
+      ctx: this.#ctx,
+      record: this.#record,
+      leaseMs: this.#hooks.leaseMs,
+      slots: this.#pool.slots,
+      log: this.#hooks.log,
+      inFlight: () => this.#inflight.size,
+      whenOneSettles: (signal) => this.#whenOneSettles(signal),
+      dispatch: (msg) => this.#dispatch(msg),
+    });
+    this.#loop ??= puller.run(this.#stop.signal).catch((err: unknown) => this.#hooks.log.error({ err, job_id: this.jobId }, 'job runner failed'));
     this.#heartbeat = setInterval(() => {
       for (const f of this.#inflight.values()) f.msg.working();
     }, Math.max(250, Math.floor(this.#hooks.leaseMs / 3)));
@@ -168,106 +170,6 @@ export class JobRunner {
     run.reason = reason;
     clearTimeout(run.timer);
     run.ac.abort();
-  }
-
-  /**
-   * The pull loop. While the job has a backlog, up to MAX_PULLS pulls are outstanding, so the next one is already
-   * asked for while the last is still arriving (the server's send never waits for a round trip); while its queue
-   * looks empty, one pull of one batch at a time, backing off up to MAX_IDLE_MS.
-   */
-  async #run(): Promise<void> {
-    const signal = this.#stop.signal;
-    const pulls = new Set<Promise<void>>();
-    let consumer: Consumer | undefined;
-    let idleMs = 0;
-    while (!signal.aborted) {
-      try {
-        consumer ??= await bindJobConsumer(this.#ctx, this.#record, this.#hooks.leaseMs);
-      } catch (err) {
-        this.#hooks.log.warn({ err, job_id: this.jobId }, 'cannot bind to job consumer; retrying');
-        await sleep(1000, signal);
-        continue;
-      }
-      if (pulls.size >= (idleMs > 0 ? 1 : MAX_PULLS)) {
-        await Promise.race(pulls);
-        continue;
-      }
-      const room = this.#record.workers - this.#inflight.size - this.#requested;
-      if (room <= 0) {
-        await Promise.race([...pulls, this.#whenOneSettles(signal)]);
-        continue;
-      }
-      const want = idleMs > 0 ? 1 : Math.min(room, this.#pullLimit());
-      let n = await this.#pool.slots.reserve(want, signal);
-      if (n === 0) continue;
-      // Batch sizes may have become known while waiting for slots (the first pull of a job was still arriving).
-      const limit = this.#pullLimit();
-      if (n > limit) {
-        this.#pool.slots.release(n - limit);
-        n = limit;
-      }
-      const from = consumer;
-      const pull: Promise<void> = this.#pull(from, n, signal)
-        .then(async ({ got, more, failed }) => {
-          if (failed && consumer === from) consumer = undefined;
-          if (got > 0 && more) idleMs = 0;
-          else {
-            idleMs = Math.min(MAX_IDLE_MS, Math.max(100, idleMs * 2));
-            // The pull stays outstanding while it backs off, which holds the loop to one pull meanwhile.
-            if (got === 0) await sleep(idleMs, signal);
-          }
-        })
-        .finally(() => pulls.delete(pull));
-      pulls.add(pull);
-    }
-    await Promise.allSettled([...pulls]);
-  }
-
-  /**
-   * Most batches one pull may ask for: what all pulls ask for together stays under PULL_BYTES at the batches'
-   * average size. More stalls (DESIGN.md §6 saw 100 MiB pulls crawl), and a pull of hundreds of MiB, asked for before
-   * the batch size was known, got the daemon cut off as a slow consumer (the server's 64 MiB max_pending).
-   */
-  #pullLimit(): number {
-    return Math.max(1, Math.floor(PULL_BYTES / MAX_PULLS / Math.max(1, this.#avgBytes)));
-  }
-
-  /** One pull of up to `n` batches (for which `n` slots are reserved); every batch received is dispatched. */
-  async #pull(consumer: Consumer, n: number, signal: AbortSignal): Promise<{ got: number; more: boolean; failed: boolean }> {
-    let got = 0;
-    let lastPending = -1;
-    let failed = false;
-    let watchdog: NodeJS.Timeout | undefined;
-    this.#requested += n;
-    try {
-      const batch = await consumer.fetch({ max_messages: n, expires: FETCH_EXPIRES_MS });
-      // A pull must end by its expiry; if the client never ends it (seen under load when the server answers
-      // "max ack pending"), stop it, or this job would wait forever with its slots reserved.
-      watchdog = setTimeout(() => batch.stop(), FETCH_EXPIRES_MS + 2000);
-      watchdog.unref();
-      for await (const msg of batch) {
-        if (got >= n) {
-          // More than asked for (a pull re-issued across a reconnect): hand it back rather than overfill.
-          msg.nak();
-          continue;
-        }
-        got++;
-        this.#requested--;
-        lastPending = msg.info.pending;
-        this.#avgBytes += (msg.data.byteLength - this.#avgBytes) * 0.2;
-        this.#dispatch(msg);
-      }
-    } catch (err) {
-      if (!signal.aborted) {
-        this.#hooks.log.debug({ err, job_id: this.jobId }, 'fetch failed');
-        failed = true;
-      }
-    } finally {
-      clearTimeout(watchdog);
-      this.#requested -= n - got;
-      this.#pool.slots.release(n - got);
-    }
-    return { got, more: lastPending !== 0, failed };
   }
 
   #whenOneSettles(signal: AbortSignal): Promise<void> {
@@ -489,16 +391,4 @@ export class JobRunner {
     this.#hooks.log.warn(fields, 'batch dead-lettered');
     this.#hooks.onSettled(this.jobId, outcome, 'dead-lettered');
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

@@ -1,0 +1,145 @@
+/**
+ * The pull side of a job runner: asks the job's durable consumer for batches while the API's pool has room (its
+ * Slots) and the job's `workers` cap allows, and hands every batch received to the runner.
+ */
+import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import type { FleetContext } from '../context.js';
+import type { JobRecord } from '../types.js';
+import { bindJobConsumer } from './consumer.js';
+import type { Slots } from './slots.js';
+import { sleep } from './sleep.js';
+
+export interface PullerDeps {
+  ctx: FleetContext;
+  record: JobRecord;
+  /** JetStream ack wait of job consumers, in ms. */
+  leaseMs: number;
+  slots: Slots;
+  log: Logger;
+  /** Batches of the job received and not yet settled on this daemon. */
+  inFlight(): number;
+  /** Resolves when one of them settles (or `signal` aborts). */
+  whenOneSettles(signal: AbortSignal): Promise<void>;
+  /** Takes a received batch; one slot was reserved for it. */
+  dispatch(msg: JsMsg): void;
+}
+
+/** Most bytes of batches asked for by the outstanding pulls together. */
+const PULL_BYTES = 16 * 1024 * 1024;
+const FETCH_EXPIRES_MS = 1000;
+/** Pulls outstanding at once while the job has a backlog. */
+const MAX_PULLS = 2;
+const MAX_IDLE_MS = 2000;
+
+export class Puller {
+  readonly #deps: PullerDeps;
+  /** Moving average of batch message sizes, to size pulls in bytes. */
+  #avgBytes = 1024;
+  /** Batches asked for by outstanding pulls and not received yet. */
+  #requested = 0;
+
+  constructor(deps: PullerDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * The pull loop. While the job has a backlog, up to MAX_PULLS pulls are outstanding, so the next one is already
+   * asked for while the last is still arriving (the server's send never waits for a round trip); while its queue
+   * looks empty, one pull of one batch at a time, backing off up to MAX_IDLE_MS.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    const d = this.#deps;
+    const pulls = new Set<Promise<void>>();
+    let consumer: Consumer | undefined;
+    let idleMs = 0;
+    while (!signal.aborted) {
+      try {
+        consumer ??= await bindJobConsumer(d.ctx, d.record, d.leaseMs);
+      } catch (err) {
+        d.log.warn({ err, job_id: d.record.job_id }, 'cannot bind to job consumer; retrying');
+        await sleep(1000, signal);
+        continue;
+      }
+      if (pulls.size >= (idleMs > 0 ? 1 : MAX_PULLS)) {
+        await Promise.race(pulls);
+        continue;
+      }
+      const room = d.record.workers - d.inFlight() - this.#requested;
+      if (room <= 0) {
+        await Promise.race([...pulls, d.whenOneSettles(signal)]);
+        continue;
+      }
+      const want = idleMs > 0 ? 1 : Math.min(room, this.#pullLimit());
+      let n = await d.slots.reserve(want, signal);
+      if (n === 0) continue;
+      // Batch sizes may have become known while waiting for slots (the first pull of a job was still arriving).
+      const limit = this.#pullLimit();
+      if (n > limit) {
+        d.slots.release(n - limit);
+        n = limit;
+      }
+      const from = consumer;
+      const pull: Promise<void> = this.#pull(from, n, signal)
+        .then(async ({ got, more, failed }) => {
+          if (failed && consumer === from) consumer = undefined;
+          if (got > 0 && more) idleMs = 0;
+          else {
+            idleMs = Math.min(MAX_IDLE_MS, Math.max(100, idleMs * 2));
+            // The pull stays outstanding while it backs off, which holds the loop to one pull meanwhile.
+            if (got === 0) await sleep(idleMs, signal);
+          }
+        })
+        .finally(() => pulls.delete(pull));
+      pulls.add(pull);
+    }
+    await Promise.allSettled([...pulls]);
+  }
+
+  /**
+   * Most batches one pull may ask for: what all pulls ask for together stays under PULL_BYTES at the batches'
+   * average size. More stalls (DESIGN.md §6 saw 100 MiB pulls crawl), and a pull of hundreds of MiB, asked for before
+   * the batch size was known, got the daemon cut off as a slow consumer (the server's 64 MiB max_pending).
+   */
+  #pullLimit(): number {
+    return Math.max(1, Math.floor(PULL_BYTES / MAX_PULLS / Math.max(1, this.#avgBytes)));
+  }
+
+  /** One pull of up to `n` batches (for which `n` slots are reserved); every batch received is dispatched. */
+  async #pull(consumer: Consumer, n: number, signal: AbortSignal): Promise<{ got: number; more: boolean; failed: boolean }> {
+    let got = 0;
+    let lastPending = -1;
+    let failed = false;
+    let watchdog: NodeJS.Timeout | undefined;
+    this.#requested += n;
+    try {
+      const batch = await consumer.fetch({ max_messages: n, expires: FETCH_EXPIRES_MS });
+      // A pull must end by its expiry; if the client never ends it (seen under load when the server answers
+      // "max ack pending"), stop it, or this job would wait forever with its slots reserved.
+      watchdog = setTimeout(() => batch.stop(), FETCH_EXPIRES_MS + 2000);
+      watchdog.unref();
+      for await (const msg of batch) {
+        if (got >= n) {
+          // More than asked for (a pull re-issued across a reconnect): hand it back rather than overfill.
+          msg.nak();
+          continue;
+        }
+        got++;
+        this.#requested--;
+        lastPending = msg.info.pending;
+        this.#avgBytes += (msg.data.byteLength - this.#avgBytes) * 0.2;
+        this.#deps.dispatch(msg);
+      }
+    } catch (err) {
+      if (!signal.aborted) {
+        this.#deps.log.debug({ err, job_id: this.#deps.record.job_id }, 'fetch failed');
+        failed = true;
+      }
+    } finally {
+      clearTimeout(watchdog);
+      this.#requested -= n - got;
+      this.#deps.slots.release(n - got);
+    }
+    return { got, more: lastPending !== 0, failed };
+  }
+}
