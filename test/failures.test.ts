@@ -181,11 +181,8 @@ describe('failure semantics', () => {
   test('an undecodable batch message is dead-lettered at once', async () => {
     const job = await client.submit({ api_name: 'echo', batches: [[1]], job_id: 'undecodable-1', max_attempts: 5 });
     await wait(job.job_id);
-    // Re-open the job as running, then inject garbage the way a buggy publisher would.
-    const kv = await new Kvm(nc).open(Buckets.jobs);
-    const entry = await kv.get(job.job_id);
-    const rec = entry!.json<JobRecord>();
-    await kv.put(job.job_id, encodeJson({ ...rec, status: 'running', end_time: null, batch_metrics: null, total_batch_count: 3 }));
+    // Inject garbage the way a buggy publisher would, then re-open the job as running. (In the other order a
+    // completion check between the two could find the queue empty and end the job as succeeded.)
     const js = jetstream(nc);
     const h = headers();
     h.set(Headers.jobId, job.job_id);
@@ -197,6 +194,10 @@ describe('failure semantics', () => {
     h2.set(Headers.apiName, 'echo');
     h2.set(Headers.batchId, '2');
     await js.publish(Subjects.batch('echo', job.job_id), encodeValue({ not: 'an array' }), { headers: h2 });
+    const kv = await new Kvm(nc).open(Buckets.jobs);
+    const entry = await kv.get(job.job_id);
+    const rec = entry!.json<JobRecord>();
+    await kv.put(job.job_id, encodeJson({ ...rec, status: 'running', end_time: null, batch_metrics: null, total_batch_count: 3 }));
     const final = await wait(job.job_id);
     assert.equal(final.status, 'completed_with_failures');
     const letters = (await client.deadLetters(job.job_id)).sort((a, b) => a.batch_id.localeCompare(b.batch_id));
