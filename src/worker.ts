@@ -61,6 +61,7 @@ control.onmessage = (event: unknown) => {
   if (msg.type === 'ended') {
     instances.delete(msg.jobId);
     specs.delete(msg.jobId);
+    jobLogs.delete(msg.jobId);
     return;
   }
   const targets = msg.type === 'shutdown' ? [...running.values()] : [running.get(msg.jobId) ?? new Set<AbortController>()];
