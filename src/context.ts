@@ -14,6 +14,8 @@ export interface FleetContext {
   readonly apis: KV;
   readonly stats: KV;
   readonly deployments: KV;
+  /** Daemon presence (heartbeats), by daemon id. */
+  readonly daemons: KV;
   readonly projects: ObjectStore;
 }
 
@@ -25,7 +27,10 @@ export async function openContext(nc: NatsConnection): Promise<FleetContext> {
   const kvm = new Kvm(js);
   const open = async (name: string): Promise<KV> => {
     try {
-      const kv = await kvm.open(name);
+      // Reads go to the stream leader, never to a follower (direct get): a compare-and-set loop that decides
+      // "nothing to do" from a follower's stale copy would skip a write it owes (a follower of nats-server before
+      // 2.9.17 can even answer with a value from before its restart, nats-server#4162).
+      const kv = await kvm.open(name, { allow_direct: false });
       await kv.status();
       return kv;
     } catch (err) {
@@ -36,9 +41,15 @@ export async function openContext(nc: NatsConnection): Promise<FleetContext> {
       );
     }
   };
-  const [jobs, apis, stats, deployments] = await Promise.all([open(Buckets.jobs), open(Buckets.apis), open(Buckets.stats), open(Buckets.deployments)]);
+  const [jobs, apis, stats, deployments, daemons] = await Promise.all([
+    open(Buckets.jobs),
+    open(Buckets.apis),
+    open(Buckets.stats),
+    open(Buckets.deployments),
+    open(Buckets.daemons),
+  ]);
   const projects = await new Objm(js).open(ProjectsBucket).catch((err: unknown) => {
     throw new JetbatchError(ErrorCodes.CONNECTION_FAILED, `object store ${ProjectsBucket} is missing: start a jetbatch daemon once against this NATS server`, { cause: err });
   });
-  return { nc, js, jsm, jobs, apis, stats, deployments, projects };
+  return { nc, js, jsm, jobs, apis, stats, deployments, daemons, projects };
 }

@@ -24,6 +24,8 @@ export const Buckets = {
   stats: 'JETBATCH_STATS',
   /** Deployed handler projects: key = API name, value = JSON Deployment (history = earlier versions). */
   deployments: 'JETBATCH_DEPLOYMENTS',
+  /** Live daemons: key = daemon id, value = JSON DaemonRecord, rewritten every heartbeat; deleted on shutdown. */
+  daemons: 'JETBATCH_DAEMONS',
 } as const;
 
 /** Object Store bucket of deployed project archives, object name `<api>/v<version>`. */

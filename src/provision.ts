@@ -92,6 +92,8 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, opts:
   await kvm.create(Buckets.apis, { history: 1, replicas: opts.replicas });
   await kvm.create(Buckets.stats, { history: 1, ttl: opts.retentionMs.jobs, replicas: opts.replicas });
   await kvm.create(Buckets.deployments, { history: 64, replicas: opts.replicas });
+  // A daemon that died without deleting its entry leaves it behind; a day later the bucket forgets it.
+  await kvm.create(Buckets.daemons, { history: 1, ttl: 86_400_000, replicas: opts.replicas });
   await new Objm(js).create(ProjectsBucket, { replicas: opts.replicas });
 }
 

@@ -1,6 +1,7 @@
 /**
  * The job registry (KV bucket JETBATCH_JOBS). Every status change is a compare-and-set on the entry's revision,
- * so two daemons (or a daemon and a publisher) never both win the same transition.
+ * so two daemons (or a daemon and a publisher) never both win the same transition. Reads go to the stream leader
+ * (see `openContext`): a CAS loop that decides "nothing to do" from a stale read would skip a write it owes.
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -42,23 +43,33 @@ export async function createJob(kv: KV, record: JobRecord): Promise<boolean> {
   }
 }
 
+export interface Transition {
+  /** The record as stored after the call. */
+  record: JobRecord;
+  /** Its revision in the bucket. */
+  revision: number;
+  /** Whether this call wrote it. */
+  changed: boolean;
+}
+
 /**
  * Applies `change` to the current record with CAS, retrying on conflicting writes. `change` returns the new
- * record, or null to leave it alone; the result is the record as stored after the call (or null if missing).
+ * record, or null to leave it alone (it may be async, for decisions that need another read); the result is the
+ * record as stored after the call (or null if missing).
  */
 export async function transitionJob(
   kv: KV,
   jobId: string,
-  change: (current: JobRecord) => JobRecord | null,
-): Promise<{ record: JobRecord; changed: boolean } | null> {
+  change: (current: JobRecord, revision: number) => JobRecord | null | Promise<JobRecord | null>,
+): Promise<Transition | null> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const current = await getJob(kv, jobId);
     if (current === null) return null;
-    const next = change(current.record);
-    if (next === null) return { record: current.record, changed: false };
+    const next = await change(current.record, current.revision);
+    if (next === null) return { record: current.record, revision: current.revision, changed: false };
     try {
-      await kv.update(jobId, encodeJson(next), current.revision);
-      return { record: next, changed: true };
+      const revision = await kv.update(jobId, encodeJson(next), current.revision);
+      return { record: next, revision, changed: true };
     } catch (err) {
       if (!isWrongLastSequence(err)) throw err;
     }

@@ -79,8 +79,45 @@ export interface JobRecord {
   /** Final figures, written when the job ends. */
   batch_metrics: BatchMetrics | null;
   batches_in_queue: number | null;
-  /** Present while a daemon runs onJobComplete; another daemon takes over after `lease_until`. */
-  completion: { claimed_by: string; lease_until: string } | null;
+  /** Present while a daemon completes the job (runs onJobComplete, writes the final status); see CompletionClaim. */
+  completion: CompletionClaim | null;
+}
+
+/**
+ * A daemon's claim on completing a job. The claimer renews `lease_until` while it works. Another daemon takes the
+ * claim over only when the lease has lapsed *and* the claimer is gone (its presence entry unchanged for its
+ * presence timeout, or deleted); a lapsed lease alone (renewals failing while NATS elects a leader, a busy host)
+ * is not enough.
+ */
+export interface CompletionClaim {
+  /** Daemon id of the claimer. */
+  claimed_by: string;
+  /** 1 for the first claim of this completion, +1 for every takeover. */
+  attempt: number;
+  /** ISO time of the claim. */
+  claimed_at: string;
+  /** ISO time until which the claim is certainly current (renewed every lease/3 by a live claimer). */
+  lease_until: string;
+  /** ISO time the claimer confirmed its claim and started onJobComplete; null before. */
+  hook_started_at: string | null;
+  /** Whether some claimer of this completion started onJobComplete before this claim (the hook may have run). */
+  rerun: boolean;
+  /** The claim this one took over, if any. */
+  took_over?: { claimed_by: string; attempt: number; hook_started_at: string | null; lease_until: string };
+}
+
+/** An entry of the JETBATCH_DAEMONS bucket: one per running daemon, rewritten every heartbeat. */
+export interface DaemonRecord {
+  daemon: string;
+  host: string;
+  pid: number;
+  apis: string[];
+  /** ISO time the daemon started. */
+  started: string;
+  /** ISO time of the heartbeat (the writer's clock: informative only; liveness is judged by revisions). */
+  last_seen: string;
+  /** The daemon counts as gone once its entry has not changed for this long (ms) or is deleted. */
+  presence_timeout_ms: number;
 }
 
 /** What `status` returns: the record plus live progress, in the anchor's vocabulary. */
@@ -120,6 +157,13 @@ export interface JobSummary {
   status: 'succeeded' | 'completed_with_failures' | 'worker_oom';
   total_batch_count: number;
   batch_metrics: BatchMetrics;
+  /** Which claim of this completion runs the hook: 1 normally; more after a claimer was found gone. */
+  attempt: number;
+  /**
+   * True if an earlier claimer of this completion had started onJobComplete and was then found gone (killed, or
+   * frozen or cut off from NATS past its presence timeout): its side effects may have happened, in part or whole.
+   */
+  rerun: boolean;
 }
 
 /** An entry of the JETBATCH_APIS bucket, refreshed by every daemon serving the API every 30 s. */

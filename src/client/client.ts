@@ -107,12 +107,22 @@ export class JetbatchClient {
     return Promise.all(records.map((r) => jobStatus(this.#ctx, r)));
   }
 
-  /** Polls until the job reaches a terminal status and returns that status. */
+  /**
+   * Polls until the job reaches a terminal status and returns that status. A poll that fails for a reason other
+   * than jetbatch's own (a request timing out while NATS elects a leader, a reconnect) is retried until the timeout.
+   */
   async wait(jobId: string, options: WaitOptions = {}): Promise<JobStatus> {
     const interval = options.intervalMs ?? 500;
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     for (;;) {
-      const status = await this.status(jobId);
+      let status: JobStatus;
+      try {
+        status = await this.status(jobId);
+      } catch (err) {
+        if (err instanceof JetbatchError || Date.now() > deadline || options.signal?.aborted === true) throw err;
+        await new Promise((r) => setTimeout(r, interval));
+        continue;
+      }
       options.onStatus?.(status);
       if (isTerminal(status.status)) return status;
       if (Date.now() > deadline) throw new JetbatchError(ErrorCodes.TIMEOUT, `job ${jobId} still ${status.status} after ${options.timeoutMs} ms`);

@@ -93,6 +93,11 @@ const configSchema = z
     shutdown_grace: duration.default(30_000),
     /** JetStream ack wait of job consumers: how soon a dead daemon's batches are redelivered. */
     lease: duration.default(30_000),
+    /**
+     * A daemon whose heartbeat has not changed for this long counts as gone: only then is its completion claim
+     * taken over. Heartbeats are written every fifth of it.
+     */
+    presence_timeout: duration.default(30_000),
     /** How often each daemon checks its active jobs for completion and timeouts. */
     check_interval: duration.default(2000),
     retention: z
@@ -146,6 +151,7 @@ export interface DaemonOptions {
   readonly logMaxLineBytes: number;
   readonly shutdownGraceMs: number;
   readonly leaseMs: number;
+  readonly presenceTimeoutMs: number;
   readonly checkIntervalMs: number;
   readonly retentionMs: { readonly results: number; readonly deadLetters: number; readonly events: number; readonly jobs: number };
   readonly replicas: number;
@@ -234,6 +240,7 @@ export function parseConfig(raw: unknown, configFile: string, overrides: Overrid
     logMaxLineBytes: c.log_max_line_bytes,
     shutdownGraceMs: c.shutdown_grace,
     leaseMs: Math.max(1000, c.lease),
+    presenceTimeoutMs: Math.max(2000, c.presence_timeout),
     checkIntervalMs: Math.max(100, c.check_interval),
     retentionMs: {
       results: c.retention.results,

@@ -24,6 +24,7 @@ import { ErrorCodes } from '../errors.js';
 import { toErrorInfo } from './settle.js';
 import { isTerminal } from '../types.js';
 import { checkJob, type CompletionDeps } from './completion.js';
+import { Peers } from './peers.js';
 import type { DaemonOptions } from './config.js';
 import { startHttp } from './http.js';
 import { HandlerMetricsSink } from './handler-metrics.js';
@@ -64,11 +65,15 @@ export class Daemon {
   readonly #leaseMs: number;
   readonly #subs: Subscription[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
+  /** Beats on through shutdown until the daemon's entry is deleted, so a completion finishing in the grace keeps its claim. */
+  #heartbeat: NodeJS.Timeout | undefined;
   #http: Server | undefined;
   readonly #presence: Presence;
   #draining = false;
   #closing: Promise<void> | undefined;
-  #checking = new Set<string>();
+  /** The check of each job under way (at most one per job; a completion runs inside its check). */
+  readonly #checking = new Map<string, Promise<void>>();
+  readonly #peers: Peers;
   readonly #checkPending = new Set<string>();
   /** The job registry watch, from the moment it is asked for until it ends. */
   #watch: Promise<{ stop(): void }> | undefined;
@@ -89,6 +94,7 @@ export class Daemon {
     this.#stats = new TimingStats(ctx.stats, id);
     this.#handlerMetrics = new HandlerMetricsSink(this.metrics.registry, log);
     this.#presence = new Presence(ctx, id, log, this.metrics);
+    this.#peers = new Peers(ctx.daemons);
   }
 
   static async start(options: DaemonOptions, runtime: DaemonRuntime = {}): Promise<Daemon> {
@@ -146,6 +152,10 @@ export class Daemon {
       this.options.apis,
     );
     await this.#host.start();
+    // The first heartbeat precedes any claim this daemon can make, so a claim's daemon always has an entry.
+    const heartbeat = (): Promise<void> => this.#presence.heartbeat(host, this.#apiNames(), this.options.presenceTimeoutMs);
+    await heartbeat();
+    this.#heartbeat = this.#every(Math.max(200, Math.floor(this.options.presenceTimeoutMs / 5)), heartbeat);
     await this.#presence.register(this.#apiNames());
     this.#presence.watchConnection();
     this.#subs.push(
@@ -171,7 +181,7 @@ export class Daemon {
     this.log.info({ apis: this.#host.apis().map((a) => ({ name: a.name, threads: a.threads, deployed: a.deployed })), metrics: this.metricsAddress }, 'daemon started');
   }
 
-  #every(ms: number, fn: () => Promise<void>): void {
+  #every(ms: number, fn: () => Promise<void>): NodeJS.Timeout {
     let busy = false;
     const t = setInterval(() => {
       if (busy) return;
@@ -180,6 +190,7 @@ export class Daemon {
     }, ms);
     t.unref();
     this.#timers.push(t);
+    return t;
   }
 
   #apiNames(): string[] {
@@ -316,8 +327,11 @@ export class Daemon {
       daemonId: this.id,
       log: this.log,
       leaseMs: this.#leaseMs,
+      presenceTimeoutMs: this.options.presenceTimeoutMs,
+      peers: this.#peers,
       poolFor: (record) => this.#host.poolFor(record),
       flushStats: (jobId) => this.#stats.flush(jobId),
+      closing: () => this.#draining,
     };
   }
 
@@ -333,14 +347,11 @@ export class Daemon {
   async #check(jobId: string): Promise<void> {
     const record = this.#active.get(jobId);
     if (record === undefined || this.#checking.has(jobId) || this.#draining) return;
-    this.#checking.add(jobId);
-    try {
-      await checkJob(this.#completionDeps(), record);
-    } catch (err) {
-      this.log.warn({ err, job_id: jobId }, 'job check failed');
-    } finally {
-      this.#checking.delete(jobId);
-    }
+    const check = checkJob(this.#completionDeps(), record)
+      .catch((err: unknown) => this.log.warn({ err, job_id: jobId }, 'job check failed'))
+      .finally(() => this.#checking.delete(jobId));
+    this.#checking.set(jobId, check);
+    await check;
   }
 
   async #sweep(): Promise<void> {
@@ -395,7 +406,7 @@ export class Daemon {
     this.log.info({ grace_ms: this.options.shutdownGraceMs }, 'shutting down');
     const watch = this.#watch;
     if (watch !== undefined) await withTimeout(watch.then((w) => w.stop()), 5000).catch(() => undefined);
-    for (const t of this.#timers) clearInterval(t);
+    for (const t of this.#timers) if (t !== this.#heartbeat) clearInterval(t);
     const errors: unknown[] = [];
     const step = async (fn: () => Promise<unknown>): Promise<void> => {
       try {
@@ -405,8 +416,15 @@ export class Daemon {
       }
     };
     for (const s of this.#subs) await step(async () => s.unsubscribe());
-    await Promise.all([...this.#runners.values()].map((r) => step(() => r.stop('release', this.options.shutdownGraceMs))));
+    await Promise.all([
+      ...[...this.#runners.values()].map((r) => step(() => r.stop('release', this.options.shutdownGraceMs))),
+      // A completion under way gets the grace to finish; one still running after it is left to another daemon,
+      // which takes it over once this daemon's heartbeat entry is gone (deleted below).
+      step(() => withTimeout(Promise.all(this.#checking.values()), this.options.shutdownGraceMs)),
+    ]);
     this.#runners.clear();
+    clearInterval(this.#heartbeat);
+    await step(() => withTimeout(this.#presence.leave(), 5000));
     await step(() => this.#stats.flush());
     await step(() => this.#host.close());
     if (this.#http !== undefined) {

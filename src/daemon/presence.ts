@@ -1,11 +1,12 @@
 /**
- * What a daemon tells the world and watches about itself: its API registrations (JETBATCH_APIS, refreshed so
- * publishers know the API is served), the NATS connection state, and the queue depth per API (polled in the
- * background so a metrics scrape never waits on NATS).
+ * What a daemon tells the world and watches about itself: its heartbeat (JETBATCH_DAEMONS, by which other daemons
+ * tell it is alive), its API registrations (JETBATCH_APIS, refreshed so publishers know the API is served), the NATS
+ * connection state, and the queue depth per API (polled in the background so a metrics scrape never waits on NATS).
  */
 import type { Logger } from 'pino';
 import type { FleetContext } from '../context.js';
 import { Streams, encodeJson } from '../protocol.js';
+import type { DaemonRecord } from '../types.js';
 import type { DaemonMetrics } from './metrics.js';
 
 export class Presence {
@@ -14,6 +15,8 @@ export class Presence {
   readonly #log: Logger;
   readonly #metrics: DaemonMetrics;
   #connected = true;
+  readonly #started = new Date().toISOString();
+  #heartbeatFailing = false;
   /** Batches queued per API, as last polled; an API whose figure is unknown is absent. */
   depth = new Map<string, number>();
 
@@ -26,6 +29,33 @@ export class Presence {
 
   get connected(): boolean {
     return this.#connected;
+  }
+
+  /** Rewrites this daemon's entry in JETBATCH_DAEMONS; other daemons count it gone once it stops changing. */
+  async heartbeat(host: string, apis: readonly string[], presenceTimeoutMs: number): Promise<void> {
+    const record: DaemonRecord = {
+      daemon: this.#daemonId,
+      host,
+      pid: process.pid,
+      apis: [...apis],
+      started: this.#started,
+      last_seen: new Date().toISOString(),
+      presence_timeout_ms: presenceTimeoutMs,
+    };
+    try {
+      await this.#ctx.daemons.put(this.#daemonId, encodeJson(record));
+      if (this.#heartbeatFailing) this.#log.info('heartbeat written again');
+      this.#heartbeatFailing = false;
+    } catch (err) {
+      // Logged once per outage: a heartbeat every few seconds would flood the log while NATS is away.
+      if (!this.#heartbeatFailing) this.#log.warn({ err: (err as Error).message }, 'writing the heartbeat failed; retrying');
+      this.#heartbeatFailing = true;
+    }
+  }
+
+  /** Removes this daemon's entry (shutdown): the fleet knows at once that it is gone. */
+  async leave(): Promise<void> {
+    await this.#ctx.daemons.delete(this.#daemonId);
   }
 
   async register(apis: readonly string[]): Promise<void> {

@@ -20,7 +20,7 @@ export interface TestApi {
 }
 
 export function daemonConfig(url: string, apis: TestApi[], extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { nats: { servers: [url] }, apis, metrics: { listen: '127.0.0.1:0' }, log_level: 'warn', shutdown_grace: '5s', lease: '3s', check_interval: '300ms', ...extra };
+  return { nats: { servers: [url] }, apis, metrics: { listen: '127.0.0.1:0' }, log_level: 'warn', shutdown_grace: '5s', lease: '3s', presence_timeout: '6s', check_interval: '300ms', ...extra };
 }
 
 export async function startDaemon(url: string, apis: TestApi[], extra: Record<string, unknown> = {}): Promise<Daemon> {

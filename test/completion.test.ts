@@ -1,0 +1,231 @@
+/**
+ * onJobComplete once per job, fleet-wide, under the conditions that broke it: a hook longer than the lease on a busy
+ * daemon, a claimer frozen (SIGSTOP) for longer than its lease, a claimer killed or frozen past its presence
+ * timeout mid-hook (a second run, flagged `rerun`), and the job registry's leader killed while the hook runs.
+ * Daemons run as processes (lease 3 s, presence timeout 6 s, checks every 300 ms: test/helpers/daemon.ts).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { JetbatchClient } from '../src/client/client.js';
+import { openContext, type FleetContext } from '../src/context.js';
+import { countSubject } from '../src/progress.js';
+import { Streams, Subjects } from '../src/protocol.js';
+import { getJob } from '../src/registry.js';
+import type { JobRecord } from '../src/types.js';
+import { DaemonProcess, FIXTURES, tempDir, type TestApi } from './helpers/daemon.js';
+import { NatsCluster } from './helpers/nats-cluster.js';
+import { NatsServer } from './helpers/nats-server.js';
+
+interface Hook {
+  ev: 'hook-start' | 'hook-end';
+  job: string;
+  pid: number;
+  attempt: number;
+  rerun: boolean;
+}
+
+function hooks(dir: string, job: string): Hook[] {
+  const file = join(dir, 'hooks.jsonl');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Hook).filter((h) => h.job === job);
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function daemonIdOf(d: DaemonProcess): string {
+  const line = d.output.split('\n').find((l) => l.includes('"daemon started"'));
+  return (JSON.parse(line!) as { daemon: string }).daemon;
+}
+
+class Fleet {
+  readonly dir = tempDir('jetbatch-completion-');
+  readonly daemons: DaemonProcess[] = [];
+  client!: JetbatchClient;
+  nc!: NatsConnection;
+  ctx!: FleetContext;
+  readonly api: TestApi;
+
+  constructor(readonly servers: string[], readonly extra: Record<string, unknown> = {}) {
+    this.api = { name: 'slowhook', project: join(FIXTURES, 'slow-hook'), threads: 2, config: { record_dir: this.dir } };
+  }
+
+  async start(n: number): Promise<void> {
+    for (let i = 0; i < n; i++) await this.spawn(i);
+    this.client = await JetbatchClient.connect({ servers: this.servers });
+    this.nc = await connect({ servers: this.servers });
+    this.ctx = await openContext(this.nc);
+  }
+
+  async spawn(i: number): Promise<void> {
+    const servers = [...this.servers.slice(i % this.servers.length), ...this.servers.slice(0, i % this.servers.length)];
+    this.daemons[i] = await DaemonProcess.spawn(servers[0]!, [this.api], { nats: { servers }, ...this.extra });
+  }
+
+  byPid(pid: number): DaemonProcess {
+    const d = this.daemons.find((x) => x.proc.pid === pid);
+    assert.ok(d !== undefined, `no daemon with pid ${pid}`);
+    return d;
+  }
+
+  async submit(config: Record<string, unknown>): Promise<string> {
+    const job = await this.client.submit({ api_name: 'slowhook', items: Array.from({ length: 40 }, (_, i) => i), batch_size: 2, workers: 4, config });
+    return job.job_id;
+  }
+
+  async final(jobId: string, timeoutMs = 90_000): Promise<JobRecord> {
+    await this.client.wait(jobId, { intervalMs: 100, timeoutMs });
+    return (await getJob(this.ctx.jobs, jobId))!.record;
+  }
+
+  /** Completion events of the job, once the first has been published (it follows the final status). */
+  async completionEvents(jobId: string): Promise<number> {
+    const count = (): Promise<number> => countSubject(this.ctx, Streams.events, Subjects.event('slowhook', jobId, 'completed'));
+    await until('the completion event', 30_000, async () => ((await count()) > 0 ? true : undefined));
+    return count();
+  }
+
+  /** Log lines of every daemon about completing `jobId`, for assertion messages. */
+  story(jobId: string): string {
+    return this.daemons
+      .flatMap((d) => d.output.split('\n').filter((l) => l.includes(jobId) && /complet|onJobComplete|claim/.test(l)))
+      .join('\n');
+  }
+
+  async dispose(): Promise<void> {
+    await this.client?.close();
+    await this.nc?.close();
+    for (const d of this.daemons) {
+      d.proc.kill('SIGCONT');
+      await d.kill('SIGKILL');
+    }
+  }
+}
+
+describe('completion: two daemons on one server', () => {
+  let server: NatsServer;
+  let fleet: Fleet;
+
+  before(async () => {
+    server = await NatsServer.start();
+    fleet = new Fleet([server.url]);
+    await fleet.start(2);
+  });
+
+  after(async () => {
+    await fleet?.dispose();
+    await server?.dispose();
+  });
+
+  test('a hook three times longer than the lease, on a thread kept busy, while the daemons run another job: one run', async () => {
+    const jobId = await fleet.submit({ hook_spin_ms: 10_000 });
+    await until('the hook to start', 30_000, () => hooks(fleet.dir, jobId).length > 0 || undefined);
+    // Keep both daemons busy while the hook runs: a second job of many small batches.
+    const busy = await fleet.client.submit({ api_name: 'slowhook', items: Array.from({ length: 6000 }, (_, i) => i), batch_size: 1, workers: 8 });
+    const record = await fleet.final(jobId);
+    assert.equal(record.status, 'succeeded');
+    const runs = hooks(fleet.dir, jobId);
+    assert.deepEqual(runs.map((h) => [h.ev, h.attempt, h.rerun]), [['hook-start', 1, false], ['hook-end', 1, false]], fleet.story(jobId));
+    assert.equal(record.completion?.attempt, 1);
+    assert.notEqual(record.completion?.hook_started_at, null);
+    assert.equal(await fleet.completionEvents(jobId), 1);
+    assert.equal((await fleet.client.wait(busy.job_id, { intervalMs: 200, timeoutMs: 120_000 })).status, 'succeeded');
+  });
+
+  test('a claimer frozen (SIGSTOP) past its lease but within its presence timeout keeps its claim: one run', async () => {
+    const jobId = await fleet.submit({ hook_ms: 1000 });
+    const start = await until('the hook to start', 30_000, () => hooks(fleet.dir, jobId)[0]);
+    const claimer = fleet.byPid(start.pid);
+    claimer.proc.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 4500)); // lease 3 s < 4.5 s < presence timeout 6 s
+    claimer.proc.kill('SIGCONT');
+    const record = await fleet.final(jobId);
+    assert.equal(record.status, 'succeeded');
+    assert.deepEqual(hooks(fleet.dir, jobId).map((h) => [h.ev, h.pid, h.attempt]), [['hook-start', start.pid, 1], ['hook-end', start.pid, 1]], fleet.story(jobId));
+    assert.equal(record.completion?.claimed_by, daemonIdOf(claimer));
+    assert.equal(await fleet.completionEvents(jobId), 1);
+  });
+
+  test('a claimer killed (kill -9) mid-hook: another daemon runs the hook again, flagged rerun, and writes the end once', async () => {
+    const jobId = await fleet.submit({ hook_ms: 120_000 });
+    const start = await until('the hook to start', 30_000, () => hooks(fleet.dir, jobId)[0]);
+    const victim = fleet.byPid(start.pid);
+    const victimId = daemonIdOf(victim);
+    const index = fleet.daemons.indexOf(victim);
+    await victim.kill('SIGKILL');
+    const record = await fleet.final(jobId, 60_000);
+    assert.equal(record.status, 'succeeded');
+    const runs = hooks(fleet.dir, jobId);
+    assert.deepEqual(runs.map((h) => [h.ev, h.attempt, h.rerun]), [['hook-start', 1, false], ['hook-start', 2, true], ['hook-end', 2, true]], fleet.story(jobId));
+    assert.notEqual(runs[1]!.pid, start.pid);
+    assert.equal(record.completion?.attempt, 2);
+    assert.equal(record.completion?.took_over?.claimed_by, victimId);
+    assert.equal(await fleet.completionEvents(jobId), 1);
+    await fleet.spawn(index);
+  });
+
+  test('a claimer frozen past its presence timeout mid-hook, then resumed: two runs, no third, the end written once', async () => {
+    const jobId = await fleet.submit({ hook_ms: 2000 });
+    const start = await until('the hook to start', 30_000, () => hooks(fleet.dir, jobId)[0]);
+    const frozen = fleet.byPid(start.pid);
+    frozen.proc.kill('SIGSTOP');
+    const record = await fleet.final(jobId, 60_000);
+    assert.equal(record.status, 'succeeded');
+    assert.equal(record.completion?.attempt, 2);
+    assert.notEqual(record.completion?.claimed_by, daemonIdOf(frozen));
+    frozen.proc.kill('SIGCONT');
+    // The resumed claimer finishes the hook it was in, then finds its claim taken and writes nothing.
+    await frozen.waitFor(new RegExp(`${jobId}.*completion claim lost|completion claim lost.*${jobId}`), 30_000);
+    const runs = hooks(fleet.dir, jobId);
+    assert.deepEqual(
+      runs.map((h) => [h.ev, h.attempt, h.rerun]).sort(),
+      [['hook-end', 1, false], ['hook-end', 2, true], ['hook-start', 1, false], ['hook-start', 2, true]],
+      fleet.story(jobId),
+    );
+    assert.equal(await fleet.completionEvents(jobId), 1);
+    const after = (await getJob(fleet.ctx.jobs, jobId))!.record;
+    assert.deepEqual([after.status, after.end_time, after.completion?.attempt], [record.status, record.end_time, 2], 'the final status was written once');
+  });
+});
+
+describe('completion: the job registry leader killed mid-hook (3-node cluster)', () => {
+  let cluster: NatsCluster;
+  let fleet: Fleet;
+
+  before(async () => {
+    cluster = await NatsCluster.start();
+    fleet = new Fleet(cluster.urls, { replicas: 3 });
+    await fleet.start(2);
+  });
+
+  after(async () => {
+    await fleet?.dispose();
+    await cluster?.dispose();
+  });
+
+  test('renewals and writes fail for seconds while NATS elects a leader: the claimer keeps its claim, one run', async () => {
+    const jobId = await fleet.submit({ hook_ms: 8000 });
+    await until('the hook to start', 30_000, () => hooks(fleet.dir, jobId)[0]);
+    const info = await fleet.ctx.jsm.streams.info(`KV_${'JETBATCH_JOBS'}`);
+    const leader = info.cluster?.leader ?? '';
+    const node = cluster.nodes[Number(leader.replace(/^jb/, '')) - 1];
+    assert.ok(node !== undefined, `leader ${leader} is one of the nodes`);
+    await node.stop('SIGKILL');
+    await new Promise((r) => setTimeout(r, 4000));
+    await node.restart();
+    const record = await fleet.final(jobId, 90_000);
+    assert.equal(record.status, 'succeeded');
+    assert.deepEqual(hooks(fleet.dir, jobId).map((h) => [h.ev, h.attempt]), [['hook-start', 1], ['hook-end', 1]], fleet.story(jobId));
+    assert.equal(await fleet.completionEvents(jobId), 1);
+  });
+});
