@@ -75,13 +75,18 @@ const EARLY_ENDS = new Set(['stopped', 'timed_out', 'worker_error', 'worker_oom'
 
 /**
  * Whoever ends a job early counts it, then purges its queue and writes the final figures. If that has not happened
- * `delayMs` later (an ender without the rights to purge), the queue is purged here. Idempotent.
+ * `delayMs` later (an ender without the rights to purge), the queue is purged here. Idempotent, and only for the
+ * same ending: a job reopened in between (a dead-letter replay of a `worker_oom` job) has new batches in its queue,
+ * which must not be purged.
  */
 export function purgeLeftoversLater(ctx: FleetContext, record: JobRecord, delayMs = 10_000): void {
   if (!EARLY_ENDS.has(record.status) || record.batch_metrics !== null) return;
   setTimeout(() => {
     void getJob(ctx.jobs, record.job_id)
-      .then((v) => (v !== null && v.record.batch_metrics === null ? discardQueue(ctx, v.record) : undefined))
+      .then((v) => {
+        const same = v !== null && v.record.status === record.status && v.record.end_time === record.end_time;
+        return same && v.record.batch_metrics === null ? discardQueue(ctx, v.record) : undefined;
+      })
       .catch(() => undefined);
   }, delayMs).unref();
 }

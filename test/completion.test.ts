@@ -78,8 +78,8 @@ class Fleet {
     return d;
   }
 
-  async submit(config: Record<string, unknown>): Promise<string> {
-    const job = await this.client.submit({ api_name: 'slowhook', items: Array.from({ length: 40 }, (_, i) => i), batch_size: 2, workers: 4, config });
+  async submit(config: Record<string, unknown>, extra: { max_attempts?: number; workers?: number } = {}): Promise<string> {
+    const job = await this.client.submit({ api_name: 'slowhook', items: Array.from({ length: 40 }, (_, i) => i), batch_size: 2, workers: 4, config, ...extra });
     return job.job_id;
   }
 
@@ -195,6 +195,40 @@ describe('completion: two daemons on one server', () => {
     assert.equal(await fleet.completionEvents(jobId), 1);
     const after = (await getJob(fleet.ctx.jobs, jobId))!.record;
     assert.deepEqual([after.status, after.end_time, after.completion?.attempt], [record.status, record.end_time, 2], 'the final status was written once');
+  });
+});
+
+describe('completion: dead-letter replay of a job still running', () => {
+  let server: NatsServer;
+  let fleet: Fleet;
+
+  before(async () => {
+    server = await NatsServer.start();
+    fleet = new Fleet([server.url]);
+    await fleet.start(1);
+  });
+
+  after(async () => {
+    await fleet?.dispose();
+    await server?.dispose();
+  });
+
+  test('the job is held in enqueuing (no completion) while its dead letters are re-published; a second replay at the same time is refused', async () => {
+    const jobId = await fleet.submit({ delay_ms: 150, fail: ['0'] }, { max_attempts: 1, workers: 2 });
+    await until('the first dead letter', 30_000, async () => ((await fleet.client.deadLetters(jobId)).length > 0 ? true : undefined));
+    const replays = await Promise.allSettled([fleet.client.replayDeadLetters(jobId), fleet.client.replayDeadLetters(jobId)]);
+    const done = replays.filter((r) => r.status === 'fulfilled');
+    const refused = replays.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.equal(done.length, 1, 'one replay runs');
+    assert.equal(refused.length, 1, 'the other is refused');
+    assert.match(String(refused[0]!.reason), /changed state during replay.*enqueuing/);
+    assert.equal((done[0] as PromiseFulfilledResult<{ replayed: number; record: JobRecord }>).value.record.status, 'running', 'a running job resumes as running');
+    const record = await fleet.final(jobId);
+    assert.equal(record.status, 'completed_with_failures');
+    assert.deepEqual([record.batch_metrics?.succeeded, record.batch_metrics?.failed], [19, 1]);
+    const letters = await fleet.client.deadLetters(jobId);
+    assert.deepEqual(letters.map((l) => [l.batch_id, l.generation]), [['0', 1]], 'the replayed batch failed again, once');
+    assert.deepEqual(hooks(fleet.dir, jobId).map((h) => h.ev), ['hook-start', 'hook-end']);
   });
 });
 

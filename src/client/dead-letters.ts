@@ -5,6 +5,7 @@
  */
 import { readSubject } from './read-subject.js';
 import { headers } from '@nats-io/transport-node';
+import { JetStreamApiError } from '@nats-io/jetstream';
 import type { FleetContext } from '../context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { Headers, Streams, Subjects, batchMsgId, decodeValue } from '../protocol.js';
@@ -37,15 +38,19 @@ export async function replayDeadLetters(ctx: FleetContext, jobId: string): Promi
   }
   const letters = await readDeadLetters(ctx, current.record);
   if (letters.length === 0) return { record: current.record, replayed: 0 };
-  // Reopen an ended job as `enqueuing`: daemons pick it up again, and nobody can complete it mid-replay.
+  // The job turns `enqueuing` for the replay, ended or still active: daemons run it, nobody can complete it
+  // mid-replay (a completion in between would purge the batches just re-published, after which their dead letters
+  // are removed: lost), and a second replay at the same time is refused.
+  let resume: 'pending' | 'running' = 'pending';
   const reopened = await transitionJob(ctx.jobs, jobId, (r) => {
-    if (r.status === 'completed_with_failures' || r.status === 'worker_oom') {
-      return { ...r, status: 'enqueuing', end_time: null, batch_metrics: null, batches_in_queue: null, error: null, completion: null, enqueue_deadline: enqueueDeadline(Date.now(), letters.length) };
-    }
-    return REPLAYABLE.has(r.status) ? r : null;
+    if (!REPLAYABLE.has(r.status)) return null;
+    resume = r.status === 'running' ? 'running' : 'pending';
+    const deadline = enqueueDeadline(Date.now(), letters.length);
+    if (r.status === 'pending' || r.status === 'running') return { ...r, status: 'enqueuing', enqueue_deadline: deadline };
+    return { ...r, status: 'enqueuing', end_time: null, batch_metrics: null, batches_in_queue: null, error: null, completion: null, enqueue_deadline: deadline };
   });
-  if (reopened === null || (!reopened.changed && !REPLAYABLE.has(reopened.record.status))) {
-    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `job ${jobId} changed state during replay; try again`);
+  if (reopened === null || !reopened.changed) {
+    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `job ${jobId} changed state during replay (it is ${reopened?.record.status ?? 'gone'}); try again`);
   }
   const subject = Subjects.batch(current.record.api_name, jobId);
   // Publish first, then remove the dead letter: a batch is never missing from both places.
@@ -57,8 +62,14 @@ export async function replayDeadLetters(ctx: FleetContext, jobId: string): Promi
     h.set(Headers.apiName, current.record.api_name);
     h.set(Headers.generation, String(generation));
     await ctx.js.publish(subject, letter.payload, { msgID: batchMsgId(jobId, letter.batch_id, generation), headers: h, expect: { streamName: Streams.batches } });
-    await ctx.jsm.streams.deleteMessage(Streams.deadLetters, letter.seq, false);
+    await ctx.jsm.streams.deleteMessage(Streams.deadLetters, letter.seq, false).catch(ignoreMissingMessage);
   }
-  const done = await transitionJob(ctx.jobs, jobId, (r) => (r.status === 'enqueuing' ? { ...r, status: 'pending' } : null));
+  const done = await transitionJob(ctx.jobs, jobId, (r) => (r.status === 'enqueuing' ? { ...r, status: resume } : null));
   return { record: done?.record ?? reopened.record, replayed: letters.length };
+}
+
+/** JetStream API error 10057: the message is gone already (removed by someone else, or aged out). */
+function ignoreMissingMessage(err: unknown): void {
+  if (err instanceof JetStreamApiError && err.code === 10057) return;
+  throw err;
 }
