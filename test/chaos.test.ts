@@ -4,7 +4,7 @@
  * Size: CHAOS_BATCHES (default 1,500 in `npm test`; `npm run test:chaos` uses 5,000).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { JetbatchClient } from '../src/client/client.js';
@@ -19,6 +19,8 @@ const THREADS = 2;
 describe(`chaos: ${BATCHES} batches, 3 daemons, 3-node cluster`, () => {
   let cluster: NatsCluster;
   const daemons: DaemonProcess[] = [];
+  /** Every daemon process of the run, killed ones included, so a failure can show their logs. */
+  const everyDaemon: DaemonProcess[] = [];
   let client: JetbatchClient;
   const recordDir = tempDir('jetbatch-chaos-');
   let api: TestApi;
@@ -26,7 +28,10 @@ describe(`chaos: ${BATCHES} batches, 3 daemons, 3-node cluster`, () => {
   const spawn = (i: number): Promise<DaemonProcess> => {
     // Each daemon lists the nodes in a different order, so connections spread over the cluster.
     const servers = [...cluster.urls.slice(i % 3), ...cluster.urls.slice(0, i % 3)];
-    return DaemonProcess.spawn(servers[0]!, [api], { nats: { servers }, replicas: 3 });
+    return DaemonProcess.spawn(servers[0]!, [api], { nats: { servers }, replicas: 3 }).then((d) => {
+      everyDaemon.push(d);
+      return d;
+    });
   };
 
   before(async () => {
@@ -87,7 +92,7 @@ describe(`chaos: ${BATCHES} batches, 3 daemons, 3-node cluster`, () => {
     const letterIds = letters.map((l) => l.batch_id);
     const resultIds = new Set<string>();
     for await (const r of client.results(job.job_id)) resultIds.add(r.batch_id);
-    const hooks = readFileSync(join(recordDir, 'complete.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { ev: string });
+    const hooks = readFileSync(join(recordDir, 'complete.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { ev: string; pid: number; attempt: number; rerun: boolean });
 
     const metrics = [];
     for (const d of daemons) {
@@ -111,10 +116,20 @@ describe(`chaos: ${BATCHES} batches, 3 daemons, 3-node cluster`, () => {
       dead_letters: letters.length,
       distinct_results: resultIds.size,
       on_job_complete_runs: hooks.filter((h) => h.ev === 'hook-end').length,
+      hooks: hooks.map((h) => `${h.ev} pid ${h.pid} attempt ${h.attempt}${h.rerun ? ' rerun' : ''}`),
+      claim: final.status === 'completed_with_failures' ? (await client.record(job.job_id)).completion : null,
       events,
       daemons: metrics,
     };
     console.log(`chaos figures: ${JSON.stringify(figures)}`);
+    // A failure explains itself: CHAOS_LOG_DIR keeps every daemon's log; the assertion below shows the completion.
+    if (process.env.CHAOS_LOG_DIR !== undefined) {
+      everyDaemon.forEach((d, i) => writeFileSync(join(process.env.CHAOS_LOG_DIR!, `daemon-${i}.log`), d.output));
+    }
+    const completionLog = everyDaemon
+      .flatMap((d) => d.output.split('\n'))
+      .filter((l) => l.includes(job.job_id) && /"claim_attempt"|job check failed/.test(l))
+      .join('\n');
 
     assert.equal(final.status, 'completed_with_failures');
     assert.equal(final.batch_metrics.succeeded + final.batch_metrics.failed, BATCHES);
@@ -123,7 +138,7 @@ describe(`chaos: ${BATCHES} batches, 3 daemons, 3-node cluster`, () => {
     assert.deepEqual(new Set(letterIds), expectedFailed);
     assert.equal(resultIds.size, BATCHES - expectedFailed.size);
     for (const id of expectedFailed) assert.ok(!resultIds.has(id), `failed batch ${id} has no result`);
-    assert.equal(hooks.filter((h) => h.ev === 'hook-end').length, 1, 'onJobComplete ran once');
+    assert.equal(hooks.filter((h) => h.ev === 'hook-end').length, 1, `onJobComplete ran once; the completion as the daemons logged it:\n${completionLog}`);
     for (const m of metrics) {
       assert.equal(m.threads, THREADS, 'threads replaced, none leaked');
       assert.equal(m.in_flight, 0);
