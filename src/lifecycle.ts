@@ -47,11 +47,14 @@ export async function discardQueue(ctx: FleetContext, record: JobRecord): Promis
   await ctx.jsm.streams.purge(Streams.batches, { filter: Subjects.batch(record.api_name, record.job_id) });
 }
 
-/** Publishes a job event (JSON record) to the events stream; type is `submitted`, `running` or `completed`. */
+/**
+ * Publishes a job event (JSON record) to the events stream; type is `submitted`, `running` or `completed`. One event
+ * of a type per completion round: two daemons that both end a job (a compare-and-set that a clustered nats-server
+ * before 2.9.21 let both win) publish one event; a job reopened by a replay is a new round and completes again.
+ */
 export async function publishEvent(ctx: FleetContext, record: JobRecord, type: string): Promise<void> {
   await ctx.js.publish(Subjects.event(record.api_name, record.job_id, type), encodeJson(record), {
-    // A replayed job completes again: the end time keeps the second completion event from being deduplicated.
-    msgID: `${record.job_id}:${type}:${record.end_time ?? record.start_time}`,
+    msgID: `${record.job_id}:${type}:${record.round ?? 0}`,
   });
 }
 

@@ -13,6 +13,8 @@ export const Streams = {
   results: 'JETBATCH_RESULTS',
   /** Job lifecycle events: status changes and completion. */
   events: 'JETBATCH_EVENTS',
+  /** Completion claims in the order the server stored them: the first claim of an attempt wins it. */
+  claims: 'JETBATCH_CLAIMS',
 } as const;
 
 export const Buckets = {
@@ -41,6 +43,9 @@ export const Subjects = {
   resultWildcard: 'jetbatch.result.>',
   event: (api: string, job: string, type: string): string => `jetbatch.event.${api}.${job}.${type}`,
   eventWildcard: 'jetbatch.event.>',
+  /** A claim on completing a job: completion round (0, +1 per replay that reopens it), claim attempt (1, 2, …). */
+  claim: (job: string, round: number, attempt: number): string => `jetbatch.claim.${job}.${round}.${attempt}`,
+  claimWildcard: 'jetbatch.claim.>',
   /** Request/reply endpoints answered by any daemon (queue group `jetbatch`). */
   request: {
     submit: 'jetbatch.req.submit',

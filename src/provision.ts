@@ -76,6 +76,12 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, opts:
       retention: RetentionPolicy.Limits,
       max_age: opts.retentionMs.events * NANOS_PER_MS,
     },
+    {
+      name: Streams.claims,
+      subjects: [Subjects.claimWildcard],
+      retention: RetentionPolicy.Limits,
+      max_age: opts.retentionMs.jobs * NANOS_PER_MS,
+    },
   ];
   for (const s of streams) {
     await ensureStream(jsm, {

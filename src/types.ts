@@ -79,6 +79,11 @@ export interface JobRecord {
   /** Final figures, written when the job ends. */
   batch_metrics: BatchMetrics | null;
   batches_in_queue: number | null;
+  /**
+   * Completion round: 0 (or absent) until a dead-letter replay reopens an ended job, +1 each time. Claims and the
+   * `completed` event are per round.
+   */
+  round?: number;
   /** Present while a daemon completes the job (runs onJobComplete, writes the final status); see CompletionClaim. */
   completion: CompletionClaim | null;
 }

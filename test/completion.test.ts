@@ -13,8 +13,13 @@ import { JetbatchClient } from '../src/client/client.js';
 import { openContext, type FleetContext } from '../src/context.js';
 import { countSubject } from '../src/progress.js';
 import { Streams, Subjects } from '../src/protocol.js';
-import { getJob } from '../src/registry.js';
+import { claimCompletion, type ClaimDeps } from '../src/daemon/completion.js';
+import { Peers } from '../src/daemon/peers.js';
+import { provision } from '../src/provision.js';
+import { encodeJson } from '../src/protocol.js';
+import { createJob, getJob, transitionJob } from '../src/registry.js';
 import type { JobRecord } from '../src/types.js';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { DaemonProcess, FIXTURES, tempDir, type TestApi } from './helpers/daemon.js';
 import { NatsCluster } from './helpers/nats-cluster.js';
 import { NatsServer } from './helpers/nats-server.js';
@@ -261,5 +266,61 @@ describe('completion: the job registry leader killed mid-hook (3-node cluster)',
     assert.equal(record.status, 'succeeded');
     assert.deepEqual(hooks(fleet.dir, jobId).map((h) => [h.ev, h.attempt]), [['hook-start', 1], ['hook-end', 1]], fleet.story(jobId));
     assert.equal(await fleet.completionEvents(jobId), 1);
+  });
+});
+
+describe('completion: daemons claiming one job at the same instant (3-node cluster, replicas 3)', () => {
+  let cluster: NatsCluster;
+  const conns: NatsConnection[] = [];
+  const ctxs: FleetContext[] = [];
+
+  before(async () => {
+    cluster = await NatsCluster.start();
+    for (const url of cluster.urls) {
+      const nc = await connect({ servers: [url] });
+      conns.push(nc);
+    }
+    const day = 86_400_000;
+    await provision(conns[0]!, await jetstreamManager(conns[0]!, { timeout: 20_000 }), { replicas: 3, retentionMs: { results: day, deadLetters: day, events: day, jobs: day } });
+    for (const nc of conns) ctxs.push(await openContext(nc));
+  });
+
+  after(async () => {
+    for (const nc of conns) await nc.close();
+    await cluster?.dispose();
+  });
+
+  const record = (jobId: string): JobRecord => {
+    const now = new Date().toISOString();
+    return {
+      job_id: jobId, api_name: 'race', status: 'running', workers: 1, total_batch_count: 1, config: {}, timeout: null, batch_timeout: null,
+      max_attempts: null, backoff: null, spec_hash: 'race', start_time: now, end_time: null, enqueue_deadline: now, error: null,
+      batch_metrics: null, batches_in_queue: null, completion: null,
+    };
+  };
+
+  test('exactly one daemon claims each job, where a bare compare-and-set lets several win', async () => {
+    const daemons = ctxs.map((ctx, i): ClaimDeps => ({ ctx, daemonId: `racer-${i}`, leaseMs: 3000, presenceTimeoutMs: 6000, peers: new Peers(ctx.daemons), present: () => true }));
+    for (const d of daemons) await d.ctx.daemons.put(d.daemonId, encodeJson({ daemon: d.daemonId, presence_timeout_ms: 6000 }));
+    const rounds = 60;
+    let bareDoubles = 0;
+    const winners: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      // The pattern that ran onJobComplete twice: every daemon reads `running` and claims with a CAS at once.
+      const bare = `bare-${i}`;
+      await createJob(ctxs[0]!.jobs, record(bare));
+      const bareWins = await Promise.all(ctxs.map((ctx, k) => transitionJob(ctx.jobs, bare, (r) => (r.status === 'running' ? { ...r, status: 'completing', completion: { claimed_by: `racer-${k}`, attempt: 1, claimed_at: '', lease_until: new Date(Date.now() + 3000).toISOString(), hook_started_at: null, rerun: false } } : null))));
+      if (bareWins.filter((w) => w?.changed).length > 1) bareDoubles++;
+
+      const jobId = `race-${i}`;
+      await createJob(ctxs[0]!.jobs, record(jobId));
+      const claims = await Promise.all(daemons.map((d) => claimCompletion(d, jobId)));
+      winners.push(claims.filter((c) => c !== null).length);
+      const stored = (await getJob(ctxs[0]!.jobs, jobId))!.record;
+      const winner = daemons[claims.findIndex((c) => c !== null)]!;
+      assert.deepEqual([stored.status, stored.completion?.claimed_by, stored.completion?.attempt], ['completing', winner.daemonId, 1]);
+    }
+    console.log(`claim race: ${rounds} rounds of 3 daemons; bare compare-and-set let two or more win in ${bareDoubles}; claimCompletion winners per round: ${JSON.stringify(winners)}`);
+    assert.deepEqual(winners, Array.from({ length: rounds }, () => 1), 'one winner per job');
   });
 });

@@ -30,13 +30,12 @@ export function isClaimedBy(r: JobRecord, id: ClaimId): boolean {
   return r.status === 'completing' && r.completion !== null && r.completion.claimed_by === id.daemonId && r.completion.attempt === id.attempt;
 }
 
-/** `r` claimed by `daemonId`; `previous` is the claim taken over, if any. */
-export function claimFor(r: JobRecord, daemonId: string, leaseMs: number, previous: CompletionClaim | null): JobRecord {
+/** `r` claimed by `daemonId` for `attempt`; `previous` is the claim on record before, if any. */
+export function claimFor(r: JobRecord, daemonId: string, leaseMs: number, previous: CompletionClaim | null, attempt: number): JobRecord {
   const now = Date.now();
   const completion: CompletionClaim = {
     claimed_by: daemonId,
-    // Claims written by a daemon before attempts were recorded count as attempt 1.
-    attempt: (previous?.attempt ?? 0) + 1,
+    attempt,
     claimed_at: iso(now),
     lease_until: iso(now + leaseMs),
     hook_started_at: null,
@@ -45,6 +44,7 @@ export function claimFor(r: JobRecord, daemonId: string, leaseMs: number, previo
   if (previous !== null) {
     completion.took_over = {
       claimed_by: previous.claimed_by,
+      // Claims written by a daemon before attempts were recorded count as attempt 1.
       attempt: previous.attempt ?? 1,
       hook_started_at: previous.hook_started_at ?? null,
       lease_until: previous.lease_until,

@@ -1,10 +1,12 @@
 /**
- * The end of a job that ran to completion, once across the fleet. A daemon that finds the job's queue empty claims
- * completion with a CAS (status `completing` + a claim with a lease, see claim.ts), confirms the claim is still its
- * own with another CAS right before it starts `onJobComplete`, then writes the final status (CAS again) and
- * publishes the completion event. The claimer keeps its claim however long this takes: it renews the lease and
- * retries failed writes. Another daemon takes a claim over only when its lease has lapsed *and* its claimer is gone
- * (peers.ts: heartbeat deleted or unchanged for the claimer's presence timeout).
+ * The end of a job that ran to completion, once across the fleet. A daemon that finds the job's queue empty
+ * contends for the completion: the first claim stored in the claims log wins the attempt (claim-log.ts), and the
+ * winner writes its claim into the job record with a CAS (status `completing` + a claim with a lease, claim.ts).
+ * It confirms the claim is still its own right before it starts `onJobComplete` (no later attempt in the log, and a
+ * CAS on the record), then writes the final status (CAS again) and publishes the completion event. The claimer keeps
+ * its claim however long this takes: it renews the lease and retries failed writes. Another daemon takes a claim
+ * over (the next attempt, through the log again) only when its lease has lapsed *and* its claimer is gone (peers.ts:
+ * heartbeat deleted or unchanged for the claimer's presence timeout).
  *
  * The contract: onJobComplete runs exactly once per completion, unless its claimer dies, or is frozen or cut off
  * from NATS past its presence timeout, after starting the hook; then the next claimer runs it again with
@@ -15,10 +17,11 @@ import type { Logger } from 'pino';
 import type { FleetContext } from '../context.js';
 import { discardQueue, endJob, publishEvent } from '../lifecycle.js';
 import { liveCounts, metricsOf, queuedBatches } from '../progress.js';
-import { transitionJob, type Transition } from '../registry.js';
+import { getJob, transitionJob, type Transition } from '../registry.js';
 import type { ErrorInfo, JobRecord, JobSummary } from '../types.js';
 import { ErrorCodes } from '../errors.js';
 import { ClaimAbandoned, ClaimKeeper, ClaimLost, claimFor } from './claim.js';
+import { contend, firstClaimant } from './claim-log.js';
 import type { Peers } from './peers.js';
 import type { ApiPool } from './pool.js';
 import { jobSpecOf } from './job-spec.js';
@@ -38,6 +41,8 @@ export interface CompletionDeps {
   flushStats(jobId: string): Promise<void>;
   /** True once the daemon shuts down. */
   closing(): boolean;
+  /** True while this daemon's heartbeat is recent enough that nobody can take it for gone. */
+  present(): boolean;
 }
 
 /**
@@ -68,24 +73,56 @@ export async function checkJob(deps: CompletionDeps, record: JobRecord): Promise
   }
   if ((await queuedBatches(deps.ctx, record)) > 0) return;
   const pool = await deps.poolFor(record);
-  let verdict = 'queue empty';
-  const claimed = await transitionJob(deps.ctx.jobs, jobId, async (r) => {
-    if (r.status === 'pending' || r.status === 'running') return claimFor(r, deps.daemonId, deps.leaseMs, null);
-    if (r.status !== 'completing') return null;
+  const won = await claimCompletion(deps, jobId);
+  if (won !== null) await runCompletion(deps, pool, won.claimed, won.why);
+}
+
+export type ClaimDeps = Pick<CompletionDeps, 'ctx' | 'daemonId' | 'leaseMs' | 'presenceTimeoutMs' | 'peers' | 'present'>;
+
+/**
+ * Contends for completing the job (its queue is known to be empty): returns the claim this daemon wrote into the
+ * record, or null if the job is not to be claimed now or another daemon has it.
+ */
+export async function claimCompletion(deps: ClaimDeps, jobId: string): Promise<{ claimed: Transition; why: string } | null> {
+  // A daemon whose own heartbeat is failing could be taken for gone as soon as it claimed: it waits.
+  if (!deps.present()) return null;
+  const current = await getJob(deps.ctx.jobs, jobId);
+  if (current === null) return null;
+  const r = current.record;
+  const round = r.round ?? 0;
+  let attempt = 1;
+  let why = 'queue empty';
+  if (r.status === 'completing' && r.completion !== null) {
     const c = r.completion;
-    if (c === null) return claimFor(r, deps.daemonId, deps.leaseMs, null);
-    if (c.claimed_by === deps.daemonId) {
-      verdict = 'this daemon gave up its own claim';
-      return claimFor(r, deps.daemonId, deps.leaseMs, c);
+    if (c.claimed_by === deps.daemonId) why = 'this daemon gave up its own claim';
+    else {
+      if (Date.now() < Date.parse(c.lease_until)) return null;
+      const peer = await deps.peers.judge(c.claimed_by, deps.presenceTimeoutMs);
+      if (!peer.gone) return null;
+      why = `claimer ${c.claimed_by} is gone: ${peer.reason}`;
     }
-    if (Date.now() < Date.parse(c.lease_until)) return null;
-    const peer = await deps.peers.judge(c.claimed_by, deps.presenceTimeoutMs);
+    attempt = (c.attempt ?? 1) + 1;
+  } else if (r.status !== 'pending' && r.status !== 'running') {
+    return null;
+  }
+  // Win the attempt in the claims log. An attempt won by a daemon that died before writing its claim into the
+  // record passes to the next one once that daemon is found gone.
+  for (;;) {
+    const winner = await contend(deps.ctx, jobId, round, attempt, deps.daemonId);
+    if (winner === deps.daemonId) break;
+    const peer = await deps.peers.judge(winner, deps.presenceTimeoutMs);
     if (!peer.gone) return null;
-    verdict = `claimer ${c.claimed_by} is gone: ${peer.reason}`;
-    return claimFor(r, deps.daemonId, deps.leaseMs, c);
+    why = `${winner} won attempt ${attempt} and is gone: ${peer.reason}`;
+    attempt++;
+  }
+  const claimed = await transitionJob(deps.ctx.jobs, jobId, (cur) => {
+    if ((cur.round ?? 0) !== round) return null;
+    if (cur.status === 'pending' || cur.status === 'running') return claimFor(cur, deps.daemonId, deps.leaseMs, null, attempt);
+    if (cur.status === 'completing' && (cur.completion?.attempt ?? 1) < attempt) return claimFor(cur, deps.daemonId, deps.leaseMs, cur.completion, attempt);
+    return null;
   });
-  if (claimed === null || !claimed.changed) return;
-  await runCompletion(deps, pool, claimed, verdict);
+  // Not written: the job moved on meanwhile (stopped, timed out) or a later attempt is on record.
+  return claimed !== null && claimed.changed ? { claimed, why } : null;
 }
 
 async function runCompletion(deps: CompletionDeps, pool: ApiPool, claimed: Transition, why: string): Promise<void> {
@@ -102,7 +139,13 @@ async function runCompletion(deps: CompletionDeps, pool: ApiPool, claimed: Trans
       const status = counts.failed === 0 ? 'succeeded' : record.error?.code === ErrorCodes.WORKER_OOM ? 'worker_oom' : 'completed_with_failures';
       return { status, metrics: metricsOf(counts) } as const;
     });
-    // The hook never starts on a claim that is not confirmed current, by a write that lands now.
+    // The hook never starts on a claim that is not confirmed current: nobody has contended for the next attempt,
+    // this daemon's heartbeat is recent, and a write of the claim lands now.
+    await persist(deps, keeper, log, 'confirming the claim', async () => {
+      const next = await firstClaimant(deps.ctx, record.job_id, record.round ?? 0, claim.attempt + 1);
+      if (next !== null) throw new ClaimLost(`${next} contends for attempt ${claim.attempt + 1}`);
+      if (!deps.present()) throw new Error('this daemon\'s heartbeat is not current');
+    });
     const confirmed = await keeper.write((r) => ({ ...r, completion: { ...r.completion!, hook_started_at: new Date().toISOString(), lease_until: new Date(Date.now() + deps.leaseMs).toISOString() } }));
     log.info({ revision: confirmed.revision, rerun: claim.rerun }, 'onJobComplete starting');
     const summary: JobSummary = { job_id: record.job_id, api_name: record.api_name, status, total_batch_count: record.total_batch_count, batch_metrics: metrics, attempt: claim.attempt, rerun: claim.rerun };
@@ -156,6 +199,7 @@ async function persist<T>(
     try {
       return await fn();
     } catch (err) {
+      if (err instanceof ClaimLost) throw err;
       if (deps.closing()) throw new ClaimAbandoned(`shutting down while ${what}: ${(err as Error).message}`);
       failures++;
       if (failures >= (opts.maxFailures ?? Infinity)) throw err;

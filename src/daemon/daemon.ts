@@ -25,6 +25,7 @@ import { toErrorInfo } from './settle.js';
 import { isTerminal } from '../types.js';
 import { checkJob, type CompletionDeps } from './completion.js';
 import { Peers } from './peers.js';
+import { serverWarnings } from './server-version.js';
 import type { DaemonOptions } from './config.js';
 import { startHttp } from './http.js';
 import { HandlerMetricsSink } from './handler-metrics.js';
@@ -110,6 +111,7 @@ export class Daemon {
         log.warn({ err: (err as Error).message }, 'JetStream not ready; retrying provisioning'),
       );
       const ctx = await openContext(nc);
+      for (const warning of serverWarnings(nc.info?.version, options.replicas)) log.warn({ server_version: nc.info?.version }, warning);
       const daemon = new Daemon(options, nc, ctx, log, id, options.leaseMs);
       await daemon.#start(host, options.checkIntervalMs, runtime.pretty === true);
       return daemon;
@@ -332,6 +334,7 @@ export class Daemon {
       poolFor: (record) => this.#host.poolFor(record),
       flushStats: (jobId) => this.#stats.flush(jobId),
       closing: () => this.#draining,
+      present: () => this.#presence.heartbeatWithin(this.options.presenceTimeoutMs / 2),
     };
   }
 

@@ -17,6 +17,8 @@ export class Presence {
   #connected = true;
   readonly #started = new Date().toISOString();
   #heartbeatFailing = false;
+  /** When (monotonic ms) a heartbeat was last written. */
+  #lastHeartbeat: number | undefined;
   /** Batches queued per API, as last polled; an API whose figure is unknown is absent. */
   depth = new Map<string, number>();
 
@@ -44,6 +46,7 @@ export class Presence {
     };
     try {
       await this.#ctx.daemons.put(this.#daemonId, encodeJson(record));
+      this.#lastHeartbeat = performance.now();
       if (this.#heartbeatFailing) this.#log.info('heartbeat written again');
       this.#heartbeatFailing = false;
     } catch (err) {
@@ -51,6 +54,11 @@ export class Presence {
       if (!this.#heartbeatFailing) this.#log.warn({ err: (err as Error).message }, 'writing the heartbeat failed; retrying');
       this.#heartbeatFailing = true;
     }
+  }
+
+  /** Whether a heartbeat was written within `maxAgeMs`. */
+  heartbeatWithin(maxAgeMs: number): boolean {
+    return this.#lastHeartbeat !== undefined && performance.now() - this.#lastHeartbeat < maxAgeMs;
   }
 
   /** Removes this daemon's entry (shutdown): the fleet knows at once that it is gone. */
