@@ -107,5 +107,6 @@ export async function jobStatus(ctx: FleetContext, record: JobRecord): Promise<J
     config: record.config,
   };
   if (record.error !== null) status.error = record.error;
+  if (record.completion !== null) status.completion = record.completion;
   return status;
 }

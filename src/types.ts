@@ -140,6 +140,8 @@ export interface JobStatus {
   max_attempts: number | null;
   config: Record<string, unknown>;
   error?: ErrorInfo;
+  /** The completion claim, while a daemon completes the job and on a job that completed: who ran onJobComplete. */
+  completion?: CompletionClaim;
 }
 
 /** Handed to the handler constructor: the anchor's fields plus what is useful. */

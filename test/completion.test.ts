@@ -175,6 +175,8 @@ describe('completion: two daemons on one server', () => {
     assert.notEqual(runs[1]!.pid, start.pid);
     assert.equal(record.completion?.attempt, 2);
     assert.equal(record.completion?.took_over?.claimed_by, victimId);
+    const status = await fleet.client.status(jobId);
+    assert.deepEqual([status.completion?.attempt, status.completion?.rerun], [2, true], 'the status shows the takeover');
     assert.equal(await fleet.completionEvents(jobId), 1);
     await fleet.spawn(index);
   });

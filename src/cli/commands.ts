@@ -41,7 +41,10 @@ function parseConfigJson(text: string): Record<string, unknown> {
 function statusLine(s: JobStatus): string {
   const m = s.batch_metrics;
   const avg = m.avg_time_per_batch === null ? '-' : `${m.avg_time_per_batch.toFixed(3)}s`;
-  return `${s.job_id}  ${s.api_name}  ${s.status}  succeeded=${m.succeeded} failed=${m.failed} in_queue=${s.batches_in_queue} total=${s.total_batch_count} avg=${avg}  started=${s.start_time}${s.end_time ? `  ended=${s.end_time}` : ''}`;
+  const c = s.completion;
+  // Who completes (or completed) the job, when it is under way or was taken over.
+  const claim = c !== undefined && (s.status === 'completing' || c.attempt > 1) ? `  claim=${c.claimed_by} attempt=${c.attempt}${c.rerun ? ' rerun' : ''}` : '';
+  return `${s.job_id}  ${s.api_name}  ${s.status}  succeeded=${m.succeeded} failed=${m.failed} in_queue=${s.batches_in_queue} total=${s.total_batch_count} avg=${avg}  started=${s.start_time}${s.end_time ? `  ended=${s.end_time}` : ''}${claim}`;
 }
 
 export function exitCodeOfStatus(s: JobStatus): number {
