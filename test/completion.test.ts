@@ -181,6 +181,21 @@ describe('completion: two daemons on one server', () => {
     await fleet.spawn(index);
   });
 
+  test('a claimer shut down (SIGTERM) mid-hook waits out its grace, leaves, and another daemon runs the hook again at once', async () => {
+    const jobId = await fleet.submit({ hook_ms: 120_000 });
+    const start = await until('the hook to start', 30_000, () => hooks(fleet.dir, jobId)[0]);
+    const leaving = fleet.byPid(start.pid);
+    const index = fleet.daemons.indexOf(leaving);
+    assert.equal(await leaving.kill('SIGTERM'), 0, 'a graceful exit');
+    assert.match(leaving.output, /completion left unfinished/);
+    const record = await fleet.final(jobId, 60_000);
+    assert.equal(record.status, 'succeeded');
+    assert.deepEqual(hooks(fleet.dir, jobId).map((h) => [h.ev, h.attempt, h.rerun]), [['hook-start', 1, false], ['hook-start', 2, true], ['hook-end', 2, true]], fleet.story(jobId));
+    assert.match(record.completion?.took_over?.claimed_by ?? '', new RegExp(`-${start.pid}-`));
+    assert.equal(await fleet.completionEvents(jobId), 1);
+    await fleet.spawn(index);
+  });
+
   test('a claimer frozen past its presence timeout mid-hook, then resumed: two runs, no third, the end written once', async () => {
     const jobId = await fleet.submit({ hook_ms: 2000 });
     const start = await until('the hook to start', 30_000, () => hooks(fleet.dir, jobId)[0]);

@@ -6,6 +6,8 @@ import { headers } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { JetbatchClient } from '../src/client/client.js';
+import { readSubject } from '../src/client/read-subject.js';
+import { openContext } from '../src/context.js';
 import type { Daemon } from '../src/daemon/daemon.js';
 import { Buckets, Headers, Streams, Subjects, decodeValue, encodeJson, encodeValue } from '../src/protocol.js';
 import { Kvm } from '@nats-io/kv';
@@ -103,6 +105,22 @@ describe('failure semantics', () => {
     const letters = await client.deadLetters(job.job_id);
     assert.equal(letters.length, 1);
     assert.equal(letters[0]!.generation, 1);
+  });
+
+  test('reading dead letters while some are removed (a replay elsewhere, retention) ends with those still there', async () => {
+    const ctx = await openContext(nc);
+    const js = jetstream(nc);
+    const subject = Subjects.deadLetter('echo', 'removed-while-read');
+    const acks = [];
+    for (let i = 0; i < 1000; i++) acks.push(await js.publish(subject, encodeValue({ i })));
+    const read: number[] = [];
+    const jsm = await jetstreamManager(nc);
+    for await (const m of readSubject(ctx, Streams.deadLetters, subject)) {
+      read.push(m.seq);
+      // After the first message the last 100 are removed: counted at the start, never to be delivered.
+      if (read.length === 1) for (const a of acks.slice(900)) await jsm.streams.deleteMessage(Streams.deadLetters, a.seq, false);
+    }
+    assert.deepEqual(read, acks.slice(0, 900).map((a) => a.seq));
   });
 
   test('a permanent error skips the remaining attempts', async () => {

@@ -2,20 +2,41 @@
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { FleetContext } from '../context.js';
 
+/** How long to wait for the next message before asking the server whether any is left to deliver. */
+const IDLE_MS = 1000;
+
 export async function* readSubject(ctx: FleetContext, stream: string, subject: string): AsyncGenerator<{ seq: number; data: Uint8Array }> {
   const consumer = await ctx.js.consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
   const pending = (await consumer.info()).num_pending;
   if (pending === 0) return;
   const messages = await consumer.consume();
+  const it = messages[Symbol.asyncIterator]();
   let read = 0;
   try {
-    for await (const m of messages) {
+    let next = it.next();
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<'idle'>((resolve) => (timer = setTimeout(() => resolve('idle'), IDLE_MS)));
+      const r = await Promise.race([next, idle]);
+      clearTimeout(timer);
+      if (r === 'idle') {
+        // Messages counted at the start can be removed before they are delivered (a dead letter replayed or aged
+        // out meanwhile): with nothing left to deliver, the read is over instead of waiting forever.
+        if ((await consumer.info()).num_pending === 0) return;
+        continue;
+      }
+      if (r.done === true) return;
+      const m = r.value;
       read++;
       yield { seq: m.seq, data: m.data };
       // What was stored when we started; later messages belong to a later read.
-      if (read >= pending || m.info.pending === 0) break;
+      if (read >= pending || m.info.pending === 0) return;
+      next = it.next();
     }
   } finally {
-    await messages.close();
+    // Stop first: a next() still waiting for a message would hold up return() until the iterator stops.
+    const closed = messages.close();
+    await it.return?.();
+    await closed;
   }
 }

@@ -151,6 +151,8 @@ async function runCompletion(deps: CompletionDeps, pool: ApiPool, claimed: Trans
     const summary: JobSummary = { job_id: record.job_id, api_name: record.api_name, status, total_batch_count: record.total_batch_count, batch_metrics: metrics, attempt: claim.attempt, rerun: claim.rerun };
     const started = performance.now();
     const outcome = await pool.runComplete({ kind: 'complete', job: jobSpecOf(record, pool.api), summary }, new AbortController().signal, () => 'shutdown');
+    // A hook cut short by this daemon's shutdown did not fail: it is left to the next claimer, as if this one died.
+    if (!outcome.ok && deps.closing()) throw new ClaimAbandoned(`onJobComplete was interrupted by the shutdown: ${outcome.error.message}`);
     let hookError: ErrorInfo | null = null;
     if (outcome.ok) log.info({ ms: Math.round(performance.now() - started) }, 'onJobComplete finished');
     else {

@@ -423,7 +423,9 @@ export class Daemon {
       ...[...this.#runners.values()].map((r) => step(() => r.stop('release', this.options.shutdownGraceMs))),
       // A completion under way gets the grace to finish; one still running after it is left to another daemon,
       // which takes it over once this daemon's heartbeat entry is gone (deleted below).
-      step(() => withTimeout(Promise.all(this.#checking.values()), this.options.shutdownGraceMs)),
+      withTimeout(Promise.all(this.#checking.values()), this.options.shutdownGraceMs).catch(() =>
+        this.log.warn({ jobs: [...this.#checking.keys()] }, 'job checks or completions still running after the shutdown grace; other daemons take them over'),
+      ),
     ]);
     this.#runners.clear();
     clearInterval(this.#heartbeat);
