@@ -340,4 +340,28 @@ describe('completion: daemons claiming one job at the same instant (3-node clust
     console.log(`claim race: ${rounds} rounds of 3 daemons; bare compare-and-set let two or more win in ${bareDoubles}; claimCompletion winners per round: ${JSON.stringify(winners)}`);
     assert.deepEqual(winners, Array.from({ length: rounds }, () => 1), 'one winner per job');
   });
+
+  test('a takeover overwritten in the record by a late write of the claimer it replaced: the log winner writes it again, nobody else claims', async () => {
+    const deps = (i: number, leaseMs = 3000): ClaimDeps => ({ ctx: ctxs[i]!, daemonId: `late-${i}`, leaseMs, presenceTimeoutMs: 6000, peers: new Peers(ctxs[i]!.daemons), present: () => true });
+    const [a, b, c] = [deps(0, 1), deps(1), deps(2)];
+    for (const d of [a, b, c]) await d.ctx.daemons.put(d.daemonId, encodeJson({ daemon: d.daemonId, presence_timeout_ms: 6000 }));
+    const jobId = 'late-write';
+    await createJob(ctxs[0]!.jobs, record(jobId));
+    const first = await claimCompletion(a, jobId);
+    assert.equal(first?.claimed.record.completion?.attempt, 1);
+    // a is gone (its heartbeat deleted, its 1 ms lease lapsed): b takes over as attempt 2.
+    await ctxs[0]!.daemons.delete(a.daemonId);
+    await new Promise((r) => setTimeout(r, 5));
+    const takeover = await claimCompletion(b, jobId);
+    assert.deepEqual([takeover?.claimed.record.completion?.claimed_by, takeover?.claimed.record.completion?.attempt], [b.daemonId, 2]);
+    // a was only frozen: it resumes, and its lease renewal lands over b's claim (as two CAS writes expecting the same
+    // revision can on a clustered nats-server before 2.9.21); then it finds attempt 2 taken and stops renewing.
+    await ctxs[0]!.daemons.put(a.daemonId, encodeJson({ daemon: a.daemonId, presence_timeout_ms: 6000 }));
+    const stored = (await getJob(ctxs[0]!.jobs, jobId))!;
+    await ctxs[0]!.jobs.put(jobId, encodeJson({ ...stored.record, completion: { ...first!.claimed.record.completion!, lease_until: new Date(Date.now() - 1).toISOString() } }));
+    assert.equal(await claimCompletion(a, jobId), null, 'a: attempt 2 is b\'s, and b is alive');
+    assert.equal(await claimCompletion(c, jobId), null, 'c: b is alive');
+    const again = await claimCompletion(b, jobId);
+    assert.deepEqual([again?.claimed.record.completion?.claimed_by, again?.claimed.record.completion?.attempt], [b.daemonId, 2], 'b writes its claim again');
+  });
 });

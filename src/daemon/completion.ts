@@ -90,35 +90,35 @@ export async function claimCompletion(deps: ClaimDeps, jobId: string): Promise<{
   if (current === null) return null;
   const r = current.record;
   const round = r.round ?? 0;
-  let attempt = 1;
+  if (r.status !== 'pending' && r.status !== 'running' && r.status !== 'completing') return null;
+  const recorded = r.status === 'completing' ? r.completion : null;
+  // The claims log decides; the record mirrors it. Start from the newest attempt anyone has claimed: the record can
+  // lag behind the log (a winner that has not written its claim yet, or whose write was overwritten by a late
+  // renewal of the claimer it took over from, which a clustered nats-server before 2.9.21 can let through).
+  let attempt = recorded?.attempt ?? 1;
+  while ((await firstClaimant(deps.ctx, jobId, round, attempt + 1)) !== null) attempt++;
   let why = 'queue empty';
-  if (r.status === 'completing' && r.completion !== null) {
-    const c = r.completion;
-    if (c.claimed_by === deps.daemonId) why = 'this daemon gave up its own claim';
-    else {
-      if (Date.now() < Date.parse(c.lease_until)) return null;
-      const peer = await deps.peers.judge(c.claimed_by, deps.presenceTimeoutMs);
-      if (!peer.gone) return null;
-      why = `claimer ${c.claimed_by} is gone: ${peer.reason}`;
-    }
-    attempt = (c.attempt ?? 1) + 1;
-  } else if (r.status !== 'pending' && r.status !== 'running') {
-    return null;
-  }
-  // Win the attempt in the claims log. An attempt won by a daemon that died before writing its claim into the
-  // record passes to the next one once that daemon is found gone.
   for (;;) {
     const winner = await contend(deps.ctx, jobId, round, attempt, deps.daemonId);
-    if (winner === deps.daemonId) break;
-    const peer = await deps.peers.judge(winner, deps.presenceTimeoutMs);
-    if (!peer.gone) return null;
-    why = `${winner} won attempt ${attempt} and is gone: ${peer.reason}`;
+    const onRecord = recorded !== null && recorded.claimed_by === winner && (recorded.attempt ?? 1) === attempt;
+    if (winner === deps.daemonId) {
+      // Won and not on record yet (or overwritten): write it. On record already: a claim this daemon no longer
+      // works on (checks of one job never overlap), so it takes the next attempt like any other daemon would.
+      if (!onRecord) break;
+      why = 'this daemon gave up its own claim';
+    } else {
+      if (onRecord && Date.now() < Date.parse(recorded.lease_until)) return null;
+      const peer = await deps.peers.judge(winner, deps.presenceTimeoutMs);
+      if (!peer.gone) return null;
+      why = `${winner} (attempt ${attempt}) is gone: ${peer.reason}`;
+    }
     attempt++;
   }
   const claimed = await transitionJob(deps.ctx.jobs, jobId, (cur) => {
     if ((cur.round ?? 0) !== round) return null;
     if (cur.status === 'pending' || cur.status === 'running') return claimFor(cur, deps.daemonId, deps.leaseMs, null, attempt);
-    if (cur.status === 'completing' && (cur.completion?.attempt ?? 1) < attempt) return claimFor(cur, deps.daemonId, deps.leaseMs, cur.completion, attempt);
+    const c = cur.status === 'completing' ? cur.completion : null;
+    if (c !== null && (c.attempt ?? 1) <= attempt && !(c.claimed_by === deps.daemonId && c.attempt === attempt)) return claimFor(cur, deps.daemonId, deps.leaseMs, c, attempt);
     return null;
   });
   // Not written: the job moved on meanwhile (stopped, timed out) or a later attempt is on record.
