@@ -1,12 +1,12 @@
 /** The public API of the `jetbatch` package: the client, the handler contract, errors and record types. */
 export { JetbatchClient, type ResultsOptions, type SubmitOptions, type WaitOptions } from './client/client.js';
-export type { SubmitProgress } from './client/submit.js';
+export type { SubmitProgress } from './fleet/submit.js';
 export type { StoredDeadLetter } from './client/dead-letters.js';
-export type { Deployment } from './project/deployments.js';
-export type { NatsOptions } from './connect.js';
+export type { Deployment } from './fleet/deployments.js';
+export type { NatsOptions } from './fleet/connect.js';
 export { ErrorCodes, JetbatchError, type ErrorCode } from './errors.js';
 export { PermanentError, type Handler, type HandlerClass, type HandlerContext } from './handler.js';
-export type { SubmissionInput } from './submission.js';
+export type { SubmissionInput } from './fleet/submission.js';
 export type {
   BatchMetrics,
   BatchResult,

@@ -2,9 +2,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { batchHeaders, headerValue, rawHeaderBlock } from '../src/daemon/batch-headers.js';
-import { identify } from '../src/daemon/settle.js';
-import { Headers } from '../src/protocol.js';
+import { batchHeaders, headerValue, rawHeaderBlock } from '../src/daemon/batches/batch-headers.js';
+import { identify } from '../src/daemon/batches/settle.js';
+import { Headers } from '../src/fleet/protocol.js';
 import { NatsServer } from './helpers/nats-server.js';
 
 describe('reading batch headers on the hot path', () => {

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadConfig, parseConfig, type DaemonOptions } from '../src/daemon/config.js';
-import { parseDuration } from '../src/duration.js';
+import { parseDuration } from '../src/util/duration.js';
 import { ErrorCodes, JetbatchError } from '../src/errors.js';
 
 const CONFIG_FILE = resolve('/srv/jetbatch/conf/jetbatch.yaml');

@@ -10,7 +10,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { JetbatchClient } from '../src/client/client.js';
 import type { Daemon } from '../src/daemon/daemon.js';
 import { JetbatchError } from '../src/errors.js';
-import { Streams, Subjects, encodeValue } from '../src/protocol.js';
+import { Streams, Subjects, encodeValue } from '../src/fleet/protocol.js';
 import type { JobStatus } from '../src/types.js';
 import { FIXTURES, ROOT, readRecords, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deepMerge, isPlainObject } from '../src/merge.js';
+import { deepMerge, isPlainObject } from '../src/util/merge.js';
 
 function obj(json: string): Record<string, unknown> {
   const value: unknown = JSON.parse(json);

@@ -1,10 +1,10 @@
-/** Pure logic of telling a daemon gone from its heartbeats (src/daemon/peers.ts) and of server-version warnings. */
+/** Pure logic of telling a daemon gone from its heartbeats (src/daemon/completion/peers.ts) and of server-version warnings. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { KV, KvEntry } from '@nats-io/kv';
-import { Peers } from '../src/daemon/peers.js';
+import { Peers } from '../src/daemon/completion/peers.js';
 import { olderThan, serverWarnings } from '../src/daemon/server-version.js';
-import { encodeJson } from '../src/protocol.js';
+import { encodeJson } from '../src/fleet/protocol.js';
 
 /** A heartbeat bucket holding one entry whose revision and operation the test sets. */
 function bucket(): { kv: KV; set(revision: number | null, op?: 'PUT' | 'DEL', timeoutMs?: number): void } {

@@ -9,7 +9,7 @@ import type { Daemon } from '../src/daemon/daemon.js';
 import { JetbatchError } from '../src/errors.js';
 import { packProject, readArchive, unpackArchive } from '../src/project/archive.js';
 import { listProjectFiles } from '../src/project/files.js';
-import { encodeValue } from '../src/protocol.js';
+import { encodeValue } from '../src/fleet/protocol.js';
 import { DaemonProcess, FIXTURES, ROOT, daemonConfig, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
 

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseValues } from '../src/cli/read-input.js';
-import { backoffDelay } from '../src/daemon/backoff.js';
+import { backoffDelay } from '../src/daemon/batches/backoff.js';
 import { ErrorCodes, JetbatchError } from '../src/errors.js';
 import type { BackoffOptions } from '../src/types.js';
 

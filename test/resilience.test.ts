@@ -11,7 +11,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { JetbatchClient } from '../src/client/client.js';
 import type { Daemon } from '../src/daemon/daemon.js';
-import { Streams, consumerName } from '../src/protocol.js';
+import { Streams, consumerName } from '../src/fleet/protocol.js';
 import type { JobStatus } from '../src/types.js';
 import { DaemonProcess, FIXTURES, readRecords, startDaemon, tempDir, type TestApi } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';

@@ -2,8 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCodes, JetbatchError, type ErrorCode } from '../src/errors.js';
-import { decodeValue, encodeValue } from '../src/protocol.js';
-import { newJobId, prepareSubmission, type PrepareLimits } from '../src/submission.js';
+import { decodeValue, encodeValue } from '../src/fleet/protocol.js';
+import { newJobId, prepareSubmission, type PrepareLimits } from '../src/fleet/submission.js';
 
 const LIMITS: PrepareLimits = { maxBatchBytes: 1_000_000, maxBatches: 10_000 };
 

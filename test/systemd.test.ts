@@ -14,7 +14,7 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../src/daemon/config.js';
-import { parseDuration } from '../src/duration.js';
+import { parseDuration } from '../src/util/duration.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const UNIT_FILE = join(ROOT, 'config', 'jetbatch.service');

@@ -5,10 +5,10 @@
  * their headers and msg ids, then `pending`), since the client publishes as fast as it can.
  */
 import type { JetbatchClient } from '../../src/client/client.js';
-import type { FleetContext } from '../../src/context.js';
-import { Subjects, batchMsgId } from '../../src/protocol.js';
-import { createJob, transitionJob } from '../../src/registry.js';
-import { newJobId } from '../../src/submission.js';
+import type { FleetContext } from '../../src/fleet/context.js';
+import { Subjects, batchMsgId } from '../../src/fleet/protocol.js';
+import { createJob, transitionJob } from '../../src/fleet/registry.js';
+import { newJobId } from '../../src/fleet/submission.js';
 import type { JobRecord } from '../../src/types.js';
 import { percentile, round } from './figures.js';
 import { nowMs } from './handlers/work.js';

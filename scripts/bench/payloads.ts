@@ -3,7 +3,7 @@
  * batches hold one binary item padded so the encoded batch has exactly the scenario's size; record batches hold
  * small records. Raw figures use the very same encoded bytes.
  */
-import { encodeValue } from '../../src/protocol.js';
+import { encodeValue } from '../../src/fleet/protocol.js';
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;

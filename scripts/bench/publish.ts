@@ -4,7 +4,7 @@
  */
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
 import { headers, type MsgHdrs } from '@nats-io/transport-node';
-import { Headers, batchMsgId } from '../../src/protocol.js';
+import { Headers, batchMsgId } from '../../src/fleet/protocol.js';
 import { nowMs } from './handlers/work.js';
 
 /** PubAcks awaited at once, as the jetbatch client does. */

@@ -1,7 +1,7 @@
 /** Options every CLI command shares (server and credentials), and output helpers. */
 import { Command, Option } from 'commander';
 import { JetbatchClient } from '../client/client.js';
-import type { NatsOptions } from '../connect.js';
+import type { NatsOptions } from '../fleet/connect.js';
 import { JetbatchError } from '../errors.js';
 
 export interface ConnectionFlags {

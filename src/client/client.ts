@@ -4,17 +4,17 @@
  */
 import { readSubject } from './read-subject.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats, type NatsOptions } from '../connect.js';
-import { openContext, type FleetContext } from '../context.js';
+import { connectNats, type NatsOptions } from '../fleet/connect.js';
+import { openContext, type FleetContext } from '../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { endJob } from '../lifecycle.js';
-import { jobStatus } from '../progress.js';
-import { JOB_ID_PATTERN, Streams, Subjects, decodeValue, maxBodyBytes } from '../protocol.js';
-import { getJob, listJobs } from '../registry.js';
-import { deployProject, listDeployments, type Deployment } from '../project/deployments.js';
+import { endJob } from '../fleet/lifecycle.js';
+import { jobStatus } from '../fleet/progress.js';
+import { JOB_ID_PATTERN, Streams, Subjects, decodeValue, maxBodyBytes } from '../fleet/protocol.js';
+import { getJob, listJobs } from '../fleet/registry.js';
+import { deployProject, listDeployments, type Deployment } from '../fleet/deployments.js';
 import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dead-letters.js';
-import { submitPrepared, type SubmitProgress } from './submit.js';
-import { prepareSubmission, type SubmissionInput } from '../submission.js';
+import { submitPrepared, type SubmitProgress } from '../fleet/submit.js';
+import { prepareSubmission, type SubmissionInput } from '../fleet/submission.js';
 import type { ApiRecord, BatchResult, JobRecord, JobStatus } from '../types.js';
 import { isTerminal } from '../types.js';
 

@@ -6,12 +6,12 @@
 import { readSubject } from './read-subject.js';
 import { headers } from '@nats-io/transport-node';
 import { JetStreamApiError } from '@nats-io/jetstream';
-import type { FleetContext } from '../context.js';
+import type { FleetContext } from '../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { Headers, Streams, Subjects, batchMsgId, decodeValue } from '../protocol.js';
-import { getJob, transitionJob } from '../registry.js';
+import { Headers, Streams, Subjects, batchMsgId, decodeValue } from '../fleet/protocol.js';
+import { getJob, transitionJob } from '../fleet/registry.js';
 import type { DeadLetter, JobRecord } from '../types.js';
-import { enqueueDeadline } from './submit.js';
+import { enqueueDeadline } from '../fleet/submit.js';
 
 export interface StoredDeadLetter extends DeadLetter {
   /** Sequence of the dead letter in the JETBATCH_DLQ stream. */

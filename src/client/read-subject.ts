@@ -1,6 +1,6 @@
 /** Reading back everything a stream holds under one subject (results, dead letters), oldest first, then stopping. */
 import { DeliverPolicy } from '@nats-io/jetstream';
-import type { FleetContext } from '../context.js';
+import type { FleetContext } from '../fleet/context.js';
 
 /** How long to wait for the next message before asking the server whether any is left to deliver. */
 const IDLE_MS = 1000;

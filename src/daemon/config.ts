@@ -7,11 +7,11 @@ import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { NatsOptions } from '../connect.js';
-import { parseDuration } from '../duration.js';
+import type { NatsOptions } from '../fleet/connect.js';
+import { parseDuration } from '../util/duration.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { API_NAME_PATTERN } from '../protocol.js';
-import { formatIssues } from '../submission.js';
+import { API_NAME_PATTERN } from '../fleet/protocol.js';
+import { formatIssues } from '../fleet/submission.js';
 import type { BackoffOptions } from '../types.js';
 
 const duration = z.union([z.string(), z.number().nonnegative()]).transform((v, ctx) => {

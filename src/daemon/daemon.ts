@@ -8,32 +8,32 @@ import { hostname } from 'node:os';
 import type { KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { connectNats } from '../connect.js';
-import { openContext, type FleetContext } from '../context.js';
-import { endJob, markRunning, noteOutOfMemory, purgeLeftoversLater } from '../lifecycle.js';
+import { connectNats } from '../fleet/connect.js';
+import { openContext, type FleetContext } from '../fleet/context.js';
+import { endJob, markRunning, noteOutOfMemory, purgeLeftoversLater } from '../fleet/lifecycle.js';
 
 function errorInfoOf(err: unknown): ErrorInfo {
   const e = err instanceof Error ? err : new Error(String(err));
   return { name: e.name, code: (e as { code?: string }).code ?? ErrorCodes.INTERNAL, message: `the job cannot run: ${e.message}` };
 }
-import { createLogger } from '../log.js';
-import { Subjects, decodeJson } from '../protocol.js';
-import { provisionWithRetry } from '../provision.js';
+import { createLogger } from '../util/log.js';
+import { Subjects, decodeJson } from '../fleet/protocol.js';
+import { provisionWithRetry } from '../fleet/provision.js';
 import type { ErrorInfo, JobRecord } from '../types.js';
 import { ErrorCodes } from '../errors.js';
-import { toErrorInfo } from './settle.js';
+import { toErrorInfo } from './batches/settle.js';
 import { isTerminal } from '../types.js';
-import { checkJob, type CompletionDeps } from './completion.js';
-import { Peers } from './peers.js';
+import { checkJob, type CompletionDeps } from './completion/completion.js';
+import { Peers } from './completion/peers.js';
 import { serverWarnings } from './server-version.js';
 import type { DaemonOptions } from './config.js';
 import { startHttp } from './http.js';
 import { HandlerMetricsSink } from './handler-metrics.js';
 import { Presence } from './presence.js';
-import { JobRunner } from './job-runner.js';
+import { JobRunner } from './batches/job-runner.js';
 import { DaemonMetrics } from './metrics.js';
-import { ApiHost } from './api-host.js';
-import type { ApiPool } from './pool.js';
+import { ApiHost } from './pools/api-host.js';
+import type { ApiPool } from './pools/pool.js';
 import { serveRequests } from './requests.js';
 import { TimingStats } from './stats.js';
 

@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import type { MetricKind } from '../thread-protocol.js';
+import type { MetricKind } from '../worker/thread-protocol.js';
 
 const NAME = /^[a-zA-Z_][a-zA-Z0-9_]{0,100}$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]{0,60}$/;

@@ -1,4 +1,4 @@
-import { deepMerge } from '../merge.js';
+import { deepMerge } from '../util/merge.js';
 import type { JobRecord, JobSpec } from '../types.js';
 import type { ApiOptions } from './config.js';
 

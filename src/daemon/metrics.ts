@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ErrorCodes } from '../errors.js';
-import type { Outcome } from '../thread-protocol.js';
+import type { Outcome } from '../worker/thread-protocol.js';
 
 /** Live figures read at scrape time. */
 export interface MetricsSource {

@@ -4,8 +4,8 @@
  * connection state, and the queue depth per API (polled in the background so a metrics scrape never waits on NATS).
  */
 import type { Logger } from 'pino';
-import type { FleetContext } from '../context.js';
-import { Streams, encodeJson } from '../protocol.js';
+import type { FleetContext } from '../fleet/context.js';
+import { Streams, encodeJson } from '../fleet/protocol.js';
 import type { DaemonRecord } from '../types.js';
 import type { DaemonMetrics } from './metrics.js';
 

@@ -5,14 +5,14 @@
  */
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { submitPrepared } from '../client/submit.js';
-import type { FleetContext } from '../context.js';
+import { submitPrepared } from '../fleet/submit.js';
+import type { FleetContext } from '../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { endJob } from '../lifecycle.js';
-import { jobStatus } from '../progress.js';
-import { JOB_ID_PATTERN, RequestQueueGroup, maxBodyBytes, Subjects, decodeRequestBody, encodeJson } from '../protocol.js';
-import { getJob, listJobs } from '../registry.js';
-import { prepareSubmission } from '../submission.js';
+import { endJob } from '../fleet/lifecycle.js';
+import { jobStatus } from '../fleet/progress.js';
+import { JOB_ID_PATTERN, RequestQueueGroup, maxBodyBytes, Subjects, decodeRequestBody, encodeJson } from '../fleet/protocol.js';
+import { getJob, listJobs } from '../fleet/registry.js';
+import { prepareSubmission } from '../fleet/submission.js';
 
 
 export function serveRequests(ctx: FleetContext, log: Logger): Subscription[] {

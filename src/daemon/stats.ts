@@ -3,7 +3,7 @@
  * JETBATCH_STATS bucket under `<job>.<daemon>` so any reader can compute avg_time_per_batch fleet-wide.
  */
 import type { KV } from '@nats-io/kv';
-import { encodeJson } from '../protocol.js';
+import { encodeJson } from '../fleet/protocol.js';
 
 export class TimingStats {
   readonly #kv: KV;

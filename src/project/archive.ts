@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, posix, resolve, sep } from 'node:path';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { decodeValue, encodeValue } from '../protocol.js';
+import { decodeValue, encodeValue } from '../fleet/protocol.js';
 import { listProjectFiles } from './files.js';
 
 export const ARCHIVE_FORMAT = 'jetbatch-project/1';

@@ -6,7 +6,7 @@
 import { JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { decodeJson, encodeJson } from './protocol.js';
-import type { JobRecord } from './types.js';
+import type { JobRecord } from '../types.js';
 
 export interface Versioned {
   record: JobRecord;

@@ -4,11 +4,11 @@
  */
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import type { FleetContext } from '../context.js';
-import type { JobRecord } from '../types.js';
+import type { FleetContext } from '../../fleet/context.js';
+import type { JobRecord } from '../../types.js';
 import { bindJobConsumer } from './consumer.js';
 import type { Slots } from './slots.js';
-import { sleep } from './sleep.js';
+import { sleep } from '../../util/sleep.js';
 
 export interface PullerDeps {
   ctx: FleetContext;

@@ -7,7 +7,7 @@
  * the public `msg.headers` is used. test/batch-headers.test.ts checks both agree, and that the fast path is taken.
  */
 import type { JsMsg } from '@nats-io/jetstream';
-import { Headers } from '../protocol.js';
+import { Headers } from '../../fleet/protocol.js';
 
 interface CoreMsgInternals {
   _rdata?: unknown;

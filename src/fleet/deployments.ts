@@ -7,10 +7,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readlink, rm, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, sep } from 'node:path';
-import type { FleetContext } from '../context.js';
+import type { FleetContext } from './context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { API_NAME_PATTERN, decodeJson, encodeJson, projectObjectName } from '../protocol.js';
-import { DEFAULT_ARCHIVE_LIMITS, packProject, projectPath, unpackArchive, type ArchiveLimits } from './archive.js';
+import { API_NAME_PATTERN, decodeJson, encodeJson, projectObjectName } from './protocol.js';
+import { DEFAULT_ARCHIVE_LIMITS, packProject, projectPath, unpackArchive, type ArchiveLimits } from '../project/archive.js';
 
 export interface Deployment {
   api_name: string;

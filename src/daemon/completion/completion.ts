@@ -14,18 +14,18 @@
  * current claimer's final write lands, so the final status and the completion event are written once.
  */
 import type { Logger } from 'pino';
-import type { FleetContext } from '../context.js';
-import { discardQueue, endJob, publishEvent } from '../lifecycle.js';
-import { liveCounts, metricsOf, queuedBatches } from '../progress.js';
-import { getJob, transitionJob, type Transition } from '../registry.js';
-import type { ErrorInfo, JobRecord, JobSummary } from '../types.js';
-import { ErrorCodes } from '../errors.js';
+import type { FleetContext } from '../../fleet/context.js';
+import { discardQueue, endJob, publishEvent } from '../../fleet/lifecycle.js';
+import { liveCounts, metricsOf, queuedBatches } from '../../fleet/progress.js';
+import { getJob, transitionJob, type Transition } from '../../fleet/registry.js';
+import type { ErrorInfo, JobRecord, JobSummary } from '../../types.js';
+import { ErrorCodes } from '../../errors.js';
 import { ClaimAbandoned, ClaimKeeper, ClaimLost, claimFor } from './claim.js';
 import { contend, firstClaimant } from './claim-log.js';
 import type { Peers } from './peers.js';
-import type { ApiPool } from './pool.js';
-import { jobSpecOf } from './job-spec.js';
-import { toErrorInfo } from './settle.js';
+import type { ApiPool } from '../pools/pool.js';
+import { jobSpecOf } from '../job-spec.js';
+import { toErrorInfo } from '../batches/settle.js';
 
 export interface CompletionDeps {
   ctx: FleetContext;

@@ -2,7 +2,7 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ErrorCodes, JetbatchError } from './errors.js';
+import { ErrorCodes, JetbatchError } from '../errors.js';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { Buckets, ProjectsBucket } from './protocol.js';
 

@@ -9,8 +9,8 @@
 import type { FleetContext } from './context.js';
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { Streams, Subjects, consumerName, decodeJson } from './protocol.js';
-import type { BatchMetrics, JobRecord, JobStatus } from './types.js';
-import { isTerminal } from './types.js';
+import type { BatchMetrics, JobRecord, JobStatus } from '../types.js';
+import { isTerminal } from '../types.js';
 
 export interface LiveCounts {
   inQueue: number;

@@ -4,9 +4,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ErrorCodes, JetbatchError } from './errors.js';
+import { ErrorCodes, JetbatchError } from '../errors.js';
 import { API_NAME_PATTERN, JOB_ID_PATTERN, encodeValue } from './protocol.js';
-import type { BackoffOptions } from './types.js';
+import type { BackoffOptions } from '../types.js';
 
 const plainObject = z.record(z.string(), z.unknown());
 

@@ -1,4 +1,4 @@
-import type { BackoffOptions } from '../types.js';
+import type { BackoffOptions } from '../../types.js';
 
 /** Delay before delivery `attempt + 1`, after `attempt` failed deliveries (attempt ≥ 1), in milliseconds. */
 export function backoffDelay(opts: BackoffOptions, attempt: number, random: () => number = Math.random): number {

@@ -8,8 +8,8 @@
  * do exactly that.
  */
 import type { MsgRequest } from '@nats-io/jetstream';
-import type { FleetContext } from '../context.js';
-import { Streams, Subjects, decodeJson, encodeJson } from '../protocol.js';
+import type { FleetContext } from '../../fleet/context.js';
+import { Streams, Subjects, decodeJson, encodeJson } from '../../fleet/protocol.js';
 
 interface ClaimMessage {
   daemon: string;

@@ -7,8 +7,8 @@
  * than half a timeout (NATS electing a leader cuts off the writer and the reader alike), the clock starts again.
  */
 import type { KV } from '@nats-io/kv';
-import { decodeJson } from '../protocol.js';
-import type { DaemonRecord } from '../types.js';
+import { decodeJson } from '../../fleet/protocol.js';
+import type { DaemonRecord } from '../../types.js';
 
 export interface PeerVerdict {
   gone: boolean;

@@ -6,8 +6,8 @@
  */
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
-import { transitionJob, type Transition } from '../registry.js';
-import type { CompletionClaim, JobRecord } from '../types.js';
+import { transitionJob, type Transition } from '../../fleet/registry.js';
+import type { CompletionClaim, JobRecord } from '../../types.js';
 
 /** The claim is no longer this claimer's: taken over, or the job ended (stopped, timed out) or vanished. */
 export class ClaimLost extends Error {

@@ -6,13 +6,13 @@
  */
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import type { NatsOptions } from '../connect.js';
-import type { FleetContext } from '../context.js';
-import { ErrorCodes, JetbatchError } from '../errors.js';
-import { currentDeployment, fetchProject } from '../project/deployments.js';
-import type { WorkerEvent } from '../thread-protocol.js';
-import type { JobRecord } from '../types.js';
-import type { ApiOptions } from './config.js';
+import type { NatsOptions } from '../../fleet/connect.js';
+import type { FleetContext } from '../../fleet/context.js';
+import { ErrorCodes, JetbatchError } from '../../errors.js';
+import { currentDeployment, fetchProject } from '../../fleet/deployments.js';
+import type { WorkerEvent } from '../../worker/thread-protocol.js';
+import type { JobRecord } from '../../types.js';
+import type { ApiOptions } from '../config.js';
 import { apiEnvironment } from './env.js';
 import { ApiPool } from './pool.js';
 

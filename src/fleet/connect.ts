@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
 import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
-import { ErrorCodes, JetbatchError } from './errors.js';
+import { ErrorCodes, JetbatchError } from '../errors.js';
 
 export interface NatsOptions {
   servers: string[];

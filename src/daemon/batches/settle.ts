@@ -5,11 +5,11 @@
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import { hostname } from 'node:os';
-import type { FleetContext } from '../context.js';
-import { ErrorCodes } from '../errors.js';
-import { Subjects, encodeValue } from '../protocol.js';
-import type { SerializedError } from '../thread-protocol.js';
-import type { BackoffOptions, DeadLetter, ErrorInfo } from '../types.js';
+import type { FleetContext } from '../../fleet/context.js';
+import { ErrorCodes } from '../../errors.js';
+import { Subjects, encodeValue } from '../../fleet/protocol.js';
+import type { SerializedError } from '../../worker/thread-protocol.js';
+import type { BackoffOptions, DeadLetter, ErrorInfo } from '../../types.js';
 import { backoffDelay } from './backoff.js';
 import { batchHeaders } from './batch-headers.js';
 

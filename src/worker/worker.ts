@@ -5,12 +5,12 @@
 import { hostname } from 'node:os';
 import { BroadcastChannel, threadId, workerData as rawWorkerData } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { createLogger, withMeta } from './log.js';
-import { JetbatchClient } from './client/client.js';
-import { ErrorCodes, coerceError } from './errors.js';
-import type { Handler, HandlerClass, HandlerContext, HandlerMetrics } from './handler.js';
+import { createLogger, withMeta } from '../util/log.js';
+import { JetbatchClient } from '../client/client.js';
+import { ErrorCodes, coerceError } from '../errors.js';
+import type { Handler, HandlerClass, HandlerContext, HandlerMetrics } from '../handler.js';
 import { importHandler, resolveHandlerPath } from './load-handler.js';
-import { decodeValue, encodeValue } from './protocol.js';
+import { decodeValue, encodeValue } from '../fleet/protocol.js';
 import {
   channelNames,
   type BatchesTask,
@@ -24,7 +24,7 @@ import {
   type WorkerData,
   type WorkerEvent,
 } from './thread-protocol.js';
-import type { JobSpec } from './types.js';
+import type { JobSpec } from '../types.js';
 
 const data = rawWorkerData as WorkerData;
 const workerIndex = claimSlot(new Int32Array(data.workerSlots));

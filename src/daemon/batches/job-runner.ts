@@ -5,16 +5,16 @@
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import type { FleetContext } from '../context.js';
-import { ErrorCodes } from '../errors.js';
-import { encodeValue, maxBodyBytes } from '../protocol.js';
-import type { BatchesTask, Outcome } from '../thread-protocol.js';
-import type { BackoffOptions, ErrorInfo, JobRecord, JobSpec } from '../types.js';
-import { jobSpecOf } from './job-spec.js';
-import type { AbortReason, ApiPool } from './pool.js';
+import type { FleetContext } from '../../fleet/context.js';
+import { ErrorCodes } from '../../errors.js';
+import { encodeValue, maxBodyBytes } from '../../fleet/protocol.js';
+import type { BatchesTask, Outcome } from '../../worker/thread-protocol.js';
+import type { BackoffOptions, ErrorInfo, JobRecord, JobSpec } from '../../types.js';
+import { jobSpecOf } from '../job-spec.js';
+import type { AbortReason, ApiPool } from '../pools/pool.js';
 import { Puller } from './puller.js';
 import { deadLetter, decideFailure, identify, storeResult, toErrorInfo, type BatchIdentity } from './settle.js';
-import { sleep } from './sleep.js';
+import { sleep } from '../../util/sleep.js';
 
 export interface RunnerHooks {
   log: Logger;

@@ -6,13 +6,13 @@
  */
 import { headers } from '@nats-io/transport-node';
 import type { PubAck } from '@nats-io/jetstream';
-import type { FleetContext } from '../context.js';
+import type { FleetContext } from './context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { discardQueue, publishEvent } from '../lifecycle.js';
-import { Headers, Streams, Subjects, batchMsgId } from '../protocol.js';
-import { currentDeployment } from '../project/deployments.js';
-import { createJob, getJob, transitionJob } from '../registry.js';
-import type { PreparedJob } from '../submission.js';
+import { discardQueue, publishEvent } from './lifecycle.js';
+import { Headers, Streams, Subjects, batchMsgId } from './protocol.js';
+import { currentDeployment } from './deployments.js';
+import { createJob, getJob, transitionJob } from './registry.js';
+import type { PreparedJob } from './submission.js';
 import { API_STALE_MS, isTerminal, type ApiRecord, type JobRecord } from '../types.js';
 
 export interface SubmitProgress {

@@ -1,6 +1,6 @@
 /** Messages between the daemon's main thread and its worker threads. */
-import type { NatsOptions } from './connect.js';
-import type { JobSpec, JobSummary } from './types.js';
+import type { NatsOptions } from '../fleet/connect.js';
+import type { JobSpec, JobSummary } from '../types.js';
 
 /** Given to every worker of an API's pool at creation. */
 export interface WorkerData {

@@ -5,16 +5,16 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { extname } from 'node:path';
 import { Piscina } from 'piscina';
-import type { NatsOptions } from '../connect.js';
-import { ErrorCodes } from '../errors.js';
-import { channelNames, type BatchesTask, type CompleteTask, type ControlMessage, type Outcome, type Task, type WorkerData, type WorkerEvent } from '../thread-protocol.js';
-import type { ApiOptions } from './config.js';
-import { Slots } from './slots.js';
+import type { NatsOptions } from '../../fleet/connect.js';
+import { ErrorCodes } from '../../errors.js';
+import { channelNames, type BatchesTask, type CompleteTask, type ControlMessage, type Outcome, type Task, type WorkerData, type WorkerEvent } from '../../worker/thread-protocol.js';
+import type { ApiOptions } from '../config.js';
+import { Slots } from '../batches/slots.js';
 
 /** Why the main thread aborted a running task. */
 export type AbortReason = 'timeout' | 'stopped' | 'shutdown';
 
-const workerFile = new URL(`../worker${extname(new URL(import.meta.url).pathname)}`, import.meta.url);
+const workerFile = new URL(`../../worker/worker${extname(new URL(import.meta.url).pathname)}`, import.meta.url);
 /** Run from source (a clone without dist/), the worker is TypeScript: its thread needs the tsx loader too. */
 const workerExecArgv = workerFile.pathname.endsWith('.ts') && !process.execArgv.some((a) => a.includes('tsx'))
   ? [...process.execArgv, '--import', 'tsx']

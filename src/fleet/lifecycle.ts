@@ -8,8 +8,8 @@ import type { FleetContext } from './context.js';
 import { liveCounts, metricsOf } from './progress.js';
 import { Streams, Subjects, consumerName, encodeJson } from './protocol.js';
 import { getJob, transitionJob } from './registry.js';
-import type { ErrorInfo, JobRecord, TerminalStatus } from './types.js';
-import { isTerminal } from './types.js';
+import type { ErrorInfo, JobRecord, TerminalStatus } from '../types.js';
+import { isTerminal } from '../types.js';
 
 export type EarlyEnd = Extract<TerminalStatus, 'stopped' | 'timed_out' | 'worker_error' | 'worker_oom' | 'enqueue_failed'>;
 

@@ -16,7 +16,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ErrorCodes, JetbatchError } from './errors.js';
+import { ErrorCodes, JetbatchError } from '../errors.js';
 import { Objm } from '@nats-io/obj';
 import { Buckets, ProjectsBucket, Streams, Subjects } from './protocol.js';
 

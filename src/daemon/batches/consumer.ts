@@ -3,9 +3,9 @@
  * is the job's `workers`, which is what caps the job's concurrency across the whole fleet.
  */
 import { AckPolicy, DeliverPolicy, type Consumer } from '@nats-io/jetstream';
-import type { FleetContext } from '../context.js';
-import { Streams, Subjects, consumerName } from '../protocol.js';
-import type { JobRecord } from '../types.js';
+import type { FleetContext } from '../../fleet/context.js';
+import { Streams, Subjects, consumerName } from '../../fleet/protocol.js';
+import type { JobRecord } from '../../types.js';
 
 /** Binds to the job's consumer, creating it if no daemon has yet. `leaseMs` becomes its ack wait. */
 export async function bindJobConsumer(ctx: FleetContext, record: JobRecord, leaseMs: number): Promise<Consumer> {

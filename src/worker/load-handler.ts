@@ -2,8 +2,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ErrorCodes, JetbatchError } from './errors.js';
-import type { HandlerClass } from './handler.js';
+import { ErrorCodes, JetbatchError } from '../errors.js';
+import type { HandlerClass } from '../handler.js';
 
 const CANDIDATES = ['handler.ts', 'handler.mts', 'handler.js', 'handler.mjs', 'handler.cjs'];
 
