@@ -2,6 +2,8 @@
  * Every error jetbatch raises on purpose carries a stable `code` (`JB_…`). Codes are part of the public contract
  * (CLI exit messages, one-request replies, docs/errors.md); messages are for humans and may change.
  */
+import type { ErrorInfo } from './types.js';
+
 export const ErrorCodes = {
   /** A submission or request failed validation; `details` lists each problem. */
   INVALID_SUBMISSION: 'JB_INVALID_SUBMISSION',
@@ -66,10 +68,30 @@ export class JetbatchError extends Error {
 }
 
 /** Turns anything thrown into an Error, keeping non-Errors as `cause`. */
-export function coerceError(thrown: unknown): Error {
+function coerceError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;
   const text = typeof thrown === 'string' ? thrown : safeStringify(thrown);
   return new Error(`non-Error thrown: ${text}`, { cause: thrown });
+}
+
+/**
+ * The one conversion of anything thrown (or an error already serialized across a thread) into the ErrorInfo that
+ * job records, dead letters and logs carry: name, message, the error's own string `code` or else `fallbackCode`,
+ * and the stack when there is one.
+ */
+export function toErrorInfo(thrown: unknown, fallbackCode: string = ErrorCodes.INTERNAL): ErrorInfo {
+  const e = isErrorLike(thrown) ? thrown : coerceError(thrown);
+  const code = (e as { code?: unknown }).code;
+  const info: ErrorInfo = { name: e.name, code: typeof code === 'string' ? code : fallbackCode, message: e.message };
+  if (typeof e.stack === 'string') info.stack = e.stack;
+  return info;
+}
+
+function isErrorLike(value: unknown): value is { name: string; message: string; stack?: unknown } {
+  if (value instanceof Error) return true;
+  if (value === null || typeof value !== 'object') return false;
+  const v = value as { name?: unknown; message?: unknown };
+  return typeof v.name === 'string' && typeof v.message === 'string';
 }
 
 function safeStringify(value: unknown): string {

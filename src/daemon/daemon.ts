@@ -12,16 +12,11 @@ import { connectNats } from '../fleet/connect.js';
 import { openContext, type FleetContext } from '../fleet/context.js';
 import { endJob, markRunning, noteOutOfMemory, purgeLeftoversLater } from '../fleet/lifecycle.js';
 
-function errorInfoOf(err: unknown): ErrorInfo {
-  const e = err instanceof Error ? err : new Error(String(err));
-  return { name: e.name, code: (e as { code?: string }).code ?? ErrorCodes.INTERNAL, message: `the job cannot run: ${e.message}` };
-}
 import { createLogger } from '../util/log.js';
 import { Subjects, decodeJson } from '../fleet/protocol.js';
 import { provisionWithRetry } from '../fleet/provision.js';
 import type { ErrorInfo, JobRecord } from '../types.js';
-import { ErrorCodes } from '../errors.js';
-import { toErrorInfo } from './batches/settle.js';
+import { ErrorCodes, toErrorInfo } from '../errors.js';
 import { isTerminal } from '../types.js';
 import { checkJob, type CompletionDeps } from './completion/completion.js';
 import { Peers } from './completion/peers.js';
@@ -252,7 +247,7 @@ export class Daemon {
     }
     this.#active.set(record.job_id, record);
     const runner = this.#runners.get(record.job_id);
-    if (runner === undefined && !this.#fatal.has(record.job_id)) void this.#startRunner(record).catch((err: unknown) => this.#fail(record.job_id, record.api_name, errorInfoOf(err)));
+    if (runner === undefined && !this.#fatal.has(record.job_id)) void this.#startRunner(record).catch((err: unknown) => this.#fail(record.job_id, record.api_name, cannotRun(err)));
     // Batches may start while the publisher is still enqueuing; the job turns `running` once it is `pending`.
     if (record.status === 'pending' && runner?.started === true) void markRunning(this.#ctx, record.job_id).catch(() => undefined);
   }
@@ -265,8 +260,7 @@ export class Daemon {
     try {
       pool = await this.#host.poolFor(record);
     } catch (err) {
-      const e = err as Error & { code?: string };
-      this.#fail(record.job_id, api, { name: e.name, code: e.code ?? ErrorCodes.HANDLER_LOAD_FAILED, message: e.message });
+      this.#fail(record.job_id, api, toErrorInfo(err, ErrorCodes.HANDLER_LOAD_FAILED));
       return;
     } finally {
       this.#starting.delete(record.job_id);
@@ -387,7 +381,7 @@ export class Daemon {
     for (const record of this.#allActive.values()) {
       if (!this.#host.serves(record.api_name)) continue;
       this.#active.set(record.job_id, record);
-      if (!this.#runners.has(record.job_id)) void this.#startRunner(record).catch((err: unknown) => this.#fail(record.job_id, record.api_name, errorInfoOf(err)));
+      if (!this.#runners.has(record.job_id)) void this.#startRunner(record).catch((err: unknown) => this.#fail(record.job_id, record.api_name, cannotRun(err)));
     }
     await this.#presence.register(this.#apiNames()).catch(() => undefined);
     for (const api of this.#host.apis()) this.metrics.initApi(api.name);
@@ -440,6 +434,12 @@ export class Daemon {
     if (errors.length > 0) this.log.warn({ errors: errors.map(String) }, 'shutdown finished with errors');
     this.log.info('daemon stopped');
   }
+}
+
+/** An unexpected error starting a job's runner: the job cannot run here. */
+function cannotRun(err: unknown): ErrorInfo {
+  const info = toErrorInfo(err);
+  return { ...info, message: `the job cannot run: ${info.message}` };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -7,7 +7,7 @@ import { BroadcastChannel, threadId, workerData as rawWorkerData } from 'node:wo
 import type { Logger } from 'pino';
 import { createLogger, withMeta } from '../util/log.js';
 import { JetbatchClient } from '../client/client.js';
-import { ErrorCodes, coerceError } from '../errors.js';
+import { ErrorCodes, toErrorInfo } from '../errors.js';
 import type { Handler, HandlerClass, HandlerContext, HandlerMetrics } from '../handler.js';
 import { importHandler, resolveHandlerPath } from './load-handler.js';
 import { decodeValue, encodeValue } from '../fleet/protocol.js';
@@ -142,16 +142,7 @@ async function instanceFor(job: JobSpec, log: Logger): Promise<Handler> {
 }
 
 function serialize(thrown: unknown, fallbackCode: string): SerializedError {
-  const err = coerceError(thrown);
-  const e = err as Error & { code?: unknown; permanent?: unknown };
-  const out: SerializedError = {
-    name: err.name,
-    message: err.message,
-    permanent: e.permanent === true,
-    code: typeof e.code === 'string' ? e.code : fallbackCode,
-  };
-  if (err.stack !== undefined) out.stack = err.stack;
-  return out;
+  return { ...toErrorInfo(thrown, fallbackCode), permanent: (thrown as { permanent?: unknown } | null)?.permanent === true };
 }
 
 const stageCodes: Record<FailureStage, string> = {

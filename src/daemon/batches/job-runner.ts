@@ -13,7 +13,8 @@ import type { BackoffOptions, ErrorInfo, JobRecord, JobSpec } from '../../types.
 import { jobSpecOf } from '../job-spec.js';
 import type { AbortReason, ApiPool } from '../pools/pool.js';
 import { Puller } from './puller.js';
-import { deadLetter, decideFailure, identify, storeResult, toErrorInfo, type BatchIdentity } from './settle.js';
+import { deadLetter, decideFailure, identify, storeResult, type BatchIdentity } from './settle.js';
+import { toErrorInfo } from '../../errors.js';
 import { sleep } from '../../util/sleep.js';
 
 export interface RunnerHooks {

@@ -48,13 +48,6 @@ function spliceResult(envelope: Uint8Array, value: Uint8Array): Uint8Array {
   return out;
 }
 
-export function toErrorInfo(e: SerializedError): ErrorInfo {
-  const info: ErrorInfo = { name: e.name, message: e.message };
-  if (e.code !== undefined) info.code = e.code;
-  if (e.stack !== undefined) info.stack = e.stack;
-  return info;
-}
-
 /** Publishes the dead letter and waits for the server to store it; only then may the original be removed. */
 export async function deadLetter(ctx: FleetContext, msg: JsMsg, id: BatchIdentity | null, attempts: number, error: ErrorInfo): Promise<void> {
   const parts = msg.subject.split('.');

@@ -25,7 +25,7 @@ import { contend, firstClaimant } from './claim-log.js';
 import type { Peers } from './peers.js';
 import type { ApiPool } from '../pools/pool.js';
 import { jobSpecOf } from '../job-spec.js';
-import { toErrorInfo } from '../batches/settle.js';
+import { toErrorInfo } from '../../errors.js';
 
 export interface CompletionDeps {
   ctx: FleetContext;
