@@ -12,6 +12,7 @@ import type { BatchesTask, Outcome } from '../../worker/thread-protocol.js';
 import type { BackoffOptions, ErrorInfo, JobRecord, JobSpec } from '../../types.js';
 import { jobSpecOf } from '../job-spec.js';
 import type { AbortReason, ApiPool } from '../pools/pool.js';
+import { groupSize, SINGLES_AFTER_CRASH } from './grouping.js';
 import { Puller } from './puller.js';
 import { deadLetter, decideFailure, identify, storeResult, type BatchIdentity } from './settle.js';
 import { toErrorInfo } from '../../errors.js';
@@ -53,11 +54,6 @@ interface InFlight {
   /** Set when the batch is handed to a task. */
   run: Run | undefined;
 }
-
-/** Most batches handed to one thread in one task. */
-const MAX_GROUP = 64;
-/** After a grouped task dies, dispatch this many tasks one batch at a time, so a poison batch fails alone. */
-const SINGLES_AFTER_CRASH = 256;
 
 
 export class JobRunner {
@@ -241,8 +237,7 @@ export class JobRunner {
       this.#wakeDrained();
       return;
     }
-    const lanes = this.#pool.api.threads * this.#pool.api.concurrency;
-    const size = this.#singles > 0 ? 1 : Math.min(MAX_GROUP, Math.max(1, Math.ceil(burst.length / lanes)));
+    const size = groupSize(burst.length, this.#pool.api.threads * this.#pool.api.concurrency, this.#singles > 0);
     for (let i = 0; i < burst.length; i += size) {
       const group = burst.slice(i, i + size);
       if (this.#singles > 0) this.#singles--;

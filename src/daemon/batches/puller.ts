@@ -26,11 +26,16 @@ export interface PullerDeps {
 }
 
 /** Most bytes of batches asked for by the outstanding pulls together. */
-const PULL_BYTES = 16 * 1024 * 1024;
+export const PULL_BYTES = 16 * 1024 * 1024;
 const FETCH_EXPIRES_MS = 1000;
 /** Pulls outstanding at once while the job has a backlog. */
-const MAX_PULLS = 2;
+export const MAX_PULLS = 2;
 const MAX_IDLE_MS = 2000;
+
+/** Most batches one pull may ask for when batches average `avgBytes`: all MAX_PULLS pulls stay under PULL_BYTES. */
+export function pullLimit(avgBytes: number): number {
+  return Math.max(1, Math.floor(PULL_BYTES / MAX_PULLS / Math.max(1, avgBytes)));
+}
 
 export class Puller {
   readonly #deps: PullerDeps;
@@ -102,7 +107,7 @@ export class Puller {
    * the batch size was known, got the daemon cut off as a slow consumer (the server's 64 MiB max_pending).
    */
   #pullLimit(): number {
-    return Math.max(1, Math.floor(PULL_BYTES / MAX_PULLS / Math.max(1, this.#avgBytes)));
+    return pullLimit(this.#avgBytes);
   }
 
   /** One pull of up to `n` batches (for which `n` slots are reserved); every batch received is dispatched. */
