@@ -9,12 +9,12 @@ import { openContext, type FleetContext } from '../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob } from '../fleet/lifecycle.js';
 import { jobStatus } from '../fleet/progress.js';
-import { JOB_ID_PATTERN, Streams, Subjects, decodeValue, maxBodyBytes } from '../fleet/protocol.js';
+import { Streams, Subjects, decodeValue, maxBodyBytes } from '../fleet/protocol.js';
 import { getJob, listJobs } from '../fleet/registry.js';
 import { deployProject, listDeployments, type Deployment } from '../fleet/deployments.js';
 import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dead-letters.js';
 import { submitPrepared, type SubmitProgress } from '../fleet/submit.js';
-import { prepareSubmission, type SubmissionInput } from '../fleet/submission.js';
+import { checkJobId, prepareSubmission, type SubmissionInput } from '../fleet/submission.js';
 import type { ApiRecord, BatchResult, JobRecord, JobStatus } from '../types.js';
 import { isTerminal } from '../types.js';
 
@@ -205,11 +205,5 @@ export class JetbatchClient {
   close(): Promise<void> {
     this.#closing ??= this.#ownsConnection ? this.#ctx.nc.drain().catch(() => this.#ctx.nc.close()) : Promise.resolve();
     return this.#closing;
-  }
-}
-
-function checkJobId(jobId: string): void {
-  if (!JOB_ID_PATTERN.test(jobId)) {
-    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `"${jobId.slice(0, 80)}" is not a job id (${JOB_ID_PATTERN.source})`);
   }
 }

@@ -10,9 +10,9 @@ import type { FleetContext } from '../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob } from '../fleet/lifecycle.js';
 import { jobStatus } from '../fleet/progress.js';
-import { JOB_ID_PATTERN, RequestQueueGroup, maxBodyBytes, Subjects, decodeRequestBody, encodeJson } from '../fleet/protocol.js';
+import { RequestQueueGroup, maxBodyBytes, Subjects, decodeRequestBody, encodeJson } from '../fleet/protocol.js';
 import { getJob, listJobs } from '../fleet/registry.js';
-import { prepareSubmission } from '../fleet/submission.js';
+import { checkJobId, prepareSubmission } from '../fleet/submission.js';
 
 
 export function serveRequests(ctx: FleetContext, log: Logger): Subscription[] {
@@ -70,9 +70,5 @@ async function answer(msg: Msg, handle: (body: unknown) => Promise<Record<string
 }
 
 function jobIdOf(body: unknown): string {
-  const id = (body as { job_id?: unknown } | null)?.job_id;
-  if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) {
-    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `job_id: must be a string matching ${JOB_ID_PATTERN.source}`);
-  }
-  return id;
+  return checkJobId((body as { job_id?: unknown } | null)?.job_id);
 }

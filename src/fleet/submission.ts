@@ -10,6 +10,20 @@ import type { BackoffOptions } from '../types.js';
 
 const plainObject = z.record(z.string(), z.unknown());
 
+/** A job id: the rule of a submission's `job_id` and of every job-id argument (see checkJobId). */
+const jobIdSchema = z.string().regex(JOB_ID_PATTERN, 'must match ' + JOB_ID_PATTERN.source);
+
+/**
+ * The job-id check of the client's methods and of the daemon's status/stop requests. Returns the id, or throws
+ * JB_INVALID_SUBMISSION naming `job_id`, the rule and what was given (cut to 80 characters).
+ */
+export function checkJobId(value: unknown): string {
+  const parsed = jobIdSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const given = typeof value === 'string' ? `"${value.slice(0, 80)}"` : value === null ? 'null' : typeof value;
+  throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `job_id: must be a string matching ${JOB_ID_PATTERN.source}, got ${given}`);
+}
+
 const backoffSchema = z
   .object({
     initial_ms: z.number().int().min(0).max(86_400_000),
@@ -23,7 +37,7 @@ const backoffSchema = z
 export const submissionSchema = z
   .object({
     api_name: z.string().regex(API_NAME_PATTERN, 'must match ' + API_NAME_PATTERN.source),
-    job_id: z.string().regex(JOB_ID_PATTERN, 'must match ' + JOB_ID_PATTERN.source).optional(),
+    job_id: jobIdSchema.optional(),
     items: z.array(z.unknown()).min(1, 'must hold at least one item').optional(),
     batch_size: z.number().int().min(1).max(1_000_000).optional(),
     batches: z.array(z.array(z.unknown()).min(1, 'a batch must hold at least one item')).min(1).optional(),

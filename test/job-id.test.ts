@@ -1,0 +1,51 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ErrorCodes, JetbatchError } from '../src/errors.js';
+import { JOB_ID_PATTERN } from '../src/fleet/protocol.js';
+import { checkJobId, prepareSubmission } from '../src/fleet/submission.js';
+
+/** The message of the JetbatchError `fn` throws, after checking it is JB_INVALID_SUBMISSION. */
+function invalidMessage(fn: () => unknown): string {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof JetbatchError, `expected a JetbatchError, got ${String(caught)}`);
+  assert.equal(caught.code, ErrorCodes.INVALID_SUBMISSION, caught.message);
+  return caught.message;
+}
+
+describe('checkJobId: the one job-id check (client methods, status/stop requests, a submission’s job_id)', () => {
+  test('returns a valid id as given', () => {
+    for (const id of ['a', 'A-b_9', 'x'.repeat(64), '0001a2b3c4d5e6f7']) assert.equal(checkJobId(id), id);
+  });
+
+  test('a malformed id names job_id, the rule and the value given (cut to 80 characters)', () => {
+    for (const id of ['', 'a.b', 'a*', '>', 'a b', 'x'.repeat(65)]) {
+      const message = invalidMessage(() => checkJobId(id));
+      assert.ok(message.startsWith('job_id: '), message);
+      assert.ok(message.includes(JOB_ID_PATTERN.source), message);
+      assert.ok(message.includes(`"${id.slice(0, 80)}"`), message);
+    }
+    const long = invalidMessage(() => checkJobId('y'.repeat(500)));
+    assert.ok(long.includes(`"${'y'.repeat(80)}"`) && !long.includes('y'.repeat(81)), long);
+  });
+
+  test('a value that is not a string names its type', () => {
+    for (const [value, given] of [[undefined, 'undefined'], [null, 'null'], [42, 'number'], [{}, 'object'], [['a'], 'object']] as const) {
+      const message = invalidMessage(() => checkJobId(value));
+      assert.match(message, /^job_id: must be a string matching /);
+      assert.ok(message.endsWith(`got ${given}`), message);
+    }
+  });
+
+  test('a submission applies the same rule to its job_id', () => {
+    const limits = { maxBatchBytes: 1_000_000, maxBatches: 10 };
+    for (const id of ['a.b', 'x'.repeat(65), '']) {
+      assert.match(invalidMessage(() => prepareSubmission({ api_name: 'echo', job_id: id, items: [1], batch_size: 1 }, limits)), /job_id/);
+    }
+    assert.equal(prepareSubmission({ api_name: 'echo', job_id: 'x'.repeat(64), items: [1], batch_size: 1 }, limits).job_id, 'x'.repeat(64));
+  });
+});
