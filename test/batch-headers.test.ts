@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { batchHeaders, headerValue, rawHeaderBlock } from '../src/daemon/batches/batch-headers.js';
-import { identify } from '../src/daemon/batches/settle.js';
+import { identify } from '../src/daemon/batches/batch-headers.js';
 import { Headers } from '../src/fleet/protocol.js';
 import { NatsServer } from './helpers/nats-server.js';
 

@@ -1,35 +1,31 @@
 /**
- * The daemon: connects, provisions, runs one pool per configured API, follows the job registry and runs every
- * active job of its APIs, answers requests, serves metrics, and shuts down gracefully.
+ * The daemon: connects, provisions, runs one pool per configured API (pools/), follows the job registry (jobs.ts)
+ * and runs every active job of its APIs (runners.ts), completes jobs once fleet-wide (completion/), answers
+ * requests, serves metrics, and shuts down gracefully. This file wires those parts and owns start, reload and close.
  */
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
-import type { KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { connectNats } from '../fleet/connect.js';
 import { openContext, type FleetContext } from '../fleet/context.js';
-import { endJob, markRunning, noteOutOfMemory, purgeLeftoversLater } from '../fleet/lifecycle.js';
-
-import { createLogger } from '../util/log.js';
-import { Subjects, decodeJson } from '../fleet/protocol.js';
+import { purgeLeftoversLater } from '../fleet/lifecycle.js';
+import { Subjects } from '../fleet/protocol.js';
 import { provisionWithRetry } from '../fleet/provision.js';
-import type { ErrorInfo, JobRecord } from '../types.js';
-import { ErrorCodes, toErrorInfo } from '../errors.js';
-import { isTerminal } from '../types.js';
-import { checkJob, type CompletionDeps } from './completion/completion.js';
+import { createLogger } from '../util/log.js';
 import { Peers } from './completion/peers.js';
-import { serverWarnings } from './server-version.js';
+import { CompletionScheduler } from './completion/scheduler.js';
 import type { DaemonOptions } from './config.js';
-import { startHttp } from './http.js';
 import { HandlerMetricsSink } from './handler-metrics.js';
-import { Presence } from './presence.js';
-import { JobRunner } from './batches/job-runner.js';
+import { startHttp } from './http.js';
+import { JobTable } from './jobs.js';
 import { DaemonMetrics } from './metrics.js';
 import { ApiHost } from './pools/api-host.js';
-import type { ApiPool } from './pools/pool.js';
+import { Presence } from './presence.js';
 import { serveRequests } from './requests.js';
+import { Runners } from './runners.js';
+import { serverWarnings } from './server-version.js';
 import { TimingStats } from './stats.js';
 
 export interface DaemonRuntime {
@@ -44,53 +40,79 @@ export class Daemon {
   readonly options: DaemonOptions;
   readonly log: Logger;
   readonly metrics: DaemonMetrics;
-  /** Status of every job of our APIs seen in the registry (for jetbatch_jobs). */
-  readonly #statuses = new Map<string, { api: string; status: string }>();
   readonly #nc: NatsConnection;
   readonly #ctx: FleetContext;
-  #host!: ApiHost;
-  /** Every active job of any API (so a reload that adds an API finds its jobs). */
-  readonly #allActive = new Map<string, JobRecord>();
-  readonly #starting = new Set<string>();
-  readonly #runners = new Map<string, JobRunner>();
-  /** Latest record of every active job of our APIs. */
-  readonly #active = new Map<string, JobRecord>();
-  readonly #fatal = new Set<string>();
+  readonly #host: ApiHost;
+  readonly #jobs: JobTable;
+  readonly #runners: Runners;
+  readonly #completions: CompletionScheduler;
   readonly #stats: TimingStats;
-  readonly #handlerMetrics: HandlerMetricsSink;
-  readonly #leaseMs: number;
+  readonly #presence: Presence;
   readonly #subs: Subscription[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
   /** Beats on through shutdown until the daemon's entry is deleted, so a completion finishing in the grace keeps its claim. */
   #heartbeat: NodeJS.Timeout | undefined;
   #http: Server | undefined;
-  readonly #presence: Presence;
   #draining = false;
   #closing: Promise<void> | undefined;
-  /** The check of each job under way (at most one per job; a completion runs inside its check). */
-  readonly #checking = new Map<string, Promise<void>>();
-  readonly #peers: Peers;
-  readonly #checkPending = new Set<string>();
-  /** The job registry watch, from the moment it is asked for until it ends. */
-  #watch: Promise<{ stop(): void }> | undefined;
 
-  private constructor(options: DaemonOptions, nc: NatsConnection, ctx: FleetContext, log: Logger, id: string, leaseMs: number) {
+  private constructor(options: DaemonOptions, nc: NatsConnection, ctx: FleetContext, log: Logger, id: string, host: string, pretty: boolean) {
     this.options = options;
     this.#nc = nc;
     this.#ctx = ctx;
     this.log = log;
     this.id = id;
-    this.#leaseMs = leaseMs;
     this.metrics = new DaemonMetrics({
       pools: () => this.#host.pools().map((p) => ({ api: p.api.name, utilization: p.utilization, threads: p.threads, capacity: p.slots.capacity, used: p.slots.used })),
       queueDepth: () => this.#presence.depth,
       ready: () => this.ready().ready,
-      jobStatuses: () => [...this.#statuses.values()],
+      jobStatuses: () => this.#jobs.statuses(),
     });
     this.#stats = new TimingStats(ctx.stats, id);
-    this.#handlerMetrics = new HandlerMetricsSink(this.metrics.registry, log);
     this.#presence = new Presence(ctx, id, log, this.metrics);
-    this.#peers = new Peers(ctx.daemons);
+    const handlerMetrics = new HandlerMetricsSink(this.metrics.registry, log);
+    this.#host = new ApiHost(
+      {
+        ctx,
+        host,
+        daemonId: id,
+        pretty,
+        maxLineBytes: options.logMaxLineBytes,
+        nats: options.nats,
+        stateDir: options.stateDir,
+        log,
+        onMetric: (api, event) => handlerMetrics.record(api, event.kind, event.name, event.value, event.labels),
+      },
+      options.apis,
+    );
+    this.#jobs = new JobTable(ctx.jobs, log, (api) => this.#host.serves(api));
+    this.#runners = new Runners({ ctx, host: this.#host, log, leaseMs: options.leaseMs, metrics: this.metrics, stats: this.#stats, isActive: (jobId) => this.#jobs.get(jobId) !== undefined });
+    this.#completions = new CompletionScheduler({
+      log,
+      record: (jobId) => this.#jobs.get(jobId),
+      activeIds: () => this.#jobs.activeIds(),
+      inFlight: (jobId) => this.#runners.inFlight(jobId),
+      completion: {
+        ctx,
+        daemonId: id,
+        log,
+        leaseMs: options.leaseMs,
+        presenceTimeoutMs: options.presenceTimeoutMs,
+        peers: new Peers(ctx.daemons),
+        poolFor: (record) => this.#host.poolFor(record),
+        flushStats: (jobId) => this.#stats.flush(jobId),
+        closing: () => this.#draining,
+        present: () => this.#presence.heartbeatWithin(options.presenceTimeoutMs / 2),
+      },
+    });
+    this.#jobs.on('active', (record) => this.#runners.ensure(record));
+    this.#jobs.on('ended', (record) => {
+      const ranHere = this.#runners.has(record.job_id);
+      void this.#runners.retire(record.job_id);
+      if (ranHere) purgeLeftoversLater(ctx, record);
+    });
+    this.#jobs.on('deleted', (jobId) => void this.#runners.retire(jobId));
+    this.#runners.on('idle', (jobId) => this.#completions.soon(jobId));
   }
 
   static async start(options: DaemonOptions, runtime: DaemonRuntime = {}): Promise<Daemon> {
@@ -107,8 +129,8 @@ export class Daemon {
       );
       const ctx = await openContext(nc);
       for (const warning of serverWarnings(nc.info?.version, options.replicas)) log.warn({ server_version: nc.info?.version }, warning);
-      const daemon = new Daemon(options, nc, ctx, log, id, options.leaseMs);
-      await daemon.#start(host, options.checkIntervalMs, runtime.pretty === true);
+      const daemon = new Daemon(options, nc, ctx, log, id, host, runtime.pretty === true);
+      await daemon.#start(host);
       return daemon;
     } catch (err) {
       await nc.close().catch(() => undefined);
@@ -130,24 +152,7 @@ export class Daemon {
     return { ready: reasons.length === 0, reasons };
   }
 
-  async #start(host: string, sweepMs: number, pretty: boolean): Promise<void> {
-    this.#host = new ApiHost(
-      {
-        ctx: this.#ctx,
-        host,
-        daemonId: this.id,
-        pretty,
-        maxLineBytes: this.options.logMaxLineBytes,
-        nats: this.options.nats,
-        stateDir: this.options.stateDir,
-        log: this.log,
-        onEvent: (api, event) => {
-          if (event.type === 'lease' || event.type === 'started') this.#runners.get(event.jobId)?.extendLease(event.batchId);
-          else this.#handlerMetrics.record(api, event.kind, event.name, event.value, event.labels);
-        },
-      },
-      this.options.apis,
-    );
+  async #start(host: string): Promise<void> {
     await this.#host.start();
     // The first heartbeat precedes any claim this daemon can make, so a claim's daemon always has an entry.
     const heartbeat = (): Promise<void> => this.#presence.heartbeat(host, this.#apiNames(), this.options.presenceTimeoutMs);
@@ -160,14 +165,14 @@ export class Daemon {
         callback: (err, msg) => {
           if (err !== null) return;
           const jobId = msg.subject.split('.')[2] ?? '';
-          const runner = this.#runners.get(jobId);
-          if (runner !== undefined) void this.#retire(runner.jobId);
+          if (this.#runners.has(jobId)) void this.#runners.retire(jobId);
         },
       }),
     );
     this.#subs.push(...serveRequests(this.#ctx, this.log));
-    void this.#watchJobs();
-    this.#every(sweepMs, () => this.#sweep());
+    this.#jobs.follow();
+    const sweepMs = this.options.checkIntervalMs;
+    this.#every(sweepMs, () => this.#completions.sweep());
     this.#every(1000, () => this.#stats.flush());
     this.#every(30_000, () => this.#presence.register(this.#apiNames()));
     this.#every(Math.max(1000, sweepMs), () => this.#presence.pollQueueDepth(this.#apiNames()));
@@ -194,171 +199,6 @@ export class Daemon {
     return this.#host.apis().map((a) => a.name);
   }
 
-  async #watchJobs(): Promise<void> {
-    for (;;) {
-      if (this.#draining) return;
-      try {
-        // close() stops the watch, waiting for one still being set up: a watch that outlives the connection keeps
-        // a heartbeat timer running, and with it the process.
-        const starting = this.#ctx.jobs.watch();
-        this.#watch = starting;
-        const watch = await starting;
-        if (this.#draining) return;
-        try {
-          for await (const entry of watch) {
-            if (this.#draining) break;
-            this.#onJobEntry(entry);
-          }
-        } finally {
-          if (this.#watch === starting) this.#watch = undefined;
-        }
-      } catch (err) {
-        if (this.#draining) return;
-        this.log.warn({ err }, 'job registry watch failed; restarting it');
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
-  }
-
-  #onJobEntry(entry: KvWatchEntry): void {
-    if (entry.operation !== 'PUT' || entry.value.length === 0) {
-      this.#statuses.delete(entry.key);
-      this.#allActive.delete(entry.key);
-      void this.#retire(entry.key);
-      return;
-    }
-    let record: JobRecord;
-    try {
-      record = decodeJson(entry.value) as JobRecord;
-    } catch (err) {
-      this.log.warn({ err, key: entry.key }, 'ignoring an undecodable job record');
-      return;
-    }
-    if (isTerminal(record.status)) this.#allActive.delete(record.job_id);
-    else this.#allActive.set(record.job_id, record);
-    if (!this.#host.serves(record.api_name)) return;
-    this.#statuses.set(record.job_id, { api: record.api_name, status: record.status });
-    if (isTerminal(record.status)) {
-      const hadRunner = this.#runners.has(record.job_id);
-      this.#active.delete(record.job_id);
-      void this.#retire(record.job_id);
-      if (hadRunner) purgeLeftoversLater(this.#ctx, record);
-      return;
-    }
-    this.#active.set(record.job_id, record);
-    const runner = this.#runners.get(record.job_id);
-    if (runner === undefined && !this.#fatal.has(record.job_id)) void this.#startRunner(record).catch((err: unknown) => this.#fail(record.job_id, record.api_name, cannotRun(err)));
-    // Batches may start while the publisher is still enqueuing; the job turns `running` once it is `pending`.
-    if (record.status === 'pending' && runner?.started === true) void markRunning(this.#ctx, record.job_id).catch(() => undefined);
-  }
-
-  async #startRunner(record: JobRecord): Promise<void> {
-    const api = record.api_name;
-    if (this.#starting.has(record.job_id) || this.#runners.has(record.job_id) || this.#draining) return;
-    this.#starting.add(record.job_id);
-    let pool: ApiPool;
-    try {
-      pool = await this.#host.poolFor(record);
-    } catch (err) {
-      this.#fail(record.job_id, api, toErrorInfo(err, ErrorCodes.HANDLER_LOAD_FAILED));
-      return;
-    } finally {
-      this.#starting.delete(record.job_id);
-    }
-    if (this.#draining || !this.#active.has(record.job_id)) {
-      this.#host.release(record.job_id);
-      return;
-    }
-    const runner = new JobRunner(this.#ctx, pool, record, {
-      log: this.log,
-      leaseMs: this.#leaseMs,
-      onStarted: (jobId) => void markRunning(this.#ctx, jobId).catch(() => undefined),
-      onDispatched: (_jobId, n, redelivered) => this.metrics.inFlightBy(api, n, redelivered),
-      onFinished: (_jobId, n) => this.metrics.inFlightBy(api, -n),
-      onAcked: (jobId, outcomes) => {
-        this.metrics.acked(api, outcomes);
-        for (const o of outcomes) this.#stats.record(jobId, o.durationMs);
-      },
-      onSettled: (jobId, outcome, decision) => {
-        this.metrics.settled(api, outcome, decision);
-        if (!outcome.ok && decision === 'dead-lettered' && outcome.error.code === ErrorCodes.WORKER_OOM) void noteOutOfMemory(this.#ctx, jobId, toErrorInfo(outcome.error)).catch((err: unknown) => this.log.warn({ err, job_id: jobId }, 'recording the out-of-memory error failed'));
-      },
-      onIdle: (jobId) => void this.#checkSoon(jobId),
-      onFatal: (jobId, error) => this.#fail(jobId, api, error),
-    });
-    this.#runners.set(record.job_id, runner);
-    this.metrics.activeJobs.inc({ api_name: api });
-    runner.start();
-    this.log.info({ job_id: record.job_id, api_name: api, status: record.status }, 'job picked up');
-  }
-
-  /** The handler cannot be loaded or constructed here: the job ends as worker_error (once per job). */
-  #fail(jobId: string, api: string, error: ErrorInfo): void {
-    if (this.#fatal.has(jobId)) return;
-    this.#fatal.add(jobId);
-    this.log.error({ job_id: jobId, api_name: api, error }, 'handler failed to load or construct; failing the job');
-    void endJob(this.#ctx, jobId, 'worker_error', error).catch((err: unknown) => this.log.error({ err, job_id: jobId }, 'failing the job failed'));
-  }
-
-  /** Stops and forgets the job's runner (aborting its in-flight batches) and drops its handler instances. */
-  async #retire(jobId: string): Promise<void> {
-    const runner = this.#runners.get(jobId);
-    if (runner === undefined) {
-      this.#host.release(jobId);
-      return;
-    }
-    this.#runners.delete(jobId);
-    this.metrics.activeJobs.dec({ api_name: runner.spec.api_name });
-    runner.pool.broadcast({ type: 'abort', jobId });
-    await runner.stop('abort');
-    runner.pool.broadcast({ type: 'ended', jobId });
-    this.#host.release(jobId);
-    await this.#stats.flush(jobId);
-    this.#stats.forget(jobId);
-  }
-
-  #completionDeps(): CompletionDeps {
-    return {
-      ctx: this.#ctx,
-      daemonId: this.id,
-      log: this.log,
-      leaseMs: this.#leaseMs,
-      presenceTimeoutMs: this.options.presenceTimeoutMs,
-      peers: this.#peers,
-      poolFor: (record) => this.#host.poolFor(record),
-      flushStats: (jobId) => this.#stats.flush(jobId),
-      closing: () => this.#draining,
-      present: () => this.#presence.heartbeatWithin(this.options.presenceTimeoutMs / 2),
-    };
-  }
-
-  /** A completion check of the job 50 ms from now (one pending at a time per job). */
-  async #checkSoon(jobId: string): Promise<void> {
-    if (this.#checkPending.has(jobId)) return;
-    this.#checkPending.add(jobId);
-    await new Promise((r) => setTimeout(r, 50));
-    this.#checkPending.delete(jobId);
-    await this.#check(jobId);
-  }
-
-  async #check(jobId: string): Promise<void> {
-    const record = this.#active.get(jobId);
-    if (record === undefined || this.#checking.has(jobId) || this.#draining) return;
-    const check = checkJob(this.#completionDeps(), record)
-      .catch((err: unknown) => this.log.warn({ err, job_id: jobId }, 'job check failed'))
-      .finally(() => this.#checking.delete(jobId));
-    this.#checking.set(jobId, check);
-    await check;
-  }
-
-  async #sweep(): Promise<void> {
-    for (const jobId of [...this.#active.keys()]) {
-      const runner = this.#runners.get(jobId);
-      if (runner !== undefined && runner.inFlight > 0 && this.#active.get(jobId)?.timeout === null) continue;
-      await this.#check(jobId);
-    }
-  }
-
   /**
    * Applies a re-read configuration (SIGHUP): APIs added, removed or changed (threads, config, timeouts…). Jobs of
    * removed or changed APIs stop pulling, their in-flight batches get the shutdown grace to finish and the rest are
@@ -366,23 +206,9 @@ export class Daemon {
    */
   async reload(next: DaemonOptions): Promise<{ closed: string[]; added: string[] }> {
     if (this.#draining) return { closed: [], added: [] };
-    const outdated = new Set(this.#host.outdatedBy(next.apis));
-    const stopping = [...this.#runners.values()].filter((r) => outdated.has(r.spec.api_name));
-    await Promise.all(
-      stopping.map(async (r) => {
-        this.#runners.delete(r.jobId);
-        this.metrics.activeJobs.dec({ api_name: r.spec.api_name });
-        await r.stop('release', this.options.shutdownGraceMs);
-        this.#host.release(r.jobId);
-      }),
-    );
+    await this.#runners.release(this.options.shutdownGraceMs, new Set(this.#host.outdatedBy(next.apis)));
     const result = await this.#host.reconfigure(next.apis);
-    for (const jobId of [...this.#active.keys()]) if (!this.#host.serves(this.#active.get(jobId)!.api_name)) this.#active.delete(jobId);
-    for (const record of this.#allActive.values()) {
-      if (!this.#host.serves(record.api_name)) continue;
-      this.#active.set(record.job_id, record);
-      if (!this.#runners.has(record.job_id)) void this.#startRunner(record).catch((err: unknown) => this.#fail(record.job_id, record.api_name, cannotRun(err)));
-    }
+    for (const record of this.#jobs.reapply()) this.#runners.ensure(record);
     await this.#presence.register(this.#apiNames()).catch(() => undefined);
     for (const api of this.#host.apis()) this.metrics.initApi(api.name);
     this.log.info({ closed: result.closed, added: result.added }, 'configuration reloaded');
@@ -401,8 +227,7 @@ export class Daemon {
   async #close(): Promise<void> {
     this.#draining = true;
     this.log.info({ grace_ms: this.options.shutdownGraceMs }, 'shutting down');
-    const watch = this.#watch;
-    if (watch !== undefined) await withTimeout(watch.then((w) => w.stop()), 5000).catch(() => undefined);
+    await this.#jobs.stop();
     for (const t of this.#timers) if (t !== this.#heartbeat) clearInterval(t);
     const errors: unknown[] = [];
     const step = async (fn: () => Promise<unknown>): Promise<void> => {
@@ -413,15 +238,7 @@ export class Daemon {
       }
     };
     for (const s of this.#subs) await step(async () => s.unsubscribe());
-    await Promise.all([
-      ...[...this.#runners.values()].map((r) => step(() => r.stop('release', this.options.shutdownGraceMs))),
-      // A completion under way gets the grace to finish; one still running after it is left to another daemon,
-      // which takes it over once this daemon's heartbeat entry is gone (deleted below).
-      withTimeout(Promise.all(this.#checking.values()), this.options.shutdownGraceMs).catch(() =>
-        this.log.warn({ jobs: [...this.#checking.keys()] }, 'job checks or completions still running after the shutdown grace; other daemons take them over'),
-      ),
-    ]);
-    this.#runners.clear();
+    await Promise.all([step(() => this.#runners.release(this.options.shutdownGraceMs)), this.#completions.close(this.options.shutdownGraceMs)]);
     clearInterval(this.#heartbeat);
     await step(() => withTimeout(this.#presence.leave(), 5000));
     await step(() => this.#stats.flush());
@@ -436,12 +253,11 @@ export class Daemon {
   }
 }
 
-/** An unexpected error starting a job's runner: the job cannot run here. */
-function cannotRun(err: unknown): ErrorInfo {
-  const info = toErrorInfo(err);
-  return { ...info, message: `the job cannot run: ${info.message}` };
-}
-
+/** Rejects if `p` has not settled within `ms`; leaves no timer behind. */
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref())]);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -43,3 +43,21 @@ export function batchHeaders(msg: JsMsg): { batchId: string; generation: string 
   }
   return { batchId: headerValue(block, Headers.batchId), generation: headerValue(block, Headers.generation) };
 }
+
+export interface BatchIdentity {
+  apiName: string;
+  jobId: string;
+  batchId: string;
+  generation: number;
+}
+
+/**
+ * The identity of a batch pulled from the consumer of `jobId`, whose filter subject already names the API and the
+ * job: only the batch id and generation headers are read. Null when the batch id is missing or malformed.
+ */
+export function identify(msg: JsMsg, apiName: string, jobId: string): BatchIdentity | null {
+  const { batchId, generation: g } = batchHeaders(msg);
+  const generation = g ? Number(g) : 0;
+  if (!batchId || !Number.isInteger(generation)) return null;
+  return { apiName, jobId, batchId, generation };
+}

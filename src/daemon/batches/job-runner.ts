@@ -1,39 +1,45 @@
 /**
  * Runs one job on this daemon: its Puller pulls batches from the job's durable consumer while the API's pool has
- * room; the runner hands them to the worker threads in tasks, enforces timeouts and stop, and settles each batch.
+ * room; the runner hands them to the worker threads in tasks (grouping.ts), enforces timeouts and stop, and hands
+ * every ended batch to its Settler. It owns its job's part of the lifecycle on this daemon (marking it running,
+ * reporting a handler that cannot run) and its lease extensions; it emits `idle` when no batch of the job is in
+ * flight here any more (the job may be done) and `fatal` when the handler cannot be loaded or constructed.
  * Many runners share one pool through its Slots.
  */
+import { EventEmitter } from 'node:events';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import type { FleetContext } from '../../fleet/context.js';
 import { ErrorCodes } from '../../errors.js';
-import { encodeValue, maxBodyBytes } from '../../fleet/protocol.js';
+import type { FleetContext } from '../../fleet/context.js';
+import { markRunning } from '../../fleet/lifecycle.js';
+import { encodeValue } from '../../fleet/protocol.js';
+import type { ErrorInfo, JobRecord, JobSpec } from '../../types.js';
+import { sleep } from '../../util/sleep.js';
 import type { BatchesTask, Outcome } from '../../worker/thread-protocol.js';
-import type { BackoffOptions, ErrorInfo, JobRecord, JobSpec } from '../../types.js';
 import { jobSpecOf } from '../job-spec.js';
 import type { AbortReason, ApiPool } from '../pools/pool.js';
+import { identify } from './batch-headers.js';
+import type { Ending } from './decision.js';
 import { groupSize, SINGLES_AFTER_CRASH } from './grouping.js';
 import { Puller } from './puller.js';
-import { deadLetter, decideFailure, identify, storeResult, type BatchIdentity } from './settle.js';
-import { toErrorInfo } from '../../errors.js';
-import { sleep } from '../../util/sleep.js';
+import { handBack, Settler, type Delivered } from './settle.js';
+import type { BatchSink } from './sink.js';
 
-export interface RunnerHooks {
+export interface RunnerDeps {
+  ctx: FleetContext;
+  pool: ApiPool;
+  record: JobRecord;
   log: Logger;
   /** JetStream ack wait of job consumers, in ms; in-flight batches are marked working well within it. */
   leaseMs: number;
-  onStarted(jobId: string): void;
-  /** `n` batches were pulled, `redelivered` of them with a delivery count above 1; each is later counted by onFinished. */
-  onDispatched(jobId: string, n: number, redelivered: number): void;
-  onFinished(jobId: string, n: number): void;
-  /** Batch attempts that succeeded and were acked (reported once per task on the hot path). */
-  onAcked(jobId: string, outcomes: readonly Outcome[]): void;
-  /** Any other settlement: retried, dead-lettered, or released (handed back without being charged). */
-  onSettled(jobId: string, outcome: Outcome, decision: 'retried' | 'dead-lettered' | 'released'): void;
-  /** No batch of the job is in flight on this daemon any more (the job may be done: worth a completion check). */
-  onIdle(jobId: string): void;
+  sink: BatchSink;
+}
+
+export interface RunnerEvents {
+  /** No batch of the job is in flight on this daemon any more (worth a completion check). */
+  idle: [];
   /** The handler could not be loaded or constructed: the job must end as worker_error. */
-  onFatal(jobId: string, error: ErrorInfo): void;
+  fatal: [error: ErrorInfo];
 }
 
 /** One Piscina task: a single batch, or several batches of a burst run back to back on one thread. */
@@ -45,25 +51,21 @@ interface Run {
   size: number;
 }
 
-interface InFlight {
-  msg: JsMsg;
+interface InFlight extends Delivered {
   /** Key in #inflight: the batch id, or `seq-<stream seq>` for a batch without one. */
   key: string;
-  id: BatchIdentity | null;
-  attempt: number;
   /** Set when the batch is handed to a task. */
   run: Run | undefined;
 }
 
 
-export class JobRunner {
+export class JobRunner extends EventEmitter<RunnerEvents> {
   readonly jobId: string;
   readonly spec: JobSpec;
-  readonly #ctx: FleetContext;
+  readonly #deps: RunnerDeps;
   readonly #pool: ApiPool;
-  readonly #hooks: RunnerHooks;
-  readonly #record: JobRecord;
-  readonly #backoff: BackoffOptions;
+  readonly #log: Logger;
+  readonly #settler: Settler;
   readonly #inflight = new Map<string, InFlight>();
   readonly #stop = new AbortController();
   #loop: Promise<void> | undefined;
@@ -77,21 +79,33 @@ export class JobRunner {
   /** The JobSpec as the worker threads get it (encoded once; see BatchesTask.job). */
   readonly #jobBytes: Uint8Array;
   #singles = 0;
+  #fatal = false;
+  #unfollow: (() => void) | undefined;
 
-  constructor(ctx: FleetContext, pool: ApiPool, record: JobRecord, hooks: RunnerHooks) {
-    this.#ctx = ctx;
+  constructor(deps: RunnerDeps) {
+    super();
+    const { pool, record } = deps;
+    this.#deps = deps;
     this.#pool = pool;
-    this.#record = record;
-    this.#hooks = hooks;
+    this.#log = deps.log;
     this.jobId = record.job_id;
     this.spec = jobSpecOf(record, pool.api);
     this.#jobBytes = encodeValue(this.spec);
-    this.#backoff = { ...pool.api.backoff, ...(record.backoff ?? {}) };
     this.#started = record.status === 'running';
+    this.#settler = new Settler({
+      ctx: deps.ctx,
+      log: deps.log,
+      jobId: this.jobId,
+      apiName: this.spec.api_name,
+      limits: { maxAttempts: this.spec.max_attempts, backoff: { ...pool.api.backoff, ...(record.backoff ?? {}) } },
+      sink: deps.sink,
+      onFatal: (error) => this.#failFatally(error),
+    });
   }
 
-  get pool(): ApiPool {
-    return this.#pool;
+  /** The job's newer record: batches may start while the publisher is still enqueuing; it runs once `pending`. */
+  observe(record: JobRecord): void {
+    if (record.status === 'pending' && this.#started) this.#markRunning();
   }
 
   /** Whether this daemon has dispatched a batch of the job. */
@@ -104,25 +118,27 @@ export class JobRunner {
   }
 
   start(): void {
+    const d = this.#deps;
     const puller = new Puller({
-      ctx: this.#ctx,
-      record: this.#record,
-      leaseMs: this.#hooks.leaseMs,
+      ctx: d.ctx,
+      record: d.record,
+      leaseMs: d.leaseMs,
       slots: this.#pool.slots,
-      log: this.#hooks.log,
+      log: this.#log,
       inFlight: () => this.#inflight.size,
       whenOneSettles: (signal) => this.#whenOneSettles(signal),
       dispatch: (msg) => this.#dispatch(msg),
     });
-    this.#loop ??= puller.run(this.#stop.signal).catch((err: unknown) => this.#hooks.log.error({ err, job_id: this.jobId }, 'job runner failed'));
+    this.#unfollow = this.#pool.follow(this.jobId, (batchId) => this.#extendLease(batchId));
+    this.#loop ??= puller.run(this.#stop.signal).catch((err: unknown) => this.#log.error({ err, job_id: this.jobId }, 'job runner failed'));
     this.#heartbeat = setInterval(() => {
       for (const f of this.#inflight.values()) f.msg.working();
-    }, Math.max(250, Math.floor(this.#hooks.leaseMs / 3)));
+    }, Math.max(250, Math.floor(d.leaseMs / 3)));
     this.#heartbeat.unref();
   }
 
   /** Restarts a batch's timeout from now (handleBatch started, or ctx.extendLease()). */
-  extendLease(batchId: string): void {
+  #extendLease(batchId: string): void {
     const f = this.#inflight.get(batchId);
     if (f?.run === undefined) return;
     f.msg.working();
@@ -149,6 +165,25 @@ export class JobRunner {
     await this.#whenDrained();
     await this.#loop;
     clearInterval(this.#heartbeat);
+    this.#unfollow?.();
+  }
+
+  /** The job ended or was stopped: abort its batches on the threads, stop, and let the threads drop its handler. */
+  async retire(): Promise<void> {
+    this.#pool.broadcast({ type: 'abort', jobId: this.jobId });
+    await this.stop('abort');
+    this.#pool.broadcast({ type: 'ended', jobId: this.jobId });
+  }
+
+  #markRunning(): void {
+    void markRunning(this.#deps.ctx, this.jobId).catch(() => undefined);
+  }
+
+  /** Reported once per runner; the daemon ends the job. */
+  #failFatally(error: ErrorInfo): void {
+    if (this.#fatal) return;
+    this.#fatal = true;
+    this.emit('fatal', error);
   }
 
   #wakeDrained(): void {
@@ -195,7 +230,7 @@ export class JobRunner {
   #dispatch(msg: JsMsg): void {
     if (!this.#started) {
       this.#started = true;
-      this.#hooks.onStarted(this.jobId);
+      this.#markRunning();
     }
     const id = identify(msg, this.spec.api_name, this.jobId);
     const key = id?.batchId ?? `seq-${msg.seq}`;
@@ -224,16 +259,16 @@ export class JobRunner {
     this.#flushScheduled = false;
     const burst = this.#burst;
     this.#burst = [];
-    this.#hooks.onDispatched(this.jobId, burst.length, this.#burstRedelivered);
+    this.#deps.sink.dispatched(burst.length, this.#burstRedelivered);
     this.#burstRedelivered = 0;
     if (this.#stop.signal.aborted) {
       // Stopped between receiving and dispatching: start nothing, hand the batches back.
       for (const f of burst) {
-        f.msg.nak();
+        handBack(f.msg);
         this.#inflight.delete(f.key);
       }
       this.#pool.slots.release(burst.length);
-      this.#hooks.onFinished(this.jobId, burst.length);
+      this.#deps.sink.finished(burst.length);
       this.#wakeDrained();
       return;
     }
@@ -255,8 +290,8 @@ export class JobRunner {
         clearTimeout(run.timer);
         for (const f of group) this.#inflight.delete(f.key);
         this.#pool.slots.release(group.length);
-        this.#hooks.onFinished(this.jobId, group.length);
-        if (this.#inflight.size === 0 && !this.#stop.signal.aborted) this.#hooks.onIdle(this.jobId);
+        this.#deps.sink.finished(group.length);
+        if (this.#inflight.size === 0 && !this.#stop.signal.aborted) this.emit('idle');
         this.#wakeDrained();
       });
     }
@@ -264,14 +299,15 @@ export class JobRunner {
 
   /** Runs a group as one task and settles every batch of it. */
   async #process(group: InFlight[], run: Run): Promise<void> {
-    const outcomes: Array<Outcome | undefined> = new Array<Outcome | undefined>(group.length);
+    const endings = new Array<Ending | undefined>(group.length);
     const runnable: number[] = [];
     const bodies: Uint8Array[] = [];
     let total = 0;
     for (let i = 0; i < group.length; i++) {
       const f = group[i]!;
       if (f.id === null) {
-        outcomes[i] = { ok: false, durationMs: 0, stage: 'decode', error: { name: 'TypeError', code: ErrorCodes.UNDECODABLE, message: 'batch message lacks the Jetbatch-Batch-Id header', permanent: true } };
+        const outcome: Outcome = { ok: false, durationMs: 0, stage: 'decode', error: { name: 'TypeError', code: ErrorCodes.UNDECODABLE, message: 'batch message lacks the Jetbatch-Batch-Id header', permanent: true } };
+        endings[i] = { outcome, attempt: f.attempt, interrupted: null, sharedDeath: false };
         continue;
       }
       const body = f.msg.data;
@@ -301,90 +337,22 @@ export class JobRunner {
         timeoutMs: this.spec.batch_timeout * 1000,
       };
       const result = await this.#pool.runBatches(task, run.ac.signal, () => run.reason);
-      if (Array.isArray(result)) runnable.forEach((gi, k) => (outcomes[gi] = result[k]));
-      else if (runnable.length === 1) outcomes[runnable[0]!] = result;
-      else {
+      const sharedDeath = !Array.isArray(result) && runnable.length > 1;
+      if (sharedDeath) {
         // The thread died or was terminated with several batches on it: which one is to blame is unknown, so none
         // is charged. They go back to the queue at once and run one per task for a while.
         this.#singles = SINGLES_AFTER_CRASH;
-        this.#hooks.log.warn({ job_id: this.jobId, batches: runnable.length, error: result.ok ? undefined : result.error }, 'a grouped task died; its batches are handed back and run singly');
-        for (const i of runnable) {
-          group[i]!.msg.nak();
-          this.#hooks.onSettled(this.jobId, result, 'released');
-        }
+        this.#log.warn({ job_id: this.jobId, batches: runnable.length, error: result.ok ? undefined : result.error }, 'a grouped task died; its batches are handed back and run singly');
       }
+      runnable.forEach((gi, k) => {
+        const outcome = Array.isArray(result) ? result[k]! : result;
+        endings[gi] = { outcome, attempt: group[gi]!.attempt, interrupted: null, sharedDeath };
+      });
     }
-    // Plain successes are acked in one synchronous pass, so their acks leave in one socket write; the rest (a result
-    // to store, a failure) are settled one by one.
-    const acked: Outcome[] = [];
-    const rest: number[] = [];
-    const released = run.ac.signal.aborted && run.reason !== 'timeout';
-    for (let i = 0; i < group.length; i++) {
-      const o = outcomes[i];
-      if (o === undefined) continue;
-      if (o.ok && o.result === null && !released) {
-        group[i]!.msg.ack();
-        acked.push(o);
-      } else rest.push(i);
-    }
-    if (acked.length > 0) this.#hooks.onAcked(this.jobId, acked);
-    for (const i of rest) {
-      const f = group[i]!;
-      try {
-        await this.#settle(f, run, outcomes[i]!);
-      } catch (err) {
-        // Unsettled: the batch stays in the queue and is redelivered after the lease; nothing is lost.
-        this.#hooks.log.warn({ err, job_id: this.jobId, batch_id: f.id?.batchId }, 'settling a batch failed; it will be redelivered');
-      }
-    }
-  }
-
-  #maxResultBytes(): number {
-    return maxBodyBytes(this.#ctx.nc);
-  }
-
-  async #settle(f: InFlight, run: Run, outcome: Outcome): Promise<void> {
-    const msg = f.msg;
-    const id = f.id;
-    const attempt = f.attempt;
-    if (run.ac.signal.aborted && run.reason !== 'timeout') {
-      // Stopped job: its queue is purged by whoever stopped it. Shutdown: hand the batch back at once.
-      if (run.reason === 'shutdown') msg.nak();
-      this.#hooks.onSettled(this.jobId, outcome, 'released');
-      return;
-    }
-    if (outcome.ok && outcome.result !== null && outcome.result.byteLength > this.#maxResultBytes()) {
-      // It can never be stored: retrying would loop forever. Fail the batch for good with a clear reason.
-      outcome = {
-        ok: false,
-        durationMs: outcome.durationMs,
-        stage: 'result',
-        error: { name: 'RangeError', code: ErrorCodes.PAYLOAD_TOO_LARGE, message: `handleBatch returned ${outcome.result.byteLength} bytes; a result may be at most ${this.#maxResultBytes()} (the NATS max_payload minus envelope room)`, permanent: true },
-      };
-    }
-    if (outcome.ok) {
-      if (outcome.result !== null && id !== null) await storeResult(this.#ctx, id, attempt, outcome.durationMs, outcome.result);
-      msg.ack();
-      this.#hooks.onAcked(this.jobId, [outcome]);
-      return;
-    }
-    if (outcome.stage === 'init' || outcome.stage === 'load') {
-      // Not the batch's fault: leave it queued (the job is about to end as worker_error and be purged).
-      msg.nak();
-      this.#hooks.onFatal(this.jobId, toErrorInfo(outcome.error));
-      this.#hooks.onSettled(this.jobId, outcome, 'released');
-      return;
-    }
-    const decision = decideFailure(outcome.error, attempt, this.spec.max_attempts, this.#backoff);
-    const fields = { job_id: this.jobId, api_name: this.spec.api_name, batch_id: id?.batchId, attempt, error: toErrorInfo(outcome.error) };
-    if (decision.action === 'retry') {
-      this.#hooks.log.info({ ...fields, retry_in_ms: decision.delayMs }, 'batch attempt failed; retrying');
-      msg.nak(decision.delayMs);
-      this.#hooks.onSettled(this.jobId, outcome, 'retried');
-      return;
-    }
-    await deadLetter(this.#ctx, msg, id, attempt, toErrorInfo(outcome.error));
-    this.#hooks.log.warn(fields, 'batch dead-lettered');
-    this.#hooks.onSettled(this.jobId, outcome, 'dead-lettered');
+    // Whether the task was stopped is read once it has ended: a stop or shutdown that came while it ran releases even
+    // batches that finished.
+    const stop = run.ac.signal.aborted ? run.reason : null;
+    for (const e of endings) if (e !== undefined) e.interrupted = stop;
+    await this.#settler.settle(group, endings);
   }
 }

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { FleetContext } from '../../fleet/context.js';
 import type { JobRecord } from '../../types.js';
 import { bindJobConsumer } from './consumer.js';
+import { handBack } from './settle.js';
 import type { Slots } from './slots.js';
 import { sleep } from '../../util/sleep.js';
 
@@ -126,7 +127,7 @@ export class Puller {
       for await (const msg of batch) {
         if (got >= n) {
           // More than asked for (a pull re-issued across a reconnect): hand it back rather than overfill.
-          msg.nak();
+          handBack(msg);
           continue;
         }
         got++;

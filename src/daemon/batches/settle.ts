@@ -1,37 +1,121 @@
 /**
- * Settling a delivered batch: ack after success, NAK with our backoff after a failed attempt, dead-letter after the
- * last one. Invariant (at-least-once): a batch leaves the work queue only (a) by ack after its result, if any, is
- * stored, or (b) by ack after its dead letter is confirmed by the server. Anything else leaves it queued.
+ * Applies the decision on each batch that ended (decision.ts); the only place that acks, NAKs or terms a batch.
+ * Invariant (at-least-once): a batch leaves the work queue only (a) by ack after its result, if any, is stored, or
+ * (b) by ack after its dead letter is confirmed by the server. Anything else leaves it queued.
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import { hostname } from 'node:os';
-import type { FleetContext } from '../../fleet/context.js';
+import type { Logger } from 'pino';
+import { toErrorInfo } from '../../errors.js';
 import { ErrorCodes } from '../../errors.js';
-import { Subjects, encodeValue } from '../../fleet/protocol.js';
-import type { SerializedError } from '../../worker/thread-protocol.js';
-import type { BackoffOptions, DeadLetter, ErrorInfo } from '../../types.js';
-import { backoffDelay } from './backoff.js';
-import { batchHeaders } from './batch-headers.js';
+import type { FleetContext } from '../../fleet/context.js';
+import { noteOutOfMemory } from '../../fleet/lifecycle.js';
+import { Subjects, encodeValue, maxBodyBytes } from '../../fleet/protocol.js';
+import type { DeadLetter, ErrorInfo } from '../../types.js';
+import type { Outcome } from '../../worker/thread-protocol.js';
+import type { BatchIdentity } from './batch-headers.js';
+import { decide, type Ending, type Limits, type Verdict } from './decision.js';
+import type { BatchSink } from './sink.js';
 
-export interface BatchIdentity {
-  apiName: string;
+/** A batch delivered to this daemon. `id` is null when its batch id header is missing or malformed. */
+export interface Delivered {
+  msg: JsMsg;
+  id: BatchIdentity | null;
+  attempt: number;
+}
+
+export interface SettlerDeps {
+  ctx: FleetContext;
+  log: Logger;
   jobId: string;
-  batchId: string;
-  generation: number;
+  apiName: string;
+  limits: Omit<Limits, 'maxResultBytes'>;
+  sink: BatchSink;
+  /** The handler cannot be loaded or constructed: the job must end as worker_error. */
+  onFatal(error: ErrorInfo): void;
 }
 
-/**
- * The identity of a batch pulled from the consumer of `jobId`, whose filter subject already names the API and the
- * job: only the batch id and generation headers are read. Null when the batch id is missing or malformed.
- */
-export function identify(msg: JsMsg, apiName: string, jobId: string): BatchIdentity | null {
-  const { batchId, generation: g } = batchHeaders(msg);
-  const generation = g ? Number(g) : 0;
-  if (!batchId || !Number.isInteger(generation)) return null;
-  return { apiName, jobId, batchId, generation };
+/** Hands a batch back uncharged, for redelivery at once (it was received after a stop, or beyond what was asked). */
+export function handBack(msg: JsMsg): void {
+  msg.nak();
 }
 
-export async function storeResult(ctx: FleetContext, id: BatchIdentity, attempt: number, durationMs: number, result: Uint8Array): Promise<void> {
+export class Settler {
+  readonly #deps: SettlerDeps;
+
+  constructor(deps: SettlerDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Settles the batches of one task (`endings[i]` is how batch i ended). Plain successes are acked in one synchronous
+   * pass, so their acks leave in one socket write; the rest (a result to store, a failure) are settled one by one.
+   */
+  async settle(batches: readonly Delivered[], endings: ReadonlyArray<Ending | undefined>): Promise<void> {
+    const limits: Limits = { ...this.#deps.limits, maxResultBytes: maxBodyBytes(this.#deps.ctx.nc) };
+    const acked: Outcome[] = [];
+    const rest: Array<{ batch: Delivered; ending: Ending; verdict: Verdict }> = [];
+    for (let i = 0; i < batches.length; i++) {
+      const ending = endings[i];
+      if (ending === undefined) continue;
+      const verdict = decide(ending, limits);
+      if (verdict.action === 'ack' && !verdict.store) {
+        batches[i]!.msg.ack();
+        acked.push(ending.outcome);
+      } else rest.push({ batch: batches[i]!, ending, verdict });
+    }
+    if (acked.length > 0) this.#deps.sink.acked(acked);
+    for (const { batch, ending, verdict } of rest) {
+      try {
+        await this.#apply(batch, ending.outcome, verdict);
+      } catch (err) {
+        // Unsettled: the batch stays in the queue and is redelivered after the lease; nothing is lost.
+        this.#deps.log.warn({ err, job_id: this.#deps.jobId, batch_id: batch.id?.batchId }, 'settling a batch failed; it will be redelivered');
+      }
+    }
+  }
+
+  async #apply(batch: Delivered, outcome: Outcome, verdict: Verdict): Promise<void> {
+    const { msg, id, attempt } = batch;
+    const d = this.#deps;
+    switch (verdict.action) {
+      case 'ack':
+        if (verdict.store && outcome.ok && outcome.result !== null && id !== null) await storeResult(d.ctx, id, attempt, outcome.durationMs, outcome.result);
+        msg.ack();
+        d.sink.acked([outcome]);
+        return;
+      case 'release':
+        if (verdict.redeliver) msg.nak();
+        d.sink.settled(outcome, 'released');
+        return;
+      case 'fatal':
+        // Not the batch's fault: leave it queued (the job is about to end as worker_error and be purged).
+        msg.nak();
+        d.onFatal(toErrorInfo(verdict.outcome.error));
+        d.sink.settled(outcome, 'released');
+        return;
+      case 'retry': {
+        const error = toErrorInfo(verdict.outcome.error);
+        d.log.info({ job_id: d.jobId, api_name: d.apiName, batch_id: id?.batchId, attempt, error, retry_in_ms: verdict.delayMs }, 'batch attempt failed; retrying');
+        msg.nak(verdict.delayMs);
+        d.sink.settled(verdict.outcome, 'retried');
+        return;
+      }
+      case 'dead-letter': {
+        const error = toErrorInfo(verdict.outcome.error);
+        await deadLetter(d.ctx, msg, id, attempt, error);
+        d.log.warn({ job_id: d.jobId, api_name: d.apiName, batch_id: id?.batchId, attempt, error }, 'batch dead-lettered');
+        d.sink.settled(verdict.outcome, 'dead-lettered');
+        if (error.code === ErrorCodes.WORKER_OOM) {
+          void noteOutOfMemory(d.ctx, d.jobId, error).catch((err: unknown) => d.log.warn({ err, job_id: d.jobId }, 'recording the out-of-memory error failed'));
+        }
+        return;
+      }
+    }
+  }
+}
+
+async function storeResult(ctx: FleetContext, id: BatchIdentity, attempt: number, durationMs: number, result: Uint8Array): Promise<void> {
   // The envelope is assembled around the worker's already-encoded value without decoding it.
   const envelope = encodeValue({ job_id: id.jobId, batch_id: id.batchId, duration_ms: durationMs, attempt, result: null });
   const body = spliceResult(envelope, result);
@@ -49,7 +133,7 @@ function spliceResult(envelope: Uint8Array, value: Uint8Array): Uint8Array {
 }
 
 /** Publishes the dead letter and waits for the server to store it; only then may the original be removed. */
-export async function deadLetter(ctx: FleetContext, msg: JsMsg, id: BatchIdentity | null, attempts: number, error: ErrorInfo): Promise<void> {
+async function deadLetter(ctx: FleetContext, msg: JsMsg, id: BatchIdentity | null, attempts: number, error: ErrorInfo): Promise<void> {
   const parts = msg.subject.split('.');
   const apiName = id?.apiName ?? parts[2] ?? 'unknown';
   const jobId = id?.jobId ?? parts[3] ?? 'unknown';
@@ -70,9 +154,3 @@ export async function deadLetter(ctx: FleetContext, msg: JsMsg, id: BatchIdentit
   msg.ack();
 }
 
-export type Decision = { action: 'retry'; delayMs: number } | { action: 'dead-letter' };
-
-export function decideFailure(error: SerializedError, attempts: number, maxAttempts: number, backoff: BackoffOptions): Decision {
-  if (error.permanent || error.code === ErrorCodes.UNDECODABLE || attempts >= maxAttempts) return { action: 'dead-letter' };
-  return { action: 'retry', delayMs: backoffDelay(backoff, attempts) };
-}

@@ -10,11 +10,10 @@ import type { NatsOptions } from '../../fleet/connect.js';
 import type { FleetContext } from '../../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../../errors.js';
 import { currentDeployment, fetchProject } from '../../fleet/deployments.js';
-import type { WorkerEvent } from '../../worker/thread-protocol.js';
 import type { JobRecord } from '../../types.js';
 import type { ApiOptions } from '../config.js';
 import { apiEnvironment } from './env.js';
-import { ApiPool } from './pool.js';
+import { ApiPool, type MetricEvent } from './pool.js';
 
 export interface HostDeps {
   ctx: FleetContext;
@@ -25,7 +24,8 @@ export interface HostDeps {
   nats: NatsOptions;
   stateDir: string;
   log: Logger;
-  onEvent(api: string, event: WorkerEvent): void;
+  /** Handler metrics sent by the threads of an API's pools. */
+  onMetric(api: string, event: MetricEvent): void;
 }
 
 interface PoolEntry {
@@ -158,7 +158,7 @@ export class ApiHost {
       maxLineBytes: this.#deps.maxLineBytes,
       nats: this.#deps.nats,
       env: apiEnvironment(projectDir, process.env),
-      onEvent: (event) => this.#deps.onEvent(api.name, event),
+      onMetric: (event) => this.#deps.onMetric(api.name, event),
     });
     const entry: PoolEntry = { key, api: api.name, version, pool, jobs: new Set() };
     this.#pools.set(key, entry);

@@ -6,7 +6,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { extname } from 'node:path';
 import { Piscina } from 'piscina';
 import type { NatsOptions } from '../../fleet/connect.js';
-import { ErrorCodes } from '../../errors.js';
+import { ErrorCodes, toErrorInfo } from '../../errors.js';
 import { channelNames, type BatchesTask, type CompleteTask, type ControlMessage, type Outcome, type Task, type WorkerData, type WorkerEvent } from '../../worker/thread-protocol.js';
 import type { ApiOptions } from '../config.js';
 import { Slots } from '../batches/slots.js';
@@ -20,6 +20,8 @@ const workerExecArgv = workerFile.pathname.endsWith('.ts') && !process.execArgv.
   ? [...process.execArgv, '--import', 'tsx']
   : process.execArgv;
 
+export type MetricEvent = Extract<WorkerEvent, { type: 'metric' }>;
+
 export interface PoolOptions {
   api: ApiOptions;
   host: string;
@@ -28,8 +30,8 @@ export interface PoolOptions {
   maxLineBytes: number;
   nats: NatsOptions;
   env: Record<string, string>;
-  /** Lease extensions and handler metrics sent by the threads. */
-  onEvent: (event: WorkerEvent) => void;
+  /** Handler metrics sent by the threads (lease extensions go to the runner that follows the job). */
+  onMetric: (event: MetricEvent) => void;
 }
 
 export class ApiPool {
@@ -38,6 +40,8 @@ export class ApiPool {
   readonly #piscina: Piscina;
   readonly #control: BroadcastChannel;
   readonly #events: BroadcastChannel;
+  /** Per job, who is told when a batch's timeout restarts (handleBatch started, or ctx.extendLease()). */
+  readonly #followers = new Map<string, (batchId: string) => void>();
   #closing: Promise<void> | undefined;
 
   constructor(opts: PoolOptions) {
@@ -73,7 +77,19 @@ export class ApiPool {
     this.slots = new Slots(opts.api.threads * opts.api.concurrency);
     this.#control = new BroadcastChannel(channelNames.control(opts.api.name));
     this.#events = new BroadcastChannel(channelNames.events(opts.api.name));
-    this.#events.onmessage = (event: unknown) => opts.onEvent((event as { data: WorkerEvent }).data);
+    this.#events.onmessage = (message: unknown) => {
+      const event = (message as { data: WorkerEvent }).data;
+      if (event.type === 'metric') opts.onMetric(event);
+      else this.#followers.get(event.jobId)?.(event.batchId);
+    };
+  }
+
+  /** Delivers the lease events of `jobId`'s batches to `onLease` until the returned function is called. */
+  follow(jobId: string, onLease: (batchId: string) => void): () => void {
+    this.#followers.set(jobId, onLease);
+    return () => {
+      if (this.#followers.get(jobId) === onLease) this.#followers.delete(jobId);
+    };
   }
 
   get utilization(): number {
@@ -115,13 +131,8 @@ export class ApiPool {
       if (e.code === 'ERR_WORKER_OUT_OF_MEMORY') {
         return { ok: false, durationMs, stage: 'batch', terminated: 'oom', error: { name: e.name, code: ErrorCodes.WORKER_OOM, message: `worker thread ran out of memory (memory_limit_mb=${this.api.memoryLimitMb ?? 'none'}): ${e.message}`, permanent: false } };
       }
-      return {
-        ok: false,
-        durationMs,
-        stage: 'batch',
-        terminated: 'crash',
-        error: { name: e.name ?? 'Error', code: ErrorCodes.WORKER_DIED, message: `worker thread died: ${e.message ?? String(err)}`, ...(e.stack ? { stack: e.stack } : {}), permanent: false },
-      };
+      const info = toErrorInfo(err);
+      return { ok: false, durationMs, stage: 'batch', terminated: 'crash', error: { ...info, code: ErrorCodes.WORKER_DIED, message: `worker thread died: ${info.message}`, permanent: false } };
     }
   }
 

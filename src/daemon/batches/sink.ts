@@ -1,0 +1,29 @@
+/**
+ * Where a job runner's measurements go: one narrow interface, bound to one job, so the runner knows nothing of
+ * Prometheus or of the fleet-wide timing stats. `fleetSink` is the daemon's (metrics.ts + stats.ts).
+ */
+import type { Outcome } from '../../worker/thread-protocol.js';
+import type { DaemonMetrics } from '../metrics.js';
+import type { TimingStats } from '../stats.js';
+
+export interface BatchSink {
+  /** `n` batches were received, `redelivered` of them with a delivery count above 1; each later counts in `finished`. */
+  dispatched(n: number, redelivered: number): void;
+  finished(n: number): void;
+  /** Attempts that succeeded and were acked (reported once per task on the hot path). */
+  acked(outcomes: readonly Outcome[]): void;
+  /** Any other settlement: retried, dead-lettered, or released (handed back without being charged). */
+  settled(outcome: Outcome, how: 'retried' | 'dead-lettered' | 'released'): void;
+}
+
+export function fleetSink(metrics: DaemonMetrics, stats: TimingStats, api: string, jobId: string): BatchSink {
+  return {
+    dispatched: (n, redelivered) => metrics.inFlightBy(api, n, redelivered),
+    finished: (n) => metrics.inFlightBy(api, -n),
+    acked: (outcomes) => {
+      metrics.acked(api, outcomes);
+      for (const o of outcomes) stats.record(jobId, o.durationMs);
+    },
+    settled: (outcome, how) => metrics.settled(api, outcome, how),
+  };
+}
