@@ -4,7 +4,7 @@ import { basename, resolve } from 'node:path';
 import { Command } from 'commander';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { decodeValue } from '../fleet/protocol.js';
-import type { SubmissionInput } from '../fleet/submission.js';
+import { checkSubmission } from '../fleet/submission.js';
 import type { JobStatus } from '../types.js';
 import { isTerminal } from '../types.js';
 import { ExitCodes, intArg, numberArg, printJson, withClient, withConnectionOptions, type ConnectionFlags } from './common.js';
@@ -25,17 +25,13 @@ interface SubmitFlags extends ConnectionFlags {
   json?: boolean;
 }
 
-function parseConfigJson(text: string): Record<string, unknown> {
-  let value: unknown;
+/** Parses a flag's JSON text; what the value must be is the submission schema's to say. */
+function parseJsonFlag(flag: string, text: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
-    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `--config is not valid JSON: ${(err as Error).message}`);
+    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${flag} is not valid JSON: ${(err as Error).message}`);
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, '--config must be a JSON object');
-  }
-  return value as Record<string, unknown>;
 }
 
 function statusLine(s: JobStatus): string {
@@ -59,35 +55,32 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       .argument('<api>', 'API name')
       .option('--items <file>', 'JSON array or JSON Lines of items ("-" for stdin)')
       .option('--batches <file>', 'JSON array or JSON Lines of batches, each an array of items')
-      .option('--batch-size <n>', 'items per batch (with --items)', intArg('--batch-size'))
-      .option('--workers <n>', 'most batches of this job in flight across the fleet', intArg('--workers'))
+      .option('--batch-size <n>', 'items per batch (with --items)', numberArg('--batch-size'))
+      .option('--workers <n>', 'most batches of this job in flight across the fleet', numberArg('--workers'))
       .option('--config <json>', 'job config (JSON object), merged over the API config')
       .option('--timeout <seconds>', 'job timeout', numberArg('--timeout'))
       .option('--batch-timeout <seconds>', 'per-batch timeout (overrides the API default)', numberArg('--batch-timeout'))
-      .option('--max-attempts <n>', 'deliveries per batch before dead-lettering', intArg('--max-attempts'))
+      .option('--max-attempts <n>', 'deliveries per batch before dead-lettering', numberArg('--max-attempts'))
       .option('--job-id <id>', 'job id (a resubmission with the same id enqueues nothing twice)')
       .option('--wait', 'wait for the job to end; exit 0 only if it succeeded')
       .option('--json', 'print JSON (the job record, or with --wait the final status)'),
   ).action(async (api: string, flags: SubmitFlags) => {
-    if ((flags.items === undefined) === (flags.batches === undefined)) {
-      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, 'give exactly one of --items FILE or --batches FILE');
-    }
-    const input: SubmissionInput = { api_name: api };
-    if (flags.items !== undefined) {
-      input.items = await readValues(flags.items);
-      if (flags.batchSize === undefined) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, '--batch-size is required with --items');
-      input.batch_size = flags.batchSize;
-    } else if (flags.batches !== undefined) {
-      input.batches = (await readValues(flags.batches)) as unknown[][];
-    }
+    // The flags become the submission as given; checkSubmission is the one check of it (exactly one of items or
+    // batches, batch_size with items, types and ranges), run before connecting so bad input is exit 2 without a server.
+    const input: Record<string, unknown> = { api_name: api };
+    if (flags.items !== undefined) input.items = await readValues(flags.items);
+    if (flags.batches !== undefined) input.batches = await readValues(flags.batches);
+    // --batch-size is for --items; beside --batches it has always been ignored.
+    if (flags.batchSize !== undefined && flags.batches === undefined) input.batch_size = flags.batchSize;
     if (flags.workers !== undefined) input.workers = flags.workers;
-    if (flags.config !== undefined) input.config = parseConfigJson(flags.config);
+    if (flags.config !== undefined) input.config = parseJsonFlag('--config', flags.config);
     if (flags.timeout !== undefined) input.timeout = flags.timeout;
     if (flags.batchTimeout !== undefined) input.batch_timeout = flags.batchTimeout;
     if (flags.maxAttempts !== undefined) input.max_attempts = flags.maxAttempts;
     if (flags.jobId !== undefined) input.job_id = flags.jobId;
+    const submission = checkSubmission(input);
     await withClient(flags, async (client) => {
-      const record = await client.submit(input);
+      const record = await client.submit(submission);
       if (!flags.wait) {
         if (flags.json) printJson(record);
         else process.stdout.write(`${record.job_id}\n`);

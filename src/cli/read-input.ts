@@ -2,12 +2,17 @@
 import { readFile } from 'node:fs/promises';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 
+/** Stdin can be read once: a second `-` (say `--items - --batches -`) gets the same text. */
+let stdinText: Promise<string> | undefined;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 async function readText(file: string): Promise<string> {
-  if (file === '-') {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
-  }
+  if (file === '-') return (stdinText ??= readStdin());
   try {
     return await readFile(file, 'utf8');
   } catch (err) {

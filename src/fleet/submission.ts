@@ -117,8 +117,14 @@ function checkShape(value: unknown, where: string, forbidProto: boolean): string
   return null;
 }
 
-/** Validates, splits and encodes a submission. Throws JetbatchError(JB_INVALID_SUBMISSION | JB_PAYLOAD_TOO_LARGE). */
-export function prepareSubmission(input: unknown, limits: PrepareLimits): PreparedJob {
+/** A submission that passed checkSubmission, defaults filled in; also valid as a SubmissionInput. */
+export type CheckedSubmission = z.output<typeof submissionSchema>;
+
+/**
+ * The one check of a submission: the schema, then the nesting of config and items. Throws JB_INVALID_SUBMISSION
+ * listing every problem by key path. prepareSubmission runs it first; the CLI runs it before connecting.
+ */
+export function checkSubmission(input: unknown): CheckedSubmission {
   const parsed = submissionSchema.safeParse(input);
   if (!parsed.success) {
     const details = formatIssues(parsed.error);
@@ -132,6 +138,12 @@ export function prepareSubmission(input: unknown, limits: PrepareLimits): Prepar
   if (shapeProblems.length > 0) {
     throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `invalid submission: ${shapeProblems.join('; ')}`, { details: shapeProblems });
   }
+  return s;
+}
+
+/** Validates, splits and encodes a submission. Throws JetbatchError(JB_INVALID_SUBMISSION | JB_PAYLOAD_TOO_LARGE). */
+export function prepareSubmission(input: unknown, limits: PrepareLimits): PreparedJob {
+  const s = checkSubmission(input);
   const raw: unknown[][] = s.batches ?? chunk(s.items ?? [], s.batch_size ?? 1);
   if (raw.length > limits.maxBatches) {
     throw new JetbatchError(
