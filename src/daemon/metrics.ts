@@ -6,9 +6,18 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { ErrorCodes } from '../errors.js';
 import type { Outcome } from '../worker/thread-protocol.js';
 
+/** One API's pool as seen at scrape time. */
+export interface PoolFigures {
+  api: string;
+  utilization: number;
+  threads: number;
+  capacity: number;
+  used: number;
+}
+
 /** Live figures read at scrape time. */
 export interface MetricsSource {
-  pools(): Array<{ api: string; utilization: number; threads: number; capacity: number; used: number }>;
+  pools(): PoolFigures[];
   /** Batches queued in JetStream per API (all jobs, all daemons), as last polled; absent when unknown. */
   queueDepth(): Map<string, number>;
   ready(): boolean;
@@ -87,41 +96,29 @@ export class DaemonMetrics {
 
   constructor(source: MetricsSource) {
     collectDefaultMetrics({ register: this.registry });
+    // Pool gauges: one series per API, read from source.pools() at scrape time.
+    const perPool = (value: (p: PoolFigures) => number) => ({
+      labelNames: ['api_name'] as const,
+      registers: [this.registry],
+      collect(this: Gauge<'api_name'>) {
+        for (const p of source.pools()) this.set({ api_name: p.api }, value(p));
+      },
+    });
     new Gauge({
       name: 'jetbatch_pool_utilization',
       help: 'Share of the pool threads’ time spent running tasks, 0–1 (Piscina utilization).',
-      labelNames: ['api_name'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const p of source.pools()) this.set({ api_name: p.api }, p.utilization);
-      },
+      ...perPool((p) => p.utilization),
     });
-    new Gauge({
-      name: 'jetbatch_pool_threads',
-      help: 'Worker threads alive in the API’s pool.',
-      labelNames: ['api_name'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const p of source.pools()) this.set({ api_name: p.api }, p.threads);
-      },
-    });
+    new Gauge({ name: 'jetbatch_pool_threads', help: 'Worker threads alive in the API’s pool.', ...perPool((p) => p.threads) });
     new Gauge({
       name: 'jetbatch_pool_slots_used',
       help: 'Batches reserved or running in the API’s pool, out of jetbatch_pool_slots.',
-      labelNames: ['api_name'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const p of source.pools()) this.set({ api_name: p.api }, p.used);
-      },
+      ...perPool((p) => p.used),
     });
     new Gauge({
       name: 'jetbatch_pool_slots',
       help: 'Batches the API’s pool takes at once: threads × concurrency plus a prefetch sized to about 50 ms of queued work (at least one per thread, at most 512).',
-      labelNames: ['api_name'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const p of source.pools()) this.set({ api_name: p.api }, p.capacity);
-      },
+      ...perPool((p) => p.capacity),
     });
     new Gauge({
       name: 'jetbatch_queue_depth',
