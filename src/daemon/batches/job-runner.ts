@@ -15,14 +15,16 @@ import { markRunning } from '../../fleet/lifecycle.js';
 import { encodeValue } from '../../fleet/protocol.js';
 import type { ErrorInfo, JobRecord, JobSpec } from '../../types.js';
 import { sleep } from '../../util/sleep.js';
-import type { BatchesTask, Outcome } from '../../worker/thread-protocol.js';
+import type { Outcome } from '../../worker/thread-protocol.js';
 import { jobSpecOf } from '../job-spec.js';
-import type { AbortReason, ApiPool } from '../pools/pool.js';
+import type { ApiPool } from '../pools/pool.js';
 import { identify } from './batch-headers.js';
 import type { Ending } from './decision.js';
 import { groupSize, SINGLES_AFTER_CRASH } from './grouping.js';
 import { Puller } from './puller.js';
 import { handBack, Settler, type Delivered } from './settle.js';
+import { batchesTask } from './task.js';
+import { TaskRun } from './task-run.js';
 import type { BatchSink } from './sink.js';
 
 export interface RunnerDeps {
@@ -42,20 +44,11 @@ export interface RunnerEvents {
   fatal: [error: ErrorInfo];
 }
 
-/** One Piscina task: a single batch, or several batches of a burst run back to back on one thread. */
-interface Run {
-  ac: AbortController;
-  reason: AbortReason;
-  timer: NodeJS.Timeout | undefined;
-  deadline: number;
-  size: number;
-}
-
 interface InFlight extends Delivered {
   /** Key in #inflight: the batch id, or `seq-<stream seq>` for a batch without one. */
   key: string;
   /** Set when the batch is handed to a task. */
-  run: Run | undefined;
+  run: TaskRun | undefined;
 }
 
 
@@ -142,10 +135,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     const f = this.#inflight.get(batchId);
     if (f?.run === undefined) return;
     f.msg.working();
-    const run = f.run;
-    clearTimeout(run.timer);
-    run.deadline = Date.now() + this.spec.batch_timeout * 1000 * run.size;
-    run.timer = this.#armTimeout(run);
+    f.run.extend();
   }
 
   /**
@@ -154,13 +144,13 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
    */
   async stop(mode: 'abort' | 'release', graceMs = 0): Promise<void> {
     this.#stop.abort();
-    if (mode === 'abort') for (const f of this.#inflight.values()) this.#abortRun(f, 'stopped');
+    if (mode === 'abort') for (const f of this.#inflight.values()) f.run?.abort('stopped');
     if (this.#inflight.size > 0 && mode === 'release') {
       // The grace timer is cancelled when the batches drain first: a pending timer would keep the process alive.
       const grace = new AbortController();
       await Promise.race([this.#whenDrained(), sleep(graceMs, grace.signal)]);
       grace.abort();
-      for (const f of this.#inflight.values()) this.#abortRun(f, 'shutdown');
+      for (const f of this.#inflight.values()) f.run?.abort('shutdown');
     }
     await this.#whenDrained();
     await this.#loop;
@@ -196,14 +186,6 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     while (this.#inflight.size > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
   }
 
-  #abortRun(f: InFlight, reason: AbortReason): void {
-    const run = f.run;
-    if (run === undefined || run.ac.signal.aborted) return;
-    run.reason = reason;
-    clearTimeout(run.timer);
-    run.ac.abort();
-  }
-
   #whenOneSettles(signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
@@ -213,18 +195,6 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       this.#drained.push(done);
       signal.addEventListener('abort', done, { once: true });
     });
-  }
-
-  #armTimeout(run: Run): NodeJS.Timeout {
-    // ctx.signal aborts at the deadline; the thread is terminated after a short grace if the handler ignores it.
-    const grace = Math.min(5000, Math.max(200, this.spec.batch_timeout * 100));
-    const t = setTimeout(() => {
-      if (run.ac.signal.aborted) return;
-      run.reason = 'timeout';
-      run.ac.abort();
-    }, Math.max(0, run.deadline - Date.now()) + grace);
-    t.unref();
-    return t;
   }
 
   #dispatch(msg: JsMsg): void {
@@ -276,18 +246,10 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     for (let i = 0; i < burst.length; i += size) {
       const group = burst.slice(i, i + size);
       if (this.#singles > 0) this.#singles--;
-      const run: Run = {
-        ac: new AbortController(),
-        reason: 'timeout',
-        timer: undefined,
-        // Until handleBatch starts, loading and constructing the handler get init_timeout too.
-        deadline: Date.now() + this.#pool.api.initTimeoutMs + this.spec.batch_timeout * 1000 * group.length,
-        size: group.length,
-      };
-      run.timer = this.#armTimeout(run);
+      const run = new TaskRun(group.length, this.spec.batch_timeout, this.#pool.api.initTimeoutMs);
       for (const f of group) f.run = run;
       void this.#process(group, run).finally(() => {
-        clearTimeout(run.timer);
+        run.finish();
         for (const f of group) this.#inflight.delete(f.key);
         this.#pool.slots.release(group.length);
         this.#deps.sink.finished(group.length);
@@ -298,45 +260,22 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
   }
 
   /** Runs a group as one task and settles every batch of it. */
-  async #process(group: InFlight[], run: Run): Promise<void> {
+  async #process(group: InFlight[], run: TaskRun): Promise<void> {
     const endings = new Array<Ending | undefined>(group.length);
-    const runnable: number[] = [];
-    const bodies: Uint8Array[] = [];
-    let total = 0;
-    for (let i = 0; i < group.length; i++) {
-      const f = group[i]!;
-      if (f.id === null) {
-        const outcome: Outcome = { ok: false, durationMs: 0, stage: 'decode', error: { name: 'TypeError', code: ErrorCodes.UNDECODABLE, message: 'batch message lacks the Jetbatch-Batch-Id header', permanent: true } };
-        endings[i] = { outcome, attempt: f.attempt, interrupted: null, sharedDeath: false };
-        continue;
+    const runnable: InFlight[] = [];
+    const at: number[] = [];
+    group.forEach((f, i) => {
+      if (f.id !== null) {
+        runnable.push(f);
+        at.push(i);
+        return;
       }
-      const body = f.msg.data;
-      runnable.push(i);
-      bodies.push(body);
-      total += body.byteLength;
-    }
+      const outcome: Outcome = { ok: false, durationMs: 0, stage: 'decode', error: { name: 'TypeError', code: ErrorCodes.UNDECODABLE, message: 'batch message lacks the Jetbatch-Batch-Id header', permanent: true } };
+      endings[i] = { outcome, attempt: f.attempt, interrupted: null, sharedDeath: false };
+    });
     if (runnable.length > 0) {
-      // One buffer for the whole group, copied out of the connection's read buffer (DESIGN.md §6) and transferred.
-      // Not zero-filled first (every byte is written below); allocUnsafeSlow owns its ArrayBuffer, unpooled.
-      const data = new Uint8Array(Buffer.allocUnsafeSlow(total).buffer, 0, total);
-      const ends: number[] = [];
-      let offset = 0;
-      for (const body of bodies) {
-        data.set(body, offset);
-        offset += body.byteLength;
-        ends.push(offset);
-      }
-      const task: BatchesTask = {
-        kind: 'batches',
-        jobId: this.jobId,
-        job: this.#jobBytes,
-        batchIds: runnable.map((i) => group[i]!.id!.batchId),
-        attempts: runnable.map((i) => group[i]!.attempt),
-        data,
-        ends,
-        timeoutMs: this.spec.batch_timeout * 1000,
-      };
-      const result = await this.#pool.runBatches(task, run.ac.signal, () => run.reason);
+      const task = batchesTask(this.jobId, this.#jobBytes, runnable, this.spec.batch_timeout * 1000);
+      const result = await this.#pool.runBatches(task, run.signal, () => run.reason);
       const sharedDeath = !Array.isArray(result) && runnable.length > 1;
       if (sharedDeath) {
         // The thread died or was terminated with several batches on it: which one is to blame is unknown, so none
@@ -344,14 +283,13 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
         this.#singles = SINGLES_AFTER_CRASH;
         this.#log.warn({ job_id: this.jobId, batches: runnable.length, error: result.ok ? undefined : result.error }, 'a grouped task died; its batches are handed back and run singly');
       }
-      runnable.forEach((gi, k) => {
-        const outcome = Array.isArray(result) ? result[k]! : result;
-        endings[gi] = { outcome, attempt: group[gi]!.attempt, interrupted: null, sharedDeath };
+      runnable.forEach((f, k) => {
+        endings[at[k]!] = { outcome: Array.isArray(result) ? result[k]! : result, attempt: f.attempt, interrupted: null, sharedDeath };
       });
     }
     // Whether the task was stopped is read once it has ended: a stop or shutdown that came while it ran releases even
     // batches that finished.
-    const stop = run.ac.signal.aborted ? run.reason : null;
+    const stop = run.signal.aborted ? run.reason : null;
     for (const e of endings) if (e !== undefined) e.interrupted = stop;
     await this.#settler.settle(group, endings);
   }
