@@ -50,7 +50,12 @@ events.unref();
 
 /** Aborters of running batches, by job id, so a stop or shutdown reaches the handler's ctx.signal. */
 const running = new Map<string, Set<AbortController>>();
-const instances = new Map<string, Promise<Handler>>();
+/** A job's handler on this thread, and how long its constructor took (ms). */
+interface Instance {
+  handler: Handler;
+  initMs: number;
+}
+const instances = new Map<string, Promise<Instance>>();
 /** Job specs decoded from their bytes, by job id (a task carries the spec encoded; see BatchesTask.job). */
 const specs = new Map<string, { bytes: Uint8Array; spec: JobSpec }>();
 let handlerClass: Promise<HandlerClass> | undefined;
@@ -117,28 +122,34 @@ function makeContext(job: JobSpec, attempt: number, log: Logger | (() => Logger)
   };
 }
 
-/** Milliseconds the last constructor took, reported once with the outcome of the task that ran it. */
-let pendingInitMs: number | undefined;
+/**
+ * The job's handler, constructed on the first call for the job on this thread. Only the call that constructed it
+ * gets `initMs`, so the constructor's time is reported once, with the outcome of the task that ran it (another task
+ * of the thread may run or finish in between: concurrency > 1, or another job's batches).
+ */
+async function instanceFor(job: JobSpec, log: Logger): Promise<{ handler: Handler; initMs?: number }> {
+  const existing = instances.get(job.job_id);
+  if (existing !== undefined) return { handler: (await existing).handler };
+  const created = (async (): Promise<Instance> => {
+    const Cls = await loadClass().catch((err: unknown) => { throw new StageError('load', err); });
+    try {
+      const ctx = makeContext(job, 0, log, new AbortController().signal, null);
+      const t0 = performance.now();
+      const handler = new Cls(job.config, job, ctx);
+      return { handler, initMs: performance.now() - t0 };
+    } catch (err) {
+      throw new StageError('init', err);
+    }
+  })();
+  instances.set(job.job_id, created);
+  created.catch(() => instances.delete(job.job_id));
+  return created;
+}
 
-async function instanceFor(job: JobSpec, log: Logger): Promise<Handler> {
-  let instance = instances.get(job.job_id);
-  if (instance === undefined) {
-    instance = (async () => {
-      const Cls = await loadClass().catch((err: unknown) => { throw new StageError('load', err); });
-      try {
-        const ctx = makeContext(job, 0, log, new AbortController().signal, null);
-        const t0 = performance.now();
-        const handler = new Cls(job.config, job, ctx);
-        pendingInitMs = performance.now() - t0;
-        return handler;
-      } catch (err) {
-        throw new StageError('init', err);
-      }
-    })();
-    instances.set(job.job_id, instance);
-    instance.catch(() => instances.delete(job.job_id));
-  }
-  return instance;
+/** Adds the constructor's time to the outcome of the task that ran the constructor. */
+function withInit(outcome: Outcome, initMs: number | undefined): Outcome {
+  if (initMs !== undefined) outcome.initMs = initMs;
+  return outcome;
 }
 
 function serialize(thrown: unknown, fallbackCode: string): SerializedError {
@@ -188,16 +199,21 @@ async function runBatch(task: Batch, announce: boolean): Promise<Outcome> {
   } catch (err) {
     return failure('decode', err, started);
   }
-  let handler: Handler;
+  let instance: { handler: Handler; initMs?: number };
   const loading = performance.now();
   try {
-    handler = await instanceFor(task.job, log);
+    instance = await instanceFor(task.job, log);
   } catch (err) {
     const s = err as StageError;
     return failure(s.stage, s.original, started);
   }
   // A batch's duration is its own work: loading and constructing the handler (reported as initMs) do not count.
   started += performance.now() - loading;
+  return withInit(await callHandleBatch(instance.handler, task, payload, log, announce, started), instance.initMs);
+}
+
+/** Runs handleBatch with the batch's timeout, abort and lease; `started` is when the batch's own work began. */
+async function callHandleBatch(handler: Handler, task: Batch, payload: unknown[], log: Logger, announce: boolean, started: number): Promise<Outcome> {
   const ac = new AbortController();
   const arm = (): NodeJS.Timeout => setTimeout(() => ac.abort(timeoutError(task)), task.timeoutMs);
   let timer = arm();
@@ -240,16 +256,19 @@ function timeoutError(task: Batch): Error {
 async function runComplete(task: CompleteTask): Promise<Outcome> {
   const started = performance.now();
   const log = jobLog(task.job.job_id);
+  let initMs: number | undefined;
   try {
-    const handler = (await instanceFor(task.job, log)) as Handler & { on_job_complete?: Handler['onJobComplete'] };
+    const instance = await instanceFor(task.job, log);
+    initMs = instance.initMs;
+    const handler = instance.handler as Handler & { on_job_complete?: Handler['onJobComplete'] };
     const hook = handler.onJobComplete ?? handler.on_job_complete;
     if (typeof hook === 'function') {
       await hook.call(handler, task.summary, makeContext(task.job, 0, log, new AbortController().signal, null));
     }
-    return { ok: true, durationMs: performance.now() - started, result: null };
+    return withInit({ ok: true, durationMs: performance.now() - started, result: null }, initMs);
   } catch (err) {
     if (err instanceof StageError) return failure(err.stage, err.original, started);
-    return failure('complete', err, started);
+    return withInit(failure('complete', err, started), initMs);
   } finally {
     instances.delete(task.job.job_id);
     specs.delete(task.job.job_id);
@@ -283,21 +302,13 @@ async function runBatches(task: BatchesTask): Promise<Outcome[]> {
     const end = task.ends[i]!;
     const payload = task.data.subarray(start, end);
     start = end;
-    outcomes.push(withInit(await runBatch({ job, batchId: task.batchIds[i]!, attempt: task.attempts[i]!, payload, timeoutMs: task.timeoutMs }, i === 0)));
+    outcomes.push(await runBatch({ job, batchId: task.batchIds[i]!, attempt: task.attempts[i]!, payload, timeoutMs: task.timeoutMs }, i === 0));
   }
   return outcomes;
 }
 
-function withInit(outcome: Outcome): Outcome {
-  if (pendingInitMs !== undefined) {
-    outcome.initMs = pendingInitMs;
-    pendingInitMs = undefined;
-  }
-  return outcome;
-}
-
 export default async function run(task: Task): Promise<Outcome | Outcome[]> {
   if (task.kind === 'batches') return runBatches(task);
-  return withInit(await runComplete(task));
+  return runComplete(task);
 }
 
