@@ -14,6 +14,7 @@ import { Kvm } from '@nats-io/kv';
 import type { JobRecord } from '../src/types.js';
 import { FIXTURES, ROOT, readRecords, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
+import { waitUntil } from './helpers/wait.js';
 
 const fastBackoff = { initial: '20ms', factor: 2, max: '200ms', jitter: 0.1 };
 const fixture = (name: string, extra: Record<string, unknown> = {}) => ({
@@ -196,8 +197,8 @@ describe('failure semantics', () => {
     const subject = Subjects.batch('ctor-throws', job.job_id);
     // A wildcard filter, as countSubject uses: nats-server 2.9.10 can answer a literal one with nothing at all.
     const queued = async (): Promise<number> => (await jsm.streams.info(Streams.batches, { subjects_filter: subject.replace(/^[^.]+/, '*') })).state.subjects?.[subject] ?? 0;
-    const deadline = Date.now() + 10_000;
-    while ((await queued()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    let left = -1;
+    await waitUntil('the queue of the failed job to be discarded', async () => (left = await queued()) === 0, { timeoutMs: 10_000, detail: () => `${left} batches still queued` });
     assert.equal(await queued(), 0, 'queue discarded');
   });
 
@@ -230,13 +231,20 @@ describe('failure semantics', () => {
 
   test('stop aborts in-flight batches, discards the queue, marks the job stopped; onJobComplete does not run', async () => {
     const job = await client.submit({ api_name: 'recorder', items: Array.from({ length: 40 }, (_, i) => i), batch_size: 1, workers: 2, config: { delay_ms: 400 } });
-    await new Promise((r) => setTimeout(r, 900));
+    // Stop mid-job, with batches in flight: once a batch has ended and another has started and not ended yet.
+    await waitUntil('a batch of the job in flight after one has ended', () => {
+      const records = readRecords(recordDir).filter((r) => r.job === job.job_id);
+      const ended = new Set(records.filter((r) => r.ev === 'end').map((r) => r.batch));
+      return ended.size >= 1 && records.some((r) => r.ev === 'start' && !ended.has(r.batch));
+    }, { timeoutMs: 30_000, retryErrors: true }); // retried: a recorder line may be half-written while we read
     const stopped = await client.stop(job.job_id);
     assert.equal(stopped.status, 'stopped');
     const final = await client.status(job.job_id);
     assert.equal(final.status, 'stopped');
     assert.ok(final.end_time !== null);
     assert.ok(final.batch_metrics.succeeded < 40);
+    // Not a synchronization: this quiet window is what is under test (no batch of the job starts in the 1.5 s after
+    // the stop, although 2 lanes and 30-odd queued batches of 400 ms would start several in that time).
     await new Promise((r) => setTimeout(r, 1500));
     const records = readRecords(recordDir).filter((r) => r.job === job.job_id);
     const startedAfterStop = records.filter((r) => r.ev === 'start' && (r.t as number) > Date.parse(final.end_time!) + 200);

@@ -7,6 +7,7 @@ import type { Daemon } from '../src/daemon/daemon.js';
 import { DaemonProcess, FIXTURES, startDaemon } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { parseExposition, valueOf, type Exposition } from './helpers/prometheus.js';
+import { waitUntil } from './helpers/wait.js';
 
 async function scrape(daemon: Daemon): Promise<Exposition> {
   const a = daemon.metricsAddress!;
@@ -49,13 +50,19 @@ describe('metrics and health endpoints', () => {
   test('counts, types and labels match what the job did, during and after it', async () => {
     const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'obs-'));
     const slow = await client.submit({ api_name: 'recorder', items: Array.from({ length: 12 }, (_, i) => i), batch_size: 1, workers: 2, config: { record_dir: dir, delay_ms: 300 } });
-    await new Promise((r) => setTimeout(r, 700));
-    let during = await scrape(daemon);
-    // Queue depth is polled in the background (every check interval, at least 1 s).
-    for (let i = 0; i < 20 && valueOf(during, 'jetbatch_queue_depth', { api_name: 'recorder' }) === undefined; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      during = await scrape(daemon);
-    }
+    // The job reaches the metrics asynchronously: the queue depth is polled in the background (every check interval, at
+    // least 1 s) and job statuses follow the registry. Wait for a scrape in which both lanes run, the poll has seen the
+    // job (the recorder API has no other batches) and the job shows as running. No scrape ever shows more in flight.
+    let seen = 'no scrape yet';
+    const during = await waitUntil('a scrape showing the job running, in the queue depth, with 2 batches in flight', async () => {
+      const exp = await scrape(daemon);
+      const inFlight = valueOf(exp, 'jetbatch_batches_in_flight', { api_name: 'recorder' });
+      const queued = valueOf(exp, 'jetbatch_queue_depth', { api_name: 'recorder' });
+      const running = valueOf(exp, 'jetbatch_jobs', { api_name: 'recorder', status: 'running' });
+      seen = `in flight ${inFlight}, queue depth ${queued}, jobs{running} ${running}`;
+      assert.ok((inFlight ?? 0) <= 2, `never more than workers=2 batches in flight: ${seen}`);
+      return inFlight === 2 && (queued ?? 0) > 0 && (running ?? 0) >= 1 ? exp : undefined;
+    }, { timeoutMs: 10_000, detail: () => `last scrape: ${seen}` });
     assert.equal(valueOf(during, 'jetbatch_batches_in_flight', { api_name: 'recorder' }), 2, 'two batches in flight (workers=2)');
     const depth = valueOf(during, 'jetbatch_queue_depth', { api_name: 'recorder' }) ?? -1;
     assert.ok(depth > 2 && depth <= 12, `queue depth ${depth}`);
@@ -65,8 +72,19 @@ describe('metrics and health endpoints', () => {
     const job = await client.submit({ api_name: 'always-throws', batches: Array.from({ length: 8 }, (_, i) => [i]), workers: 4, config: { fail: ['2', '5'] } });
     const final = await client.wait(job.job_id, { intervalMs: 100, timeoutMs: 30_000 });
     assert.equal(final.status, 'completed_with_failures');
-    await new Promise((r) => setTimeout(r, 1200));
-    const exp = await scrape(daemon);
+    // The job's end reaches the metrics asynchronously: the registry watch (jetbatch_jobs) and the queue-depth poll (at
+    // least every 1 s). Wait until a scrape shows the ended job, nothing in flight and an empty queue.
+    let last = 'no scrape yet';
+    const exp = await waitUntil('a scrape showing the job ended, nothing in flight and no queue', async () => {
+      const e = await scrape(daemon);
+      const figures = [
+        valueOf(e, 'jetbatch_jobs', { api_name: 'always-throws', status: 'completed_with_failures' }),
+        valueOf(e, 'jetbatch_batches_in_flight', { api_name: 'always-throws' }),
+        valueOf(e, 'jetbatch_queue_depth', { api_name: 'always-throws' }),
+      ];
+      last = `jobs{completed_with_failures} ${figures[0]}, in flight ${figures[1]}, queue depth ${figures[2]}`;
+      return figures[0] === 1 && figures[1] === 0 && figures[2] === 0 ? e : undefined;
+    }, { timeoutMs: 10_000, detail: () => `last scrape: ${last}` });
     assert.equal(valueOf(exp, 'jetbatch_ready'), 1);
     assert.equal(exp.types.get('jetbatch_batches_total'), 'counter');
     assert.equal(exp.types.get('jetbatch_batch_duration_seconds'), 'histogram');

@@ -12,6 +12,7 @@ import { listProjectFiles } from '../src/project/files.js';
 import { encodeValue } from '../src/fleet/protocol.js';
 import { DaemonProcess, FIXTURES, ROOT, daemonConfig, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
+import { waitUntil } from './helpers/wait.js';
 
 /** A copy of the versioned fixture inside the checkout (so a local copy resolves packages like any project here). */
 function project(version: string, env?: string): string {
@@ -117,10 +118,21 @@ describe('deployed projects and .env isolation', () => {
   });
 
   test('a version deployed mid-job leaves the running job on its version; new jobs use the new one', async () => {
-    const running = await client.submit({ api_name: 'shipped', items: Array.from({ length: 12 }, (_, i) => i), batch_size: 1, workers: 2, config: { delay_ms: 150 } });
-    await new Promise((r) => setTimeout(r, 300));
+    const workers = 2;
+    const running = await client.submit({ api_name: 'shipped', items: Array.from({ length: 40 }, (_, i) => i), batch_size: 1, workers, config: { delay_ms: 150 } });
+    // Deploy once the job has run a batch (on version one), so the deploy lands mid-job.
+    await waitUntil('the running job to finish its first batch', async () => {
+      const s = await client.status(running.job_id);
+      assert.ok(['pending', 'enqueuing', 'running'].includes(s.status), `the job is ${s.status} before the deploy: make it longer`);
+      return s.batch_metrics.succeeded >= 1;
+    }, { timeoutMs: 30_000 });
     const v2 = await client.deploy(project('two'), 'shipped');
     assert.equal(v2.version, running.project_version! + 1);
+    // Still mid-job after the deploy: more batches left than the daemon can hold (at most `workers` received at once),
+    // so at least one batch of the job is received, and runs, only after version two is deployed.
+    const mid = await client.status(running.job_id);
+    assert.equal(mid.status, 'running', 'the job is still running after the deploy');
+    assert.ok(mid.batches_in_queue > workers, `batches left after the deploy: ${mid.batches_in_queue}`);
     const next = await client.submit({ api_name: 'shipped', batches: [[1], [2]] });
     assert.equal(next.project_version, v2.version);
     const [f1, f2] = await Promise.all([running, next].map((j) => client.wait(j.job_id, { intervalMs: 100, timeoutMs: 60_000 })));
