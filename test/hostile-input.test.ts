@@ -23,6 +23,7 @@ import { prepareSubmission, type PreparedJob } from '../src/fleet/submission.js'
 import type { JobRecord, JobStatus } from '../src/types.js';
 import { DaemonProcess, FIXTURES, ROOT, startDaemon } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
+import { waitUntil } from './helpers/wait.js';
 
 const SEED = Number(process.env.JETBATCH_FUZZ_SEED ?? 20_240_611);
 const LIMITS = { maxBatchBytes: 1024 * 1024 - 4096, maxBatches: 10_000 };
@@ -836,12 +837,13 @@ describe('hostile input, daemon process', () => {
       await kv.create(record.job_id, new TextEncoder().encode(JSON.stringify(record)));
       await nc.close();
       const job = { job_id: record.job_id };
-      const deadline = Date.now() + 20_000;
+      // Wait for the job to end, or for the daemon to die (which the first assertion then reports).
       let status = (await client.status(job.job_id)).status;
-      while (!['succeeded', 'completed_with_failures', 'worker_error'].includes(status) && Date.now() < deadline && daemon.proc.exitCode === null) {
-        await new Promise((res) => setTimeout(res, 200));
+      await waitUntil('the job to end or jetbatch start to exit', async () => {
+        if (daemon.proc.exitCode !== null) return true;
         status = (await client.status(job.job_id)).status;
-      }
+        return ['succeeded', 'completed_with_failures', 'worker_error'].includes(status);
+      }, { timeoutMs: 20_000, intervalMs: 200, detail: () => `job still ${status}` });
       assert.equal(daemon.proc.exitCode, null, `jetbatch start died:\n${daemon.output.split('\n').filter((l) => /RangeError|Error/.test(l)).slice(0, 3).join('\n').slice(0, 600)}`);
       assert.ok(['succeeded', 'completed_with_failures', 'worker_error'].includes(status), `job still ${status}`);
     },

@@ -27,6 +27,7 @@ import { Streams } from '../src/fleet/protocol.js';
 import type { JobStatus } from '../src/types.js';
 import { DaemonProcess, ROOT, daemonConfig, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
+import { waitUntil } from './helpers/wait.js';
 
 const execFileP = promisify(execFile);
 const ECHO = { name: 'echo', project: join(ROOT, 'handlers', 'echo'), threads: 1 };
@@ -567,13 +568,12 @@ accounts {
     assert.equal(reply.ok, true, JSON.stringify(reply));
     const jobId = (reply.job as { job_id: string }).job_id;
     let status: JobStatus | undefined;
-    for (let i = 0; i < 300; i++) {
+    await waitUntil('the job to succeed, read through jetbatch.req.status', async () => {
       const s = await request(requester, 'jetbatch.req.status', { job_id: jobId });
       assert.equal(s.ok, true, JSON.stringify(s));
       status = s.status as JobStatus;
-      if (status.status === 'succeeded') break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return status.status === 'succeeded';
+    }, { timeoutMs: 30_000, intervalMs: 100, detail: () => `last status: ${JSON.stringify(status)}` });
     assert.equal(status?.status, 'succeeded');
     assert.equal(status?.batch_metrics.succeeded, 2);
     const jobs = await request(requester, 'jetbatch.req.jobs', {});

@@ -1,9 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCodes, JetbatchError, type ErrorCode } from '../src/errors.js';
 import { decodeValue, encodeValue } from '../src/fleet/protocol.js';
 import { newJobId, prepareSubmission, type PrepareLimits } from '../src/fleet/submission.js';
+import { waitUntil } from './helpers/wait.js';
 
 const LIMITS: PrepareLimits = { maxBatchBytes: 1_000_000, maxBatches: 10_000 };
 
@@ -105,10 +105,13 @@ describe('prepareSubmission: job_id', () => {
 
   test('generated job ids are time ordered', async () => {
     const before = Date.now();
+    // Ids of later milliseconds sort later: each id is made once the clock has passed the millisecond of the last one.
+    const nextMs = (id: string): Promise<true> =>
+      waitUntil(`the clock to pass the millisecond of ${id}`, () => Date.now() > Number.parseInt(id.slice(0, 12), 16), { timeoutMs: 1000, intervalMs: 1 });
     const first = newJobId();
-    await sleep(5);
+    await nextMs(first);
     const second = prepareSubmission({ api_name: 'a', items: [1], batch_size: 1 }, LIMITS).job_id;
-    await sleep(5);
+    await nextMs(second);
     const third = newJobId();
     assert.ok(first < second, `${first} should sort before ${second}`);
     assert.ok(second < third, `${second} should sort before ${third}`);
