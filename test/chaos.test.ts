@@ -11,6 +11,7 @@ import { JetbatchClient } from '../src/client/client.js';
 import { DaemonProcess, FIXTURES, tempDir, type TestApi } from './helpers/daemon.js';
 import { NatsCluster } from './helpers/nats-cluster.js';
 import { parseExposition, valueOf } from './helpers/prometheus.js';
+import { waitUntil } from './helpers/wait.js';
 
 const BATCHES = Number(process.env.CHAOS_BATCHES ?? 1500);
 const ALWAYS = 97;
@@ -62,13 +63,19 @@ describe(`chaos: ${BATCHES} batches, 3 daemons, 3-node cluster`, () => {
       const s = await client.status(job.job_id).catch(() => null);
       return s === null ? 0 : (s.batch_metrics.succeeded + s.batch_metrics.failed) / BATCHES;
     };
+    let last = 0;
     const until = async (fraction: number): Promise<void> => {
-      while ((await progress()) < fraction) await new Promise((r) => setTimeout(r, 200));
+      await waitUntil(`the job to reach ${fraction} of its batches`, async () => (last = await progress()) >= fraction, {
+        timeoutMs: 120_000,
+        intervalMs: 200,
+        detail: () => `at ${last.toFixed(2)}; events: ${events.join(', ')}`,
+      });
     };
     const killAndRestart = async (i: number): Promise<void> => {
       const at = await progress();
       await daemons[i]!.kill('SIGKILL');
       events.push(`kill -9 daemon ${i} at ${at.toFixed(2)}`);
+      // Not a synchronization: the fleet runs without this daemon for a while (part of the chaos), then it comes back.
       await new Promise((r) => setTimeout(r, 500));
       daemons[i] = await spawn(i);
     };
@@ -78,6 +85,7 @@ describe(`chaos: ${BATCHES} batches, 3 daemons, 3-node cluster`, () => {
     const before = await progress();
     await cluster.nodes[1]!.stop('SIGKILL');
     events.push(`NATS node 2 killed at ${before.toFixed(2)}`);
+    // Not a synchronization: a 2 s outage of one node is the chaos under test.
     await new Promise((r) => setTimeout(r, 2000));
     await cluster.nodes[1]!.restart();
     events.push('NATS node 2 restarted');

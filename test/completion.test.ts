@@ -23,6 +23,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { DaemonProcess, FIXTURES, tempDir, type TestApi } from './helpers/daemon.js';
 import { NatsCluster } from './helpers/nats-cluster.js';
 import { NatsServer } from './helpers/nats-server.js';
+import { waitUntil } from './helpers/wait.js';
 
 interface Hook {
   ev: 'hook-start' | 'hook-end';
@@ -38,14 +39,9 @@ function hooks(dir: string, job: string): Hook[] {
   return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Hook).filter((h) => h.job === job);
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Polls `probe` every 100 ms until it returns something (not undefined, null or false); fails with `what`. */
+function until<T>(what: string, timeoutMs: number, probe: () => T | Promise<T>) {
+  return waitUntil(what, probe, { timeoutMs, intervalMs: 100 });
 }
 
 function daemonIdOf(d: DaemonProcess): string {
@@ -152,7 +148,12 @@ describe('completion: two daemons on one server', () => {
     const start = await until('the hook to start', 30_000, () => hooks(fleet.dir, jobId)[0]);
     const claimer = fleet.byPid(start.pid);
     claimer.proc.kill('SIGSTOP');
-    await new Promise((r) => setTimeout(r, 4500)); // lease 3 s < 4.5 s < presence timeout 6 s
+    // Not a synchronization: how long the claimer stays frozen is the scenario (lease 3 s < 4.5 s < presence timeout 6 s).
+    await new Promise((r) => setTimeout(r, 4500));
+    // Past its lease for real, and the claim still its own: the other daemon did not take it over meanwhile.
+    const frozenClaim = (await getJob(fleet.ctx.jobs, jobId))!.record.completion;
+    assert.ok(frozenClaim !== null && Date.parse(frozenClaim.lease_until) < Date.now(), `the lease lapsed while frozen: ${JSON.stringify(frozenClaim)}`);
+    assert.equal(frozenClaim.claimed_by, daemonIdOf(claimer), 'the frozen claimer still holds the claim');
     claimer.proc.kill('SIGCONT');
     const record = await fleet.final(jobId);
     assert.equal(record.status, 'succeeded');
@@ -277,7 +278,11 @@ describe('completion: the job registry leader killed mid-hook (3-node cluster)',
     const node = cluster.nodes[Number(leader.replace(/^jb/, '')) - 1];
     assert.ok(node !== undefined, `leader ${leader} is one of the nodes`);
     await node.stop('SIGKILL');
-    await new Promise((r) => setTimeout(r, 4000));
+    // The node stays down until NATS has elected another leader for the job registry (requests fail meanwhile).
+    await waitUntil(`a new leader of the job registry (was ${leader})`, async () => {
+      const now = (await fleet.ctx.jsm.streams.info(`KV_${'JETBATCH_JOBS'}`)).cluster?.leader;
+      return now !== undefined && now !== '' && now !== leader;
+    }, { timeoutMs: 60_000, intervalMs: 200, retryErrors: true });
     await node.restart();
     const record = await fleet.final(jobId, 90_000);
     assert.equal(record.status, 'succeeded');
@@ -351,7 +356,8 @@ describe('completion: daemons claiming one job at the same instant (3-node clust
     assert.equal(first?.claimed.record.completion?.attempt, 1);
     // a is gone (its heartbeat deleted, its 1 ms lease lapsed): b takes over as attempt 2.
     await ctxs[0]!.daemons.delete(a.daemonId);
-    await new Promise((r) => setTimeout(r, 5));
+    const leaseUntil = Date.parse(first!.claimed.record.completion!.lease_until);
+    await waitUntil('a\'s 1 ms lease to lapse', () => Date.now() >= leaseUntil, { timeoutMs: 1000, intervalMs: 1 });
     const takeover = await claimCompletion(b, jobId);
     assert.deepEqual([takeover?.claimed.record.completion?.claimed_by, takeover?.claimed.record.completion?.attempt], [b.daemonId, 2]);
     // a was only frozen: it resumes, and its lease renewal lands over b's claim (as two CAS writes expecting the same

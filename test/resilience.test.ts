@@ -15,25 +15,15 @@ import { Streams, consumerName } from '../src/fleet/protocol.js';
 import type { JobStatus } from '../src/types.js';
 import { DaemonProcess, FIXTURES, readRecords, startDaemon, tempDir, type TestApi } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
+import { waitUntil } from './helpers/wait.js';
 
 type Rec = Record<string, unknown>;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns a truthy value; fails with `what` after `timeoutMs`. */
-async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs: number, intervalMs = 20): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${String(lastErr)})` : ''}`);
-    await sleep(intervalMs);
-  }
+/** Polls `fn` until it holds (a probe that throws, e.g. during an outage, counts as not yet); fails with `what`. */
+function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs: number, intervalMs = 20) {
+  return waitUntil(what, fn, { timeoutMs, intervalMs, retryErrors: true });
 }
 
 /** Recorder lines of one job, tolerating a line being written while we read (for polling only). */
@@ -385,6 +375,7 @@ async function natsRestartScenario(env: Env, signal: NodeJS.Signals, t: { diagno
   assert.equal(down.body.ready, false);
   assert.ok(down.body.reasons.some((s) => /NATS/i.test(s)), `the reason names NATS: ${JSON.stringify(down.body)}`);
 
+  // Not a synchronization: the outage lasting at least 1 s is part of the scenario, and /readyz must stay 503 through it.
   await sleep(Math.max(0, 1000 - (Date.now() - downAt)));
   assert.equal((await readyz()).status, 503, 'still not ready while NATS is down');
   await server.restart();
