@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/daemon/config.js';
 import { Daemon } from '../../src/daemon/daemon.js';
+import { waitUntil } from './wait.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
@@ -62,13 +63,13 @@ export class DaemonProcess {
     return d;
   }
 
+  /** Waits for a line matching `pattern` in the daemon's output; fails at once if the daemon exits first. */
   async waitFor(pattern: RegExp, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!pattern.test(this.output)) {
+    await waitUntil(`${pattern} in the daemon's output`, () => {
+      if (pattern.test(this.output)) return true;
       if (this.proc.exitCode !== null) throw new Error(`daemon exited (${this.proc.exitCode}) before ${pattern}:\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${this.output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return false;
+    }, { timeoutMs, detail: () => `output:\n${this.output}` });
   }
 
   /** Sends a signal and resolves with the exit code (or the signal name). */

@@ -2,6 +2,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { NatsServer, freePort } from './nats-server.js';
+import { waitUntil } from './wait.js';
 
 export class NatsCluster {
   readonly nodes: NatsServer[];
@@ -39,22 +40,16 @@ export class NatsCluster {
 
   /** Waits until the cluster has a JetStream meta leader (account info answers). */
   async waitForJetStream(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    await waitUntil('the JetStream cluster to answer account info', async () => {
+      const nc = await connect({ servers: this.urls, timeout: 2000 });
       try {
-        const nc = await connect({ servers: this.urls, timeout: 2000 });
-        try {
-          const jsm = await jetstreamManager(nc, { timeout: 2000 });
-          await jsm.getAccountInfo();
-          return;
-        } finally {
-          await nc.close();
-        }
-      } catch (err) {
-        if (Date.now() > deadline) throw new Error(`JetStream cluster not ready after ${timeoutMs} ms: ${(err as Error).message}`);
-        await new Promise((r) => setTimeout(r, 500));
+        const jsm = await jetstreamManager(nc, { timeout: 2000 });
+        await jsm.getAccountInfo();
+        return true;
+      } finally {
+        await nc.close();
       }
-    }
+    }, { timeoutMs, intervalMs: 500, retryErrors: true });
   }
 
   async dispose(): Promise<void> {
