@@ -1,9 +1,8 @@
-/** Pure logic of telling a daemon gone from its heartbeats (src/daemon/completion/peers.ts) and of server-version warnings. */
+/** Pure logic of telling a daemon gone from its heartbeats (src/daemon/completion/peers.ts). */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { Peers } from '../src/daemon/completion/peers.js';
-import { olderThan, serverWarnings } from '../src/daemon/server-version.js';
 import { encodeJson } from '../src/fleet/protocol.js';
 
 /** A heartbeat bucket holding one entry whose revision and operation the test sets. */
@@ -60,20 +59,5 @@ describe('peers: is a daemon gone?', () => {
     assert.deepEqual(await peers.judge('d', 1000), { gone: true, reason: 'deleted' });
     b.set(null);
     assert.deepEqual(await peers.judge('d', 1000), { gone: true, reason: 'missing' });
-  });
-});
-
-describe('server version warnings', () => {
-  test('compare-and-set on replicated streams is unsafe before 2.9.21', () => {
-    assert.equal(olderThan('2.9.10', '2.9.21'), true);
-    assert.equal(olderThan('2.9.21', '2.9.21'), false);
-    assert.equal(olderThan('2.10.0', '2.9.21'), false);
-    assert.equal(olderThan('v2.9.20-beta', '2.9.21'), true);
-    assert.equal(olderThan('nonsense', '2.9.21'), false);
-    assert.equal(olderThan(undefined, '2.9.21'), false);
-    assert.equal(serverWarnings('2.9.10', 3).length, 1);
-    assert.match(serverWarnings('2.9.10', 3)[0]!, /nats-server#4320/);
-    assert.deepEqual(serverWarnings('2.9.10', 1), [], 'a single replica is serialized');
-    assert.deepEqual(serverWarnings('2.10.22', 3), []);
   });
 });
