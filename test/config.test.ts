@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadConfig, parseConfig, type DaemonOptions } from '../src/daemon/config.js';
+import { apiEnvironment } from '../src/daemon/pools/env.js';
 import { ErrorCodes, JetbatchError } from '../src/errors.js';
 
 const CONFIG_FILE = resolve('/srv/jetbatch/conf/jetbatch.yaml');
@@ -337,4 +338,23 @@ describe('loadConfig', () => {
     await writeFile(file, 'apis:\n  - name: a\n    project: .\n    threads: 0\n');
     await assertLoadFails(file, /apis\.0\.threads/);
   });
+});
+
+test('the environment is read with the configuration, and worker threads get it under the project .env', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'jb-env-'));
+  try {
+    await writeFile(join(dir, '.env'), 'JB_CONFIG_TEST_SHARED=from-project\n');
+    process.env.JB_CONFIG_TEST_SHARED = 'from-daemon';
+    process.env.JB_CONFIG_TEST_ONLY_DAEMON = 'daemon-only';
+    const options = parseConfig({ apis: [{ name: 'env-api', project: dir }] }, '/etc/jetbatch/jetbatch.yaml');
+    delete process.env.JB_CONFIG_TEST_SHARED;
+    delete process.env.JB_CONFIG_TEST_ONLY_DAEMON;
+    assert.equal(options.environment.JB_CONFIG_TEST_ONLY_DAEMON, 'daemon-only');
+    assert.ok(Object.isFrozen(options.environment));
+    const env = apiEnvironment(dir, options.environment);
+    assert.equal(env.JB_CONFIG_TEST_SHARED, 'from-project');
+    assert.equal(env.JB_CONFIG_TEST_ONLY_DAEMON, 'daemon-only');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

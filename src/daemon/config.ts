@@ -155,6 +155,8 @@ export interface DaemonOptions {
   readonly checkIntervalMs: number;
   readonly retentionMs: { readonly results: number; readonly deadLetters: number; readonly events: number; readonly jobs: number };
   readonly replicas: number;
+  /** The daemon's environment when the configuration was read; worker threads get it plus the project's `.env`. */
+  readonly environment: Readonly<Record<string, string>>;
 }
 
 export interface Overrides {
@@ -249,6 +251,7 @@ export function parseConfig(raw: unknown, configFile: string, overrides: Overrid
       jobs: c.retention.jobs,
     },
     replicas: c.replicas,
+    environment: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)),
   });
 }
 

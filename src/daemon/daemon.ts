@@ -80,6 +80,7 @@ export class Daemon {
         maxLineBytes: options.logMaxLineBytes,
         nats: options.nats,
         stateDir: options.stateDir,
+        environment: options.environment,
         log,
         onMetric: (api, event) => handlerMetrics.record(api, event.kind, event.name, event.value, event.labels),
       },

@@ -23,6 +23,8 @@ export interface HostDeps {
   maxLineBytes: number;
   nats: NatsOptions;
   stateDir: string;
+  /** The daemon's environment (config.ts reads it), which worker threads get under the project's `.env`. */
+  environment: Readonly<Record<string, string>>;
   log: Logger;
   /** Handler metrics sent by the threads of an API's pools. */
   onMetric(api: string, event: MetricEvent): void;
@@ -157,7 +159,7 @@ export class ApiHost {
       pretty: this.#deps.pretty,
       maxLineBytes: this.#deps.maxLineBytes,
       nats: this.#deps.nats,
-      env: apiEnvironment(projectDir, process.env),
+      env: apiEnvironment(projectDir, this.#deps.environment),
       onMetric: (event) => this.#deps.onMetric(api.name, event),
     });
     const entry: PoolEntry = { key, api: api.name, version, pool, jobs: new Set() };

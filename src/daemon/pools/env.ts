@@ -3,9 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'dotenv';
 
-export function apiEnvironment(projectDir: string, base: NodeJS.ProcessEnv): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
+export function apiEnvironment(projectDir: string, base: Readonly<Record<string, string>>): Record<string, string> {
+  const env: Record<string, string> = { ...base };
   let text: string | undefined;
   try {
     text = readFileSync(join(projectDir, '.env'), 'utf8');
