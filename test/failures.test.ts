@@ -205,6 +205,10 @@ describe('failure semantics', () => {
   test('an undecodable batch message is dead-lettered at once', async () => {
     const job = await client.submit({ api_name: 'echo', batches: [[1]], job_id: 'undecodable-1', max_attempts: 5 });
     await wait(job.job_id);
+    // The record turns terminal before the completer purges the job's queue and then publishes the completion event:
+    // wait for the event, or the purge could remove the batches injected below.
+    const jsm = await jetstreamManager(nc);
+    await waitUntil('the completion event of the job', () => jsm.streams.getMessage(Streams.events, { last_by_subj: Subjects.event('echo', job.job_id, 'completed') }).then(() => true, () => false), { timeoutMs: 10_000 });
     // Inject garbage the way a buggy publisher would, then re-open the job as running. (In the other order a
     // completion check between the two could find the queue empty and end the job as succeeded.)
     const js = jetstream(nc);
@@ -259,6 +263,10 @@ describe('failure semantics', () => {
   });
 
   test('a job timeout ends the job as timed_out and discards the rest', async () => {
+    // The timeout counts from submission, so a cold pool (threads still loading, run alone or first) could eat all of
+    // it: first a job that leaves both recorder threads with the handler loaded.
+    const warm = await client.submit({ api_name: 'recorder', items: [1, 2, 3, 4], batch_size: 1, workers: 2, config: { delay_ms: 100 } });
+    assert.equal((await wait(warm.job_id)).status, 'succeeded');
     const job = await client.submit({ api_name: 'recorder', items: Array.from({ length: 30 }, (_, i) => i), batch_size: 1, workers: 1, timeout: 3, config: { delay_ms: 200 } });
     const final = await wait(job.job_id);
     assert.equal(final.status, 'timed_out');
