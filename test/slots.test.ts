@@ -278,3 +278,92 @@ describe('Slots: release', () => {
     assert.equal(s.used, 4);
   });
 });
+
+describe('Slots: waiters are never stranded', () => {
+  test('a waiter whose signal aborts right after a release still gets its slots, and the next waiter is served (it was stranded: a hang)', async () => {
+    const s = new Slots(2); // capacity 4
+    await s.reserve(4, never);
+    const ac = new AbortController();
+    const a = track(s.reserve(2, ac.signal));
+    const b = track(s.reserve(2, never));
+    await settle();
+    // The release hands the slots over at once; an abort before the waiter resumes cannot strand the one behind it.
+    s.release(4);
+    ac.abort();
+    await settle();
+    assert.deepEqual(a, { done: true, value: 2 }, 'served by the release, before the abort: the caller gives them back');
+    assert.deepEqual(b, { done: true, value: 2 });
+    assert.equal(s.used, 4);
+  });
+
+  test('a waiter that aborts before any release leaves the queue and takes nothing', async () => {
+    const s = new Slots(2); // capacity 4
+    await s.reserve(4, never);
+    const ac = new AbortController();
+    const a = track(s.reserve(2, ac.signal));
+    const b = track(s.reserve(2, never));
+    await settle();
+    ac.abort();
+    s.release(4);
+    await settle();
+    assert.deepEqual(a, { done: true, value: 0 });
+    assert.deepEqual(b, { done: true, value: 2 });
+    assert.equal(s.used, 2);
+  });
+
+  test('the first waiter aborting while others wait behind it serves them from what is free', async () => {
+    const s = new Slots(2); // capacity 4
+    await s.reserve(3, never); // 1 free
+    const ac = new AbortController();
+    const a = track(s.reserve(4, ac.signal)); // needs 2
+    const b = track(s.reserve(1, never)); // 1 would do, behind a
+    await settle();
+    assert.equal(b.done, false);
+    ac.abort();
+    await settle();
+    assert.deepEqual(b, { done: true, value: 1 }, 'served once the waiter ahead of it is gone');
+  });
+
+  test('one release serves every waiter whose turn it is, not only the first', async () => {
+    const s = new Slots(4); // capacity 8
+    await s.reserve(8, never);
+    const a = track(s.reserve(2, never));
+    const b = track(s.reserve(2, never));
+    const c = track(s.reserve(4, never));
+    await settle();
+    s.release(5);
+    await settle();
+    assert.deepEqual([a, b], [{ done: true, value: 2 }, { done: true, value: 2 }]);
+    assert.equal(c.done, false, '1 free: c needs 4');
+    s.release(3);
+    await settle();
+    assert.deepEqual(c, { done: true, value: 4 });
+  });
+
+  test('a waiter for fewer slots than half the capacity is served as soon as that many are free', async () => {
+    const s = new Slots(4); // capacity 8
+    await s.reserve(8, never);
+    const w = track(s.reserve(1, never));
+    await settle();
+    s.release(1);
+    await settle();
+    assert.deepEqual(w, { done: true, value: 1 }, 'min(max, half the capacity) = 1');
+  });
+
+  test('capacity growing serves a waiter that some free slots did not satisfy', async () => {
+    const s = new Slots(4); // capacity 8
+    await s.reserve(6, never); // 2 free
+    const w = track(s.reserve(3, never)); // needs 3
+    await settle();
+    assert.equal(w.done, false);
+    s.observe(20); // 4 × 50 / 20 = 10 queued: capacity 14, 8 free
+    await settle();
+    assert.deepEqual(w, { done: true, value: 3 });
+  });
+
+  test('more lanes than the prefetch cap keep at least one queued batch per lane', () => {
+    const s = new Slots(600);
+    s.observe(0); // instant batches would want the most
+    assert.equal(s.capacity, 1200, 'one per lane wins over MAX_PREFETCH');
+  });
+});

@@ -79,6 +79,11 @@ export class Puller {
       const want = idleMs > 0 ? 1 : Math.min(room, this.#pullLimit());
       let n = await d.slots.reserve(want, signal);
       if (n === 0) continue;
+      if (signal.aborted) {
+        // Served just before the stop: give the slots back.
+        d.slots.release(n);
+        break;
+      }
       // Batch sizes may have become known while waiting for slots (the first pull of a job was still arriving).
       const limit = this.#pullLimit();
       if (n > limit) {
