@@ -100,16 +100,16 @@ export class ApiHost {
     }
   }
 
-  /**
-   * Applies a new API list (SIGHUP). Returns the names whose pools were closed (removed or changed APIs); the
-   * caller must have stopped their jobs' runners first, and restarts runners for changed and added APIs after.
-   */
   /** APIs that a reconfiguration to `apis` removes or changes. */
   outdatedBy(apis: readonly ApiOptions[]): string[] {
     const next = new Map(apis.map((a) => [a.name, a]));
     return [...this.#apis].filter(([name, old]) => JSON.stringify(next.get(name)) !== JSON.stringify(old)).map(([name]) => name);
   }
 
+  /**
+   * Applies a new API list (SIGHUP). Returns the names whose pools were closed (removed or changed APIs); the
+   * caller must have stopped their jobs' runners first, and restarts runners for changed and added APIs after.
+   */
   async reconfigure(apis: readonly ApiOptions[]): Promise<{ closed: string[]; added: string[] }> {
     const next = new Map(apis.map((a) => [a.name, a]));
     const closed = this.outdatedBy(apis);
