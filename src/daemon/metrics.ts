@@ -33,6 +33,8 @@ interface HotChildren {
 
 export class DaemonMetrics {
   readonly registry = new Registry();
+  /** Options of a metric with one series per API, in this registry. */
+  readonly #perApi = { labelNames: ['api_name'] as const, registers: [this.registry] };
   readonly batches = new Counter({
     name: 'jetbatch_batches_total',
     help: 'Batch attempts by outcome: succeeded, retried (failed, will be retried), dead_lettered.',
@@ -42,27 +44,23 @@ export class DaemonMetrics {
   readonly duration = new Histogram({
     name: 'jetbatch_batch_duration_seconds',
     help: 'Wall time of handleBatch attempts, in seconds.',
-    labelNames: ['api_name'] as const,
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800],
-    registers: [this.registry],
+    ...this.#perApi,
   });
   readonly inFlight = new Gauge({
     name: 'jetbatch_batches_in_flight',
     help: 'Batches pulled by this daemon and not yet settled.',
-    labelNames: ['api_name'] as const,
-    registers: [this.registry],
+    ...this.#perApi,
   });
   readonly timeouts = new Counter({
     name: 'jetbatch_batch_timeouts_total',
     help: 'Batch attempts aborted at their batch timeout.',
-    labelNames: ['api_name'] as const,
-    registers: [this.registry],
+    ...this.#perApi,
   });
   readonly redeliveries = new Counter({
     name: 'jetbatch_redeliveries_total',
     help: 'Batches received with a delivery count above 1.',
-    labelNames: ['api_name'] as const,
-    registers: [this.registry],
+    ...this.#perApi,
   });
   readonly workerDeaths = new Counter({
     name: 'jetbatch_worker_restarts_total',
@@ -73,15 +71,13 @@ export class DaemonMetrics {
   readonly activeJobs = new Gauge({
     name: 'jetbatch_jobs_active',
     help: 'Jobs this daemon is currently running.',
-    labelNames: ['api_name'] as const,
-    registers: [this.registry],
+    ...this.#perApi,
   });
   readonly handlerInit = new Histogram({
     name: 'jetbatch_handler_init_seconds',
     help: 'Time the handler constructor took (once per worker thread per job), in seconds.',
-    labelNames: ['api_name'] as const,
     buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 15, 60, 300],
-    registers: [this.registry],
+    ...this.#perApi,
   });
   readonly natsConnected = new Gauge({
     name: 'jetbatch_nats_connected',
@@ -98,8 +94,7 @@ export class DaemonMetrics {
     collectDefaultMetrics({ register: this.registry });
     // Pool gauges: one series per API, read from source.pools() at scrape time.
     const perPool = (value: (p: PoolFigures) => number) => ({
-      labelNames: ['api_name'] as const,
-      registers: [this.registry],
+      ...this.#perApi,
       collect(this: Gauge<'api_name'>) {
         for (const p of source.pools()) this.set({ api_name: p.api }, value(p));
       },
@@ -123,8 +118,7 @@ export class DaemonMetrics {
     new Gauge({
       name: 'jetbatch_queue_depth',
       help: 'Batches waiting or in flight in JetStream for the API, fleet-wide (all jobs).',
-      labelNames: ['api_name'] as const,
-      registers: [this.registry],
+      ...this.#perApi,
       collect() {
         this.reset();
         for (const [api, n] of source.queueDepth()) this.set({ api_name: api }, n);

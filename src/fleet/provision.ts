@@ -50,38 +50,25 @@ export async function provisionWithRetry(nc: NatsConnection, opts: ProvisionOpti
   }
 }
 
+type StreamSpec = Partial<StreamConfig> & { name: string; subjects: string[]; retention: RetentionPolicy };
+
+/** A stream that keeps what it holds for `retentionMs` (0: forever). */
+function limited(name: string, subject: string, retentionMs: number): StreamSpec {
+  return { name, subjects: [subject], retention: RetentionPolicy.Limits, max_age: retentionMs * NANOS_PER_MS };
+}
+
 export async function provision(nc: NatsConnection, jsm: JetStreamManager, opts: ProvisionOptions): Promise<void> {
-  const streams: Array<Partial<StreamConfig> & { name: string; subjects: string[]; retention: RetentionPolicy }> = [
+  const streams: StreamSpec[] = [
     {
       name: Streams.batches,
       subjects: [Subjects.batchWildcard],
       retention: RetentionPolicy.Workqueue,
       max_age: 0,
     },
-    {
-      name: Streams.deadLetters,
-      subjects: [Subjects.deadLetterWildcard],
-      retention: RetentionPolicy.Limits,
-      max_age: opts.retentionMs.deadLetters * NANOS_PER_MS,
-    },
-    {
-      name: Streams.results,
-      subjects: [Subjects.resultWildcard],
-      retention: RetentionPolicy.Limits,
-      max_age: opts.retentionMs.results * NANOS_PER_MS,
-    },
-    {
-      name: Streams.events,
-      subjects: [Subjects.eventWildcard],
-      retention: RetentionPolicy.Limits,
-      max_age: opts.retentionMs.events * NANOS_PER_MS,
-    },
-    {
-      name: Streams.claims,
-      subjects: [Subjects.claimWildcard],
-      retention: RetentionPolicy.Limits,
-      max_age: opts.retentionMs.jobs * NANOS_PER_MS,
-    },
+    limited(Streams.deadLetters, Subjects.deadLetterWildcard, opts.retentionMs.deadLetters),
+    limited(Streams.results, Subjects.resultWildcard, opts.retentionMs.results),
+    limited(Streams.events, Subjects.eventWildcard, opts.retentionMs.events),
+    limited(Streams.claims, Subjects.claimWildcard, opts.retentionMs.jobs),
   ];
   for (const s of streams) {
     await ensureStream(jsm, {
