@@ -1,11 +1,11 @@
 /**
- * Slots (src/daemon/batches/slots.ts): the local capacity of one API pool, shared first-come first-served by its jobs.
+ * Slots (src/daemon/pools/slots.ts): the local capacity of one API pool, shared first-come first-served by its jobs.
  * Capacity = lanes + a prefetch sized from a moving average of batch durations (about 50 ms of queued work, between one
  * batch per lane and 512). Pure logic, no server.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Slots } from '../src/daemon/batches/slots.js';
+import { Slots } from '../src/daemon/pools/slots.js';
 
 const never = new AbortController().signal;
 

@@ -87,7 +87,7 @@ export class Daemon {
       options.apis,
     );
     this.#jobs = new JobTable(ctx.jobs, log, (api) => this.#host.serves(api));
-    this.#runners = new Runners({ ctx, host: this.#host, log, leaseMs: options.leaseMs, metrics: this.metrics, stats: this.#stats, isActive: (jobId) => this.#jobs.get(jobId) !== undefined });
+    this.#runners = new Runners({ ctx, host: this.#host, log, leaseMs: options.leaseMs, metrics: this.metrics, stats: this.#stats, isActive: (jobId) => !this.#draining && this.#jobs.get(jobId) !== undefined });
     this.#completions = new CompletionScheduler({
       log,
       record: (jobId) => this.#jobs.get(jobId),

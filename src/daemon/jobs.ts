@@ -26,7 +26,7 @@ export class JobTable extends EventEmitter<JobTableEvents> {
   readonly #active = new Map<string, JobRecord>();
   /** Status of every job of our APIs seen in the registry (for jetbatch_jobs). */
   readonly #statuses = new Map<string, { api: string; status: string }>();
-  #stopped = false;
+  readonly #stop = new AbortController();
   /** The registry watch, from the moment it is asked for until it ends. */
   #watch: Promise<{ stop(): void }> | undefined;
 
@@ -65,7 +65,7 @@ export class JobTable extends EventEmitter<JobTableEvents> {
 
   /** Idempotent; waits (at most 5 s) for a watch still being set up, whose timers would keep the process alive. */
   async stop(): Promise<void> {
-    this.#stopped = true;
+    this.#stop.abort();
     const watch = this.#watch;
     if (watch === undefined) return;
     const timeout = new AbortController();
@@ -74,24 +74,24 @@ export class JobTable extends EventEmitter<JobTableEvents> {
   }
 
   async #loop(): Promise<void> {
-    while (!this.#stopped) {
+    while (!this.#stop.signal.aborted) {
       try {
         const starting = this.#kv.watch();
         this.#watch = starting;
         const watch = await starting;
-        if (this.#stopped) return;
+        if (this.#stop.signal.aborted) return;
         try {
           for await (const entry of watch) {
-            if (this.#stopped) break;
+            if (this.#stop.signal.aborted) break;
             this.#onEntry(entry);
           }
         } finally {
           if (this.#watch === starting) this.#watch = undefined;
         }
       } catch (err) {
-        if (this.#stopped) return;
+        if (this.#stop.signal.aborted) return;
         this.#log.warn({ err }, 'job registry watch failed; restarting it');
-        await sleep(1000);
+        await sleep(1000, this.#stop.signal);
       }
     }
   }

@@ -11,7 +11,7 @@ import type { FleetContext } from '../fleet/context.js';
 import { endJob } from '../fleet/lifecycle.js';
 import type { ErrorInfo, JobRecord } from '../types.js';
 import { JobRunner } from './batches/job-runner.js';
-import { fleetSink } from './batches/sink.js';
+import type { BatchSink } from './batches/sink.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { ApiHost } from './pools/api-host.js';
 import type { ApiPool } from './pools/pool.js';
@@ -24,7 +24,7 @@ export interface RunnersDeps {
   leaseMs: number;
   metrics: DaemonMetrics;
   stats: TimingStats;
-  /** Whether the job is still an active job of ours (its pool may take a while to get ready). */
+  /** Whether the job is (still) to run here: an active job of ours and the daemon not shutting down. */
   isActive(jobId: string): boolean;
 }
 
@@ -89,7 +89,7 @@ export class Runners extends EventEmitter<{ idle: [jobId: string] }> {
 
   async #start(record: JobRecord): Promise<void> {
     const { job_id: jobId, api_name: api } = record;
-    if (this.#starting.has(jobId) || this.#runners.has(jobId) || this.#closed) return;
+    if (this.#starting.has(jobId) || this.#runners.has(jobId) || this.#closed || !this.#deps.isActive(jobId)) return;
     this.#starting.add(jobId);
     let pool: ApiPool;
     try {
@@ -127,6 +127,19 @@ export class Runners extends EventEmitter<{ idle: [jobId: string] }> {
     log.error({ job_id: jobId, api_name: api, error }, 'handler failed to load or construct; failing the job');
     void endJob(this.#deps.ctx, jobId, 'worker_error', error).catch((err: unknown) => log.error({ err, job_id: jobId }, 'failing the job failed'));
   }
+}
+
+/** The runner's measurements, bound to its API and job: Prometheus (metrics.ts) and the fleet-wide timing stats. */
+export function fleetSink(metrics: DaemonMetrics, stats: TimingStats, api: string, jobId: string): BatchSink {
+  return {
+    dispatched: (n, redelivered) => metrics.inFlightBy(api, n, redelivered),
+    finished: (n) => metrics.inFlightBy(api, -n),
+    acked: (outcomes) => {
+      metrics.acked(api, outcomes);
+      for (const o of outcomes) stats.record(jobId, o.durationMs);
+    },
+    settled: (outcome, how) => metrics.settled(api, outcome, how),
+  };
 }
 
 /** An unexpected error starting a job's runner: the job cannot run here. */

@@ -1,7 +1,7 @@
 /** A three-node NATS cluster with JetStream on loopback ports, for chaos tests: nodes can be killed and restarted. */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { NatsServer, freePort } from './nats-server.js';
+import { NatsServer, freePorts } from './nats-server.js';
 import { waitUntil } from './wait.js';
 
 export class NatsCluster {
@@ -12,8 +12,9 @@ export class NatsCluster {
   }
 
   static async start(size = 3): Promise<NatsCluster> {
-    const clientPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
-    const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+    const ports = await freePorts(2 * size);
+    const clientPorts = ports.slice(0, size);
+    const routePorts = ports.slice(size);
     const nodes = await Promise.all(
       clientPorts.map((port, i) =>
         NatsServer.start({

@@ -1,7 +1,7 @@
 /** Starts a private nats-server with JetStream on a free loopback port and a temp store dir; kill/restart at will. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { createServer, connect as tcpConnect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitUntil } from './wait.js';
@@ -15,15 +15,30 @@ export function natsServerBinary(): string {
 }
 
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
+  return (await freePorts(1))[0]!;
+}
+
+/**
+ * `n` distinct free loopback ports. They are held open together until all are known: asked for one at a time, a
+ * port just released can be handed out again (a cluster node once got the same port as client and route port, could
+ * not start, and the "3-node" cluster ran on two).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () =>
+      new Promise<Server>((resolve, reject) => {
+        const s = createServer();
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => resolve(s));
+      }),
+    ),
+  );
+  const ports = servers.map((s) => {
+    const a = s.address();
+    return typeof a === 'object' && a !== null ? a.port : 0;
   });
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  return ports;
 }
 
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {
@@ -74,7 +89,20 @@ export class NatsServer {
       conf,
       `listen: 127.0.0.1:${this.port}\njetstream { store_dir: "${this.storeDir}" }\n${this.#config ?? ''}\n`,
     );
-    this.#proc = spawn(natsServerBinary(), ['-c', conf], { stdio: 'ignore' });
+    const proc = spawn(natsServerBinary(), ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.#proc = proc;
+    // Its own word that it is up, not just something listening on the port (which may have been taken meanwhile).
+    let log = '';
+    proc.stderr?.on('data', (d: Buffer) => {
+      if (log.length < 64_000) log += d.toString();
+    });
+    await waitUntil(`nats-server on port ${this.port} to be ready`, () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        this.#proc = undefined;
+        throw new Error(`nats-server on port ${this.port} exited at start (${proc.exitCode ?? proc.signalCode}):\n${log.trim()}`);
+      }
+      return log.includes('Server is ready');
+    }, { timeoutMs: 10_000, detail: () => log.trim().slice(-1000) });
     await waitForPort(this.port, 10_000);
   }
 
@@ -83,7 +111,8 @@ export class NatsServer {
     const p = this.#proc;
     if (p === undefined) return;
     this.#proc = undefined;
-    if (p.exitCode !== null) return;
+    // Already gone (by an exit code or a signal): its 'exit' has fired and will not fire again.
+    if (p.exitCode !== null || p.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       p.once('exit', () => resolve());
       p.kill(signal);

@@ -13,6 +13,7 @@
 import { ErrorCodes } from '../../errors.js';
 import type { BackoffOptions } from '../../types.js';
 import type { Outcome, SerializedError } from '../../worker/thread-protocol.js';
+import type { AbortReason } from '../pools/pool.js';
 import { backoffDelay } from './backoff.js';
 
 export type FailedOutcome = Extract<Outcome, { ok: false }>;
@@ -23,9 +24,6 @@ export type Verdict =
   | { action: 'dead-letter'; outcome: FailedOutcome }
   | { action: 'release'; redeliver: boolean }
   | { action: 'fatal'; outcome: FailedOutcome };
-
-/** Why the main thread aborted the batch's task, if it did: a timeout is the batch's failure, the rest are not. */
-export type Interruption = 'timeout' | 'stopped' | 'shutdown' | null;
 
 export interface Limits {
   maxAttempts: number;
@@ -38,7 +36,8 @@ export interface Ending {
   outcome: Outcome;
   /** Delivery count of this attempt (1 for the first). */
   attempt: number;
-  interrupted: Interruption;
+  /** Why the main thread aborted the batch's task, if it did: a timeout is the batch's failure, the rest are not. */
+  interrupted: AbortReason | null;
   /** The batch shared a task with others and the thread died or was terminated under them. */
   sharedDeath: boolean;
 }

@@ -19,11 +19,10 @@ import type { Outcome } from '../../worker/thread-protocol.js';
 import { jobSpecOf } from '../job-spec.js';
 import type { ApiPool } from '../pools/pool.js';
 import { identify } from './batch-headers.js';
-import type { Ending } from './decision.js';
 import { groupSize, SINGLES_AFTER_CRASH } from './grouping.js';
 import { Puller } from './puller.js';
-import { handBack, Settler, type Delivered } from './settle.js';
-import { batchesTask } from './task.js';
+import { handBack, Settler, type Delivered, type Ended } from './settle.js';
+import { batchesTask, type Identified } from './task.js';
 import { TaskRun } from './task-run.js';
 import type { BatchSink } from './sink.js';
 
@@ -50,7 +49,6 @@ interface InFlight extends Delivered {
   /** Set when the batch is handed to a task. */
   run: TaskRun | undefined;
 }
-
 
 export class JobRunner extends EventEmitter<RunnerEvents> {
   readonly jobId: string;
@@ -99,11 +97,6 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
   /** The job's newer record: batches may start while the publisher is still enqueuing; it runs once `pending`. */
   observe(record: JobRecord): void {
     if (record.status === 'pending' && this.#started) this.#markRunning();
-  }
-
-  /** Whether this daemon has dispatched a batch of the job. */
-  get started(): boolean {
-    return this.#started;
   }
 
   get inFlight(): number {
@@ -222,7 +215,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
   }
 
   /**
-   * Splits the burst over the pool's threads: a burst no larger than the thread count goes out one batch per task;
+   * Splits the burst over the pool's lanes (threads × concurrency): a burst no larger than the lanes goes out one batch per task;
    * a backlog goes out in groups, so one task (and one main-thread dispatch) serves several batches.
    */
   #flush(): void {
@@ -248,30 +241,33 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       if (this.#singles > 0) this.#singles--;
       const run = new TaskRun(group.length, this.spec.batch_timeout, this.#pool.api.initTimeoutMs);
       for (const f of group) f.run = run;
-      void this.#process(group, run).finally(() => {
-        run.finish();
-        for (const f of group) this.#inflight.delete(f.key);
-        this.#pool.slots.release(group.length);
-        this.#deps.sink.finished(group.length);
-        if (this.#inflight.size === 0 && !this.#stop.signal.aborted) this.emit('idle');
-        this.#wakeDrained();
-      });
+      void this.#process(group, run)
+        // Not expected (settlement catches its own failures): the batches stay queued and are redelivered after the lease.
+        .catch((err: unknown) => this.#log.error({ err, job_id: this.jobId }, 'running a task failed'))
+        .finally(() => {
+          run.finish();
+          for (const f of group) this.#inflight.delete(f.key);
+          this.#pool.slots.release(group.length);
+          this.#deps.sink.finished(group.length);
+          if (this.#inflight.size === 0 && !this.#stop.signal.aborted) this.emit('idle');
+          this.#wakeDrained();
+        });
     }
   }
 
   /** Runs a group as one task and settles every batch of it. */
   async #process(group: InFlight[], run: TaskRun): Promise<void> {
-    const endings = new Array<Ending | undefined>(group.length);
-    const runnable: InFlight[] = [];
+    const endings = new Array<Ended | undefined>(group.length);
+    const runnable: Array<InFlight & Identified> = [];
     const at: number[] = [];
     group.forEach((f, i) => {
-      if (f.id !== null) {
+      if (isIdentified(f)) {
         runnable.push(f);
         at.push(i);
         return;
       }
       const outcome: Outcome = { ok: false, durationMs: 0, stage: 'decode', error: { name: 'TypeError', code: ErrorCodes.UNDECODABLE, message: 'batch message lacks the Jetbatch-Batch-Id header', permanent: true } };
-      endings[i] = { outcome, attempt: f.attempt, interrupted: null, sharedDeath: false };
+      endings[i] = { outcome, attempt: f.attempt, sharedDeath: false };
     });
     if (runnable.length > 0) {
       const task = batchesTask(this.jobId, this.#jobBytes, runnable, this.spec.batch_timeout * 1000);
@@ -284,13 +280,13 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
         this.#log.warn({ job_id: this.jobId, batches: runnable.length, error: result.ok ? undefined : result.error }, 'a grouped task died; its batches are handed back and run singly');
       }
       runnable.forEach((f, k) => {
-        endings[at[k]!] = { outcome: Array.isArray(result) ? result[k]! : result, attempt: f.attempt, interrupted: null, sharedDeath };
+        endings[at[k]!] = { outcome: Array.isArray(result) ? result[k]! : result, attempt: f.attempt, sharedDeath };
       });
     }
-    // Whether the task was stopped is read once it has ended: a stop or shutdown that came while it ran releases even
-    // batches that finished.
-    const stop = run.signal.aborted ? run.reason : null;
-    for (const e of endings) if (e !== undefined) e.interrupted = stop;
-    await this.#settler.settle(group, endings);
+    await this.#settler.settle(group, endings, () => (run.signal.aborted ? run.reason : null));
   }
+}
+
+function isIdentified(f: InFlight): f is InFlight & Identified {
+  return f.id !== null;
 }

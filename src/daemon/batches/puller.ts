@@ -8,7 +8,7 @@ import type { FleetContext } from '../../fleet/context.js';
 import type { JobRecord } from '../../types.js';
 import { bindJobConsumer } from './consumer.js';
 import { handBack } from './settle.js';
-import type { Slots } from './slots.js';
+import type { Slots } from '../pools/slots.js';
 import { sleep } from '../../util/sleep.js';
 
 export interface PullerDeps {

@@ -6,13 +6,13 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { toErrorInfo } from '../../errors.js';
-import { ErrorCodes } from '../../errors.js';
+import { ErrorCodes, toErrorInfo } from '../../errors.js';
 import type { FleetContext } from '../../fleet/context.js';
 import { noteOutOfMemory } from '../../fleet/lifecycle.js';
 import { Subjects, encodeValue, maxBodyBytes } from '../../fleet/protocol.js';
 import type { DeadLetter, ErrorInfo } from '../../types.js';
 import type { Outcome } from '../../worker/thread-protocol.js';
+import type { AbortReason } from '../pools/pool.js';
 import type { BatchIdentity } from './batch-headers.js';
 import { decide, type Ending, type Limits, type Verdict } from './decision.js';
 import type { BatchSink } from './sink.js';
@@ -35,6 +35,9 @@ export interface SettlerDeps {
   onFatal(error: ErrorInfo): void;
 }
 
+/** How a batch's attempt ended, before anyone asked whether its task was stopped (see Settler.settle). */
+export type Ended = Omit<Ending, 'interrupted'>;
+
 /** Hands a batch back uncharged, for redelivery at once (it was received after a stop, or beyond what was asked). */
 export function handBack(msg: JsMsg): void {
   msg.nak();
@@ -50,24 +53,27 @@ export class Settler {
   /**
    * Settles the batches of one task (`endings[i]` is how batch i ended). Plain successes are acked in one synchronous
    * pass, so their acks leave in one socket write; the rest (a result to store, a failure) are settled one by one.
+   * Whether the task was stopped is read (`interrupted`) right before each decision: a stop or shutdown that comes
+   * while earlier batches are being settled releases the later ones, even those that finished.
    */
-  async settle(batches: readonly Delivered[], endings: ReadonlyArray<Ending | undefined>): Promise<void> {
+  async settle(batches: readonly Delivered[], endings: ReadonlyArray<Ended | undefined>, interrupted: () => AbortReason | null): Promise<void> {
     const limits: Limits = { ...this.#deps.limits, maxResultBytes: maxBodyBytes(this.#deps.ctx.nc) };
     const acked: Outcome[] = [];
-    const rest: Array<{ batch: Delivered; ending: Ending; verdict: Verdict }> = [];
+    const rest: Array<{ batch: Delivered; ending: Ended }> = [];
+    const stop = interrupted();
     for (let i = 0; i < batches.length; i++) {
       const ending = endings[i];
       if (ending === undefined) continue;
-      const verdict = decide(ending, limits);
+      const verdict = decide({ ...ending, interrupted: stop }, limits);
       if (verdict.action === 'ack' && !verdict.store) {
         batches[i]!.msg.ack();
         acked.push(ending.outcome);
-      } else rest.push({ batch: batches[i]!, ending, verdict });
+      } else rest.push({ batch: batches[i]!, ending });
     }
     if (acked.length > 0) this.#deps.sink.acked(acked);
-    for (const { batch, ending, verdict } of rest) {
+    for (const { batch, ending } of rest) {
       try {
-        await this.#apply(batch, ending.outcome, verdict);
+        await this.#apply(batch, ending.outcome, decide({ ...ending, interrupted: interrupted() }, limits));
       } catch (err) {
         // Unsettled: the batch stays in the queue and is redelivered after the lease; nothing is lost.
         this.#deps.log.warn({ err, job_id: this.#deps.jobId, batch_id: batch.id?.batchId }, 'settling a batch failed; it will be redelivered');

@@ -1,10 +1,8 @@
 /**
  * Where a job runner's measurements go: one narrow interface, bound to one job, so the runner knows nothing of
- * Prometheus or of the fleet-wide timing stats. `fleetSink` is the daemon's (metrics.ts + stats.ts).
+ * Prometheus or of the fleet-wide timing stats (the daemon's sink is in runners.ts).
  */
 import type { Outcome } from '../../worker/thread-protocol.js';
-import type { DaemonMetrics } from '../metrics.js';
-import type { TimingStats } from '../stats.js';
 
 export interface BatchSink {
   /** `n` batches were received, `redelivered` of them with a delivery count above 1; each later counts in `finished`. */
@@ -14,16 +12,4 @@ export interface BatchSink {
   acked(outcomes: readonly Outcome[]): void;
   /** Any other settlement: retried, dead-lettered, or released (handed back without being charged). */
   settled(outcome: Outcome, how: 'retried' | 'dead-lettered' | 'released'): void;
-}
-
-export function fleetSink(metrics: DaemonMetrics, stats: TimingStats, api: string, jobId: string): BatchSink {
-  return {
-    dispatched: (n, redelivered) => metrics.inFlightBy(api, n, redelivered),
-    finished: (n) => metrics.inFlightBy(api, -n),
-    acked: (outcomes) => {
-      metrics.acked(api, outcomes);
-      for (const o of outcomes) stats.record(jobId, o.durationMs);
-    },
-    settled: (outcome, how) => metrics.settled(api, outcome, how),
-  };
 }

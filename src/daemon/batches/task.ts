@@ -3,9 +3,13 @@
  * (DESIGN.md §6: copied out of the connection's read buffer, so the thread never sees reused memory).
  */
 import type { BatchesTask } from '../../worker/thread-protocol.js';
+import type { BatchIdentity } from './batch-headers.js';
 import type { Delivered } from './settle.js';
 
-export function batchesTask(jobId: string, job: Uint8Array, batches: readonly Delivered[], timeoutMs: number): BatchesTask {
+/** A delivered batch whose id header was read. */
+export type Identified = Delivered & { id: BatchIdentity };
+
+export function batchesTask(jobId: string, job: Uint8Array, batches: readonly Identified[], timeoutMs: number): BatchesTask {
   let total = 0;
   for (const b of batches) total += b.msg.data.byteLength;
   // Not zero-filled first (every byte is written below); allocUnsafeSlow owns its ArrayBuffer, unpooled.
@@ -22,7 +26,7 @@ export function batchesTask(jobId: string, job: Uint8Array, batches: readonly De
     kind: 'batches',
     jobId,
     job,
-    batchIds: batches.map((b) => b.id!.batchId),
+    batchIds: batches.map((b) => b.id.batchId),
     attempts: batches.map((b) => b.attempt),
     data,
     ends,

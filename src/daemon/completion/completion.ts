@@ -19,13 +19,12 @@ import { discardQueue, endJob, publishEvent } from '../../fleet/lifecycle.js';
 import { liveCounts, metricsOf, queuedBatches } from '../../fleet/progress.js';
 import { getJob, transitionJob, type Transition } from '../../fleet/registry.js';
 import type { ErrorInfo, JobRecord, JobSummary } from '../../types.js';
-import { ErrorCodes } from '../../errors.js';
+import { ErrorCodes, toErrorInfo } from '../../errors.js';
 import { ClaimAbandoned, ClaimKeeper, ClaimLost, claimFor } from './claim.js';
 import { contend, firstClaimant } from './claim-log.js';
 import type { Peers } from './peers.js';
 import type { ApiPool } from '../pools/pool.js';
 import { jobSpecOf } from '../job-spec.js';
-import { toErrorInfo } from '../../errors.js';
 
 export interface CompletionDeps {
   ctx: FleetContext;

@@ -62,7 +62,7 @@ export class CompletionScheduler {
 
   async #check(jobId: string): Promise<void> {
     const record = this.#deps.record(jobId);
-    if (record === undefined || this.#checking.has(jobId) || this.#closed) return;
+    if (record === undefined || this.#checking.has(jobId) || this.#closed || this.#deps.completion.closing()) return;
     const check = checkJob(this.#deps.completion, record)
       .catch((err: unknown) => this.#deps.log.warn({ err, job_id: jobId }, 'job check failed'))
       .finally(() => this.#checking.delete(jobId));

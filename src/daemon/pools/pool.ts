@@ -9,7 +9,7 @@ import type { NatsOptions } from '../../fleet/connect.js';
 import { ErrorCodes, toErrorInfo } from '../../errors.js';
 import { channelNames, type BatchesTask, type CompleteTask, type ControlMessage, type Outcome, type Task, type WorkerData, type WorkerEvent } from '../../worker/thread-protocol.js';
 import type { ApiOptions } from '../config.js';
-import { Slots } from '../batches/slots.js';
+import { Slots } from './slots.js';
 
 /** Why the main thread aborted a running task. */
 export type AbortReason = 'timeout' | 'stopped' | 'shutdown';
