@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { JetbatchClient } from '../client/client.js';
 import type { NatsOptions } from '../fleet/connect.js';
-import { JetbatchError } from '../errors.js';
+import { ErrorCodes, JetbatchError } from '../errors.js';
 
 export interface ConnectionFlags {
   server?: string;
@@ -63,11 +63,12 @@ export const ExitCodes = { ok: 0, jobFailed: 1, badInput: 2, unreachable: 3, int
 
 export function exitCodeFor(err: unknown): number {
   if (err instanceof JetbatchError) {
-    if (['JB_INVALID_SUBMISSION', 'JB_UNKNOWN_API', 'JB_JOB_NOT_FOUND', 'JB_JOB_CONFLICT', 'JB_PAYLOAD_TOO_LARGE', 'JB_INVALID_CONFIG'].includes(err.code)) {
+    const usage: readonly string[] = [ErrorCodes.INVALID_SUBMISSION, ErrorCodes.UNKNOWN_API, ErrorCodes.JOB_NOT_FOUND, ErrorCodes.JOB_CONFLICT, ErrorCodes.PAYLOAD_TOO_LARGE, ErrorCodes.INVALID_CONFIG];
+    if (usage.includes(err.code)) {
       return ExitCodes.badInput;
     }
-    if (err.code === 'JB_CONNECTION_FAILED' || err.code === 'JB_TIMEOUT') return ExitCodes.unreachable;
-    if (err.code === 'JB_JOB_ENDED') return ExitCodes.jobFailed;
+    if (err.code === ErrorCodes.CONNECTION_FAILED || err.code === ErrorCodes.TIMEOUT) return ExitCodes.unreachable;
+    if (err.code === ErrorCodes.JOB_ENDED) return ExitCodes.jobFailed;
   }
   return ExitCodes.internal;
 }
@@ -75,7 +76,7 @@ export function exitCodeFor(err: unknown): number {
 export function intArg(name: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!Number.isInteger(n)) throw new JetbatchError('JB_INVALID_SUBMISSION', `${name} must be an integer, got "${value}"`);
+    if (!Number.isInteger(n)) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${name} must be an integer, got "${value}"`);
     return n;
   };
 }
@@ -83,7 +84,7 @@ export function intArg(name: string): (value: string) => number {
 export function numberArg(name: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!Number.isFinite(n)) throw new JetbatchError('JB_INVALID_SUBMISSION', `${name} must be a number, got "${value}"`);
+    if (!Number.isFinite(n)) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${name} must be a number, got "${value}"`);
     return n;
   };
 }
