@@ -1,21 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ErrorCodes, JetbatchError } from '../src/errors.js';
+import { ErrorCodes } from '../src/errors.js';
 import { JOB_ID_PATTERN } from '../src/fleet/protocol.js';
 import { checkJobId, prepareSubmission } from '../src/fleet/submission.js';
+import { assertRejects } from './helpers/errors.js';
 
 /** The message of the JetbatchError `fn` throws, after checking it is JB_INVALID_SUBMISSION. */
-function invalidMessage(fn: () => unknown): string {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof JetbatchError, `expected a JetbatchError, got ${String(caught)}`);
-  assert.equal(caught.code, ErrorCodes.INVALID_SUBMISSION, caught.message);
-  return caught.message;
-}
+const invalidMessage = (fn: () => unknown): string => assertRejects(fn, ErrorCodes.INVALID_SUBMISSION).message;
 
 describe('checkJobId: the one job-id check (client methods, status/stop requests, a submission’s job_id)', () => {
   test('returns a valid id as given', () => {

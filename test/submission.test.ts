@@ -1,28 +1,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ErrorCodes, JetbatchError, type ErrorCode } from '../src/errors.js';
+import { ErrorCodes, JetbatchError } from '../src/errors.js';
 import { decodeValue, encodeValue } from '../src/fleet/protocol.js';
 import { newJobId, prepareSubmission, type PrepareLimits } from '../src/fleet/submission.js';
+import { assertRejects } from './helpers/errors.js';
 import { waitUntil } from './helpers/wait.js';
 
 const LIMITS: PrepareLimits = { maxBatchBytes: 1_000_000, maxBatches: 10_000 };
 
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
-}
-
-/** Asserts `fn` throws a JetbatchError with `code` whose message matches every pattern. */
-function assertRejects(fn: () => unknown, code: ErrorCode, ...patterns: RegExp[]): JetbatchError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof JetbatchError, `expected a JetbatchError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  for (const p of patterns) assert.match(caught.message, p);
-  return caught;
 }
 
 function invalid(input: unknown, ...patterns: RegExp[]): JetbatchError {
