@@ -209,7 +209,7 @@ export class Daemon {
     if (this.#draining) return { closed: [], added: [] };
     await this.#runners.release(this.options.shutdownGraceMs, new Set(this.#host.outdatedBy(next.apis)));
     const result = await this.#host.reconfigure(next.apis);
-    for (const record of this.#jobs.reapply()) this.#runners.ensure(record);
+    for (const record of this.#jobs.ours()) this.#runners.ensure(record);
     await this.#presence.register(this.#apiNames()).catch(() => undefined);
     for (const api of this.#host.apis()) this.metrics.initApi(api.name);
     this.log.info({ closed: result.closed, added: result.added }, 'configuration reloaded');

@@ -1,7 +1,8 @@
 /**
  * The job table: follows the job registry (a KV watch, restarted if it fails) and keeps the latest record of every
- * active job, of every API (so a reload that adds an API finds its jobs) and of ours. It emits what the rest of the
- * daemon acts on: a job of ours is `active` (new or changed), `ended` (terminal), or `deleted`.
+ * active job of every API (so a reload that adds an API finds its jobs); "ours" are those of the APIs served now. It
+ * emits what the rest of the daemon acts on: a job of ours is `active` (new or changed), `ended` (terminal), or
+ * `deleted` (any job).
  */
 import { EventEmitter } from 'node:events';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
@@ -20,9 +21,7 @@ export class JobTable extends EventEmitter<JobTableEvents> {
   readonly #kv: KV;
   readonly #log: Logger;
   readonly #serves: (api: string) => boolean;
-  /** Every active job of any API. */
-  readonly #allActive = new Map<string, JobRecord>();
-  /** Latest record of every active job of our APIs. */
+  /** Latest record of every active job of any API (so a reload that adds an API finds its jobs). */
   readonly #active = new Map<string, JobRecord>();
   /** Status of every job of our APIs seen in the registry (for jetbatch_jobs). */
   readonly #statuses = new Map<string, { api: string; status: string }>();
@@ -39,11 +38,17 @@ export class JobTable extends EventEmitter<JobTableEvents> {
 
   /** The latest record of an active job of ours. */
   get(jobId: string): JobRecord | undefined {
-    return this.#active.get(jobId);
+    const record = this.#active.get(jobId);
+    return record !== undefined && this.#serves(record.api_name) ? record : undefined;
+  }
+
+  /** The active jobs of the APIs served now. */
+  ours(): JobRecord[] {
+    return [...this.#active.values()].filter((r) => this.#serves(r.api_name));
   }
 
   activeIds(): string[] {
-    return [...this.#active.keys()];
+    return this.ours().map((r) => r.job_id);
   }
 
   statuses(): Array<{ api: string; status: string }> {
@@ -53,14 +58,6 @@ export class JobTable extends EventEmitter<JobTableEvents> {
   /** Starts following the registry; every entry already there is replayed first. */
   follow(): void {
     void this.#loop();
-  }
-
-  /** The served APIs changed: returns the active jobs of the APIs now served (each one is `active` again). */
-  reapply(): JobRecord[] {
-    for (const [jobId, record] of [...this.#active]) if (!this.#serves(record.api_name)) this.#active.delete(jobId);
-    const ours = [...this.#allActive.values()].filter((r) => this.#serves(r.api_name));
-    for (const record of ours) this.#active.set(record.job_id, record);
-    return ours;
   }
 
   /** Idempotent; waits (at most 5 s) for a watch still being set up, whose timers would keep the process alive. */
@@ -99,7 +96,6 @@ export class JobTable extends EventEmitter<JobTableEvents> {
   #onEntry(entry: KvWatchEntry): void {
     if (entry.operation !== 'PUT' || entry.value.length === 0) {
       this.#statuses.delete(entry.key);
-      this.#allActive.delete(entry.key);
       this.#active.delete(entry.key);
       this.emit('deleted', entry.key);
       return;
@@ -112,16 +108,10 @@ export class JobTable extends EventEmitter<JobTableEvents> {
       return;
     }
     const ended = isTerminal(record.status);
-    if (ended) this.#allActive.delete(record.job_id);
-    else this.#allActive.set(record.job_id, record);
+    if (ended) this.#active.delete(record.job_id);
+    else this.#active.set(record.job_id, record);
     if (!this.#serves(record.api_name)) return;
     this.#statuses.set(record.job_id, { api: record.api_name, status: record.status });
-    if (ended) {
-      this.#active.delete(record.job_id);
-      this.emit('ended', record);
-    } else {
-      this.#active.set(record.job_id, record);
-      this.emit('active', record);
-    }
+    this.emit(ended ? 'ended' : 'active', record);
   }
 }
