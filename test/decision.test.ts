@@ -1,7 +1,8 @@
 /** The settle decision (src/daemon/batches/decision.ts): every branch, pure, no server. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decide, type Ending, type Limits } from '../src/daemon/batches/decision.js';
+import { decide as decideBatch, type Ending, type Limits, type Verdict } from '../src/daemon/batches/decision.js';
+import type { AbortReason } from '../src/daemon/pools/pool.js';
 import { backoffDelay } from '../src/daemon/batches/backoff.js';
 import type { Outcome, SerializedError } from '../src/worker/thread-protocol.js';
 
@@ -14,7 +15,10 @@ const failed = (error: Partial<SerializedError> = {}, stage: 'batch' | 'init' | 
   stage,
   error: { name: 'Error', message: 'boom', code: 'JB_HANDLER_FAILED', permanent: false, ...error },
 });
-const ending = (outcome: Outcome, over: Partial<Ending> = {}): Ending => ({ outcome, attempt: 1, interrupted: null, sharedDeath: false, ...over });
+/** An ending, with why its task was interrupted (the decision's second argument). */
+type Case = Ending & { interrupted: AbortReason | null };
+const ending = (outcome: Outcome, over: Partial<Case> = {}): Case => ({ outcome, attempt: 1, interrupted: null, sharedDeath: false, ...over });
+const decide = (c: Case, l: Limits): Verdict => decideBatch(c, c.interrupted, l);
 
 test('a success without a result is acked without storing anything', () => {
   assert.deepEqual(decide(ending(ok()), limits), { action: 'ack', store: false });

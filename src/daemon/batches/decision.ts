@@ -36,15 +36,17 @@ export interface Ending {
   outcome: Outcome;
   /** Delivery count of this attempt (1 for the first). */
   attempt: number;
-  /** Why the main thread aborted the batch's task, if it did: a timeout is the batch's failure, the rest are not. */
-  interrupted: AbortReason | null;
   /** The batch shared a task with others and the thread died or was terminated under them. */
   sharedDeath: boolean;
 }
 
-export function decide(end: Ending, limits: Limits): Verdict {
+/**
+ * `interrupted` is why the main thread aborted the batch's task, if it did: a timeout is the batch's failure, a stop or
+ * a shutdown is not.
+ */
+export function decide(end: Ending, interrupted: AbortReason | null, limits: Limits): Verdict {
   if (end.sharedDeath) return { action: 'release', redeliver: true };
-  if (end.interrupted === 'stopped' || end.interrupted === 'shutdown') return { action: 'release', redeliver: end.interrupted === 'shutdown' };
+  if (interrupted === 'stopped' || interrupted === 'shutdown') return { action: 'release', redeliver: interrupted === 'shutdown' };
   let outcome = end.outcome;
   if (outcome.ok) {
     if (outcome.result === null) return { action: 'ack', store: false };

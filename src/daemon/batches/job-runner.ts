@@ -21,7 +21,8 @@ import type { ApiPool } from '../pools/pool.js';
 import { identify } from './batch-headers.js';
 import { groupSize, SINGLES_AFTER_CRASH } from './grouping.js';
 import { Puller } from './puller.js';
-import { handBack, Settler, type Delivered, type Ended } from './settle.js';
+import type { Ending } from './decision.js';
+import { handBack, Settler, type Delivered } from './settle.js';
 import { batchesTask, type Identified } from './task.js';
 import { TaskRun } from './task-run.js';
 import type { BatchSink } from './sink.js';
@@ -257,7 +258,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
 
   /** Runs a group as one task and settles every batch of it. */
   async #process(group: InFlight[], run: TaskRun): Promise<void> {
-    const endings = new Array<Ended | undefined>(group.length);
+    const endings = new Array<Ending | undefined>(group.length);
     const runnable: Array<InFlight & Identified> = [];
     const at: number[] = [];
     group.forEach((f, i) => {

@@ -35,9 +35,6 @@ export interface SettlerDeps {
   onFatal(error: ErrorInfo): void;
 }
 
-/** How a batch's attempt ended, before anyone asked whether its task was stopped (see Settler.settle). */
-export type Ended = Omit<Ending, 'interrupted'>;
-
 /** Hands a batch back uncharged, for redelivery at once (it was received after a stop, or beyond what was asked). */
 export function handBack(msg: JsMsg): void {
   msg.nak();
@@ -56,15 +53,15 @@ export class Settler {
    * Whether the task was stopped is read (`interrupted`) right before each decision: a stop or shutdown that comes
    * while earlier batches are being settled releases the later ones, even those that finished.
    */
-  async settle(batches: readonly Delivered[], endings: ReadonlyArray<Ended | undefined>, interrupted: () => AbortReason | null): Promise<void> {
+  async settle(batches: readonly Delivered[], endings: ReadonlyArray<Ending | undefined>, interrupted: () => AbortReason | null): Promise<void> {
     const limits: Limits = { ...this.#deps.limits, maxResultBytes: maxBodyBytes(this.#deps.ctx.nc) };
     const acked: Outcome[] = [];
-    const rest: Array<{ batch: Delivered; ending: Ended }> = [];
+    const rest: Array<{ batch: Delivered; ending: Ending }> = [];
     const stop = interrupted();
     for (let i = 0; i < batches.length; i++) {
       const ending = endings[i];
       if (ending === undefined) continue;
-      const verdict = decide({ ...ending, interrupted: stop }, limits);
+      const verdict = decide(ending, stop, limits);
       if (verdict.action === 'ack' && !verdict.store) {
         batches[i]!.msg.ack();
         acked.push(ending.outcome);
@@ -73,7 +70,7 @@ export class Settler {
     if (acked.length > 0) this.#deps.sink.acked(acked);
     for (const { batch, ending } of rest) {
       try {
-        await this.#apply(batch, ending.outcome, decide({ ...ending, interrupted: interrupted() }, limits));
+        await this.#apply(batch, ending.outcome, decide(ending, interrupted(), limits));
       } catch (err) {
         // Unsettled: the batch stays in the queue and is redelivered after the lease; nothing is lost.
         this.#deps.log.warn({ err, job_id: this.#deps.jobId, batch_id: batch.id?.batchId }, 'settling a batch failed; it will be redelivered');
