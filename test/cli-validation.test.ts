@@ -40,6 +40,8 @@ describe('jetbatch submit: bad input is exit 2 before connecting', () => {
   const cases: Array<[string, string[], RegExp]> = [
     ['neither --items nor --batches', ['echo'], /give exactly one of items \(with batch_size\) or batches/],
     ['both --items and --batches', ['echo', '--items', items, '--batches', batches], /give exactly one of items/],
+    // With --batch-size too, it must not also claim that batch_size is missing.
+    ['both --items and --batches, with --batch-size', ['echo', '--items', items, '--batches', batches, '--batch-size', '2'], /^(?![\s\S]*is required with items)[\s\S]*give exactly one of items/],
     ['--items without --batch-size', ['echo', '--items', items], /batch_size: is required with items/],
     ['--batch-size 0', ['echo', '--items', items, '--batch-size', '0'], /batch_size: /],
     ['--batch-size 1.5', ['echo', '--items', items, '--batch-size', '1.5'], /batch_size: .*int/],

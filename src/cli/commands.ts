@@ -70,8 +70,8 @@ export function registerClientCommands(program: Command, setExit: (code: number)
     const input: Record<string, unknown> = { api_name: api };
     if (flags.items !== undefined) input.items = await readValues(flags.items);
     if (flags.batches !== undefined) input.batches = await readValues(flags.batches);
-    // --batch-size is for --items; beside --batches it has always been ignored.
-    if (flags.batchSize !== undefined && flags.batches === undefined) input.batch_size = flags.batchSize;
+    // --batch-size goes with --items; beside --batches alone it has always been ignored.
+    if (flags.batchSize !== undefined && flags.items !== undefined) input.batch_size = flags.batchSize;
     if (flags.workers !== undefined) input.workers = flags.workers;
     if (flags.config !== undefined) input.config = parseJsonFlag('--config', flags.config);
     if (flags.timeout !== undefined) input.timeout = flags.timeout;
