@@ -13,7 +13,10 @@ export const ErrorCodes = {
   JOB_NOT_FOUND: 'JB_JOB_NOT_FOUND',
   /** A job with this id exists with a different spec. */
   JOB_CONFLICT: 'JB_JOB_CONFLICT',
-  /** The job ended (stopped, or its enqueue deadline passed) while its batches were being enqueued. */
+  /**
+   * The job ended (stopped, or its enqueue deadline passed) while its batches were being enqueued; or a pause or
+   * resume named a job that has ended or is completing.
+   */
   JOB_ENDED: 'JB_JOB_ENDED',
   /** An encoded batch or submission exceeds the size limit. */
   PAYLOAD_TOO_LARGE: 'JB_PAYLOAD_TOO_LARGE',

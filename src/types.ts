@@ -86,6 +86,15 @@ export interface JobRecord {
   round?: number;
   /** Present while a daemon completes the job (runs onJobComplete, writes the final status); see CompletionClaim. */
   completion: CompletionClaim | null;
+  /**
+   * Among jobs of the same API with batches waiting, free threads go to the highest priority first, and in turn among
+   * jobs of equal priority. Integer −1000…1000; absent (records of older publishers) means 0.
+   */
+  priority?: number;
+  /** ISO time the job was paused (no daemon starts a new batch of it), or null/absent while it is not paused. */
+  paused_at?: string | null;
+  /** Milliseconds the job spent paused before the current pause: its job timeout does not run while it is paused. */
+  paused_ms?: number;
 }
 
 /**
@@ -123,6 +132,10 @@ export interface DaemonRecord {
   last_seen: string;
   /** The daemon counts as gone once its entry has not changed for this long (ms) or is deleted. */
   presence_timeout_ms: number;
+  /** Batches this daemon can run at once per API (threads × concurrency): the fleet's capacity, for scheduling. */
+  lanes?: Record<string, number>;
+  /** Batches running (inside handleBatch) on this daemon per job id, at the time of the heartbeat. */
+  running?: Record<string, number>;
 }
 
 /** What `status` returns: the record plus live progress, in the anchor's vocabulary. */
@@ -131,8 +144,16 @@ export interface JobStatus {
   api_name: string;
   status: JobStatusName;
   workers: number;
+  /** The job's scheduling priority (higher first; 0 by default). */
+  priority: number;
+  /** ISO time the job was paused, or null when it is not paused. */
+  paused_at: string | null;
   total_batch_count: number;
   batches_in_queue: number;
+  /** Batches running now across the fleet, as the daemons last reported (heartbeats, at most ~2 s old). */
+  running_batches: number;
+  /** How many daemons those running batches are on. */
+  running_daemons: number;
   batch_metrics: BatchMetrics;
   start_time: string;
   end_time: string | null;
@@ -151,6 +172,8 @@ export interface JobSpec {
   /** The API's config deep-merged under the job's config (job wins). */
   config: Record<string, unknown>;
   workers: number;
+  /** Scheduling priority among the API's jobs (higher first). */
+  priority: number;
   total_batch_count: number;
   start_time: string;
   timeout: number | null;

@@ -23,6 +23,7 @@ function spec(jobId: string, config: Record<string, unknown>): JobSpec {
     api_name: 'worker-init',
     config,
     workers: 1,
+    priority: 0,
     total_batch_count: 1,
     start_time: new Date().toISOString(),
     timeout: null,

@@ -8,6 +8,7 @@ import { connectNats, type NatsOptions } from '../fleet/connect.js';
 import { openContext, type FleetContext } from '../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob } from '../fleet/lifecycle.js';
+import { readActivity } from '../fleet/activity.js';
 import { jobStatus } from '../fleet/progress.js';
 import { Streams, Subjects, decodeValue, maxBodyBytes } from '../fleet/protocol.js';
 import { getJob, listJobs } from '../fleet/registry.js';
@@ -104,7 +105,8 @@ export class JetbatchClient {
   /** Jobs in the registry, newest first, optionally of one API. */
   async jobs(filter: { api?: string; limit?: number } = {}): Promise<JobStatus[]> {
     const records = await listJobs(this.#ctx.jobs, filter);
-    return Promise.all(records.map((r) => jobStatus(this.#ctx, r)));
+    const activity = await readActivity(this.#ctx);
+    return Promise.all(records.map((r) => jobStatus(this.#ctx, r, activity)));
   }
 
   /**

@@ -9,6 +9,7 @@ export function jobSpecOf(record: JobRecord, api: ApiOptions): JobSpec {
     api_name: record.api_name,
     config: deepMerge(api.config as Record<string, unknown>, record.config),
     workers: record.workers,
+    priority: record.priority ?? 0,
     total_batch_count: record.total_batch_count,
     start_time: record.start_time,
     timeout: record.timeout,

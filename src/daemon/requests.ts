@@ -9,6 +9,7 @@ import { submitPrepared } from '../fleet/submit.js';
 import type { FleetContext } from '../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob } from '../fleet/lifecycle.js';
+import { readActivity } from '../fleet/activity.js';
 import { jobStatus } from '../fleet/progress.js';
 import { RequestQueueGroup, maxBodyBytes, Subjects, decodeRequestBody, encodeJson } from '../fleet/protocol.js';
 import { getJob, listJobs } from '../fleet/registry.js';
@@ -32,7 +33,8 @@ export function serveRequests(ctx: FleetContext, log: Logger): Subscription[] {
       if (typeof b.api_name === 'string') filter.api = b.api_name;
       filter.limit = typeof b.limit === 'number' && Number.isInteger(b.limit) && b.limit > 0 ? Math.min(b.limit, 1000) : 100;
       const records = await listJobs(ctx.jobs, filter);
-      return { jobs: await Promise.all(records.map((r) => jobStatus(ctx, r))) };
+      const activity = await readActivity(ctx);
+      return { jobs: await Promise.all(records.map((r) => jobStatus(ctx, r, activity))) };
     },
     [Subjects.request.stop]: async (body) => {
       const r = await endJob(ctx, jobIdOf(body), 'stopped');

@@ -1,9 +1,12 @@
 /**
- * Ending a job early (stop, job timeout, worker error, enqueue failure): shared by the client and the daemons.
+ * Ending a job early (stop, job timeout, worker error, enqueue failure), and pausing and resuming it: shared by the
+ * client and the daemons.
  * Order matters: the record turns terminal first (so no daemon pulls more or claims completion), then every
  * daemon is told to abort the job's in-flight batches, then the queue is purged and the consumer deleted.
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
+import { ErrorCodes, JetbatchError } from '../errors.js';
+import { sleep } from '../util/sleep.js';
 import type { FleetContext } from './context.js';
 import { liveCounts, metricsOf } from './progress.js';
 import { Streams, Subjects, consumerName, encodeJson } from './protocol.js';
@@ -92,4 +95,50 @@ export function purgeLeftoversLater(ctx: FleetContext, record: JobRecord, delayM
       })
       .catch(() => undefined);
   }, delayMs).unref();
+}
+
+/**
+ * How long after a pause is recorded a batch may still start: a daemon that asked for a batch just before it saw the
+ * pause may receive it until that pull expires (1 s), and runs it. pauseJob returns only after this.
+ */
+export const PAUSE_SETTLE_MS = 1500;
+
+/**
+ * Pauses an active job: no daemon starts a new batch of it (running ones finish); its queue, counts and consumer
+ * stay, and its job timeout stops running. Resolves once no batch of it can start any more (PAUSE_SETTLE_MS), with
+ * the stored record; null if the job does not exist. Pausing a paused job changes nothing.
+ */
+export async function pauseJob(ctx: FleetContext, jobId: string): Promise<JobRecord | null> {
+  const result = await transitionJob(ctx.jobs, jobId, (current) => {
+    refuseUnlessActive(current, 'paused');
+    if (current.paused_at != null) return null;
+    return { ...current, paused_at: new Date().toISOString(), paused_ms: current.paused_ms ?? 0 };
+  });
+  if (result?.changed === true) await sleep(PAUSE_SETTLE_MS);
+  return result?.record ?? null;
+}
+
+/** Resumes a paused job where it stopped; resuming a job that is not paused changes nothing. */
+export async function resumeJob(ctx: FleetContext, jobId: string): Promise<JobRecord | null> {
+  const result = await transitionJob(ctx.jobs, jobId, (current) => {
+    if (current.paused_at == null) return null;
+    refuseUnlessActive(current, 'resumed');
+    return { ...current, paused_at: null, paused_ms: pausedMs(current, Date.now()) };
+  });
+  return result?.record ?? null;
+}
+
+/** Milliseconds the job has spent paused up to `now` (its job timeout does not run meanwhile). */
+export function pausedMs(record: JobRecord, now: number): number {
+  const current = record.paused_at == null ? 0 : Math.max(0, now - Date.parse(record.paused_at));
+  return (record.paused_ms ?? 0) + current;
+}
+
+function refuseUnlessActive(record: JobRecord, what: 'paused' | 'resumed'): void {
+  if (isTerminal(record.status)) {
+    throw new JetbatchError(ErrorCodes.JOB_ENDED, `job ${record.job_id} has ended (${record.status}); only an active job can be ${what}`);
+  }
+  if (record.status === 'completing') {
+    throw new JetbatchError(ErrorCodes.JOB_ENDED, `every batch of job ${record.job_id} has settled and it is completing; it cannot be ${what}`);
+  }
 }

@@ -6,6 +6,7 @@
  * While a job is still `enqueuing`, not every batch is in the stream yet, so succeeded comes from the daemons'
  * timing counters instead. Terminal records carry their final figures.
  */
+import { readActivity, type FleetActivity } from './activity.js';
 import type { FleetContext } from './context.js';
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { Streams, Subjects, consumerName, decodeJson } from './protocol.js';
@@ -80,8 +81,11 @@ export function metricsOf(counts: LiveCounts): BatchMetrics {
   return { succeeded: counts.succeeded, failed: counts.failed, avg_time_per_batch: counts.avgTimePerBatch };
 }
 
-/** The status view of a record: stored figures when the job has ended, live ones otherwise. */
-export async function jobStatus(ctx: FleetContext, record: JobRecord): Promise<JobStatus> {
+/**
+ * The status view of a record: stored figures when the job has ended, live ones otherwise. `activity` (what the
+ * fleet runs now) is read when not given; pass one reading for a list of jobs.
+ */
+export async function jobStatus(ctx: FleetContext, record: JobRecord, activity?: FleetActivity): Promise<JobStatus> {
   let batchMetrics: BatchMetrics;
   let inQueue: number;
   if (isTerminal(record.status) && record.batch_metrics !== null) {
@@ -92,13 +96,18 @@ export async function jobStatus(ctx: FleetContext, record: JobRecord): Promise<J
     batchMetrics = metricsOf(counts);
     inQueue = counts.inQueue;
   }
+  const running = isTerminal(record.status) ? undefined : (activity ?? (await readActivity(ctx))).get(record.job_id);
   const status: JobStatus = {
     job_id: record.job_id,
     api_name: record.api_name,
     status: record.status,
     workers: record.workers,
+    priority: record.priority ?? 0,
+    paused_at: record.paused_at ?? null,
     total_batch_count: record.total_batch_count,
     batches_in_queue: inQueue,
+    running_batches: running?.batches ?? 0,
+    running_daemons: running?.daemons ?? 0,
     batch_metrics: batchMetrics,
     start_time: record.start_time,
     end_time: record.end_time,

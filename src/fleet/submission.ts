@@ -42,6 +42,7 @@ export const submissionSchema = z
     batch_size: z.number().int().min(1).max(1_000_000).optional(),
     batches: z.array(z.array(z.unknown()).min(1, 'a batch must hold at least one item')).min(1).optional(),
     workers: z.number().int().min(1).max(10_000).default(1),
+    priority: z.number().int().min(-1000).max(1000).default(0),
     config: plainObject.default({}),
     timeout: z.number().positive().max(31_536_000).nullable().default(null),
     batch_timeout: z.number().positive().max(86_400).nullable().default(null),
@@ -68,6 +69,7 @@ export interface PreparedJob {
   job_id: string;
   api_name: string;
   workers: number;
+  priority: number;
   config: Record<string, unknown>;
   timeout: number | null;
   batch_timeout: number | null;
@@ -173,6 +175,7 @@ export function prepareSubmission(input: unknown, limits: PrepareLimits): Prepar
   const settings = {
     api_name: s.api_name,
     workers: s.workers,
+    priority: s.priority,
     config: s.config,
     timeout: s.timeout,
     batch_timeout: s.batch_timeout,

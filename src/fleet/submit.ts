@@ -47,6 +47,7 @@ export async function submitPrepared(
     api_name: job.api_name,
     status: 'enqueuing',
     workers: job.workers,
+    priority: job.priority,
     total_batch_count: job.batches.length,
     config: job.config,
     timeout: job.timeout,
@@ -62,6 +63,8 @@ export async function submitPrepared(
     batch_metrics: null,
     batches_in_queue: null,
     completion: null,
+    paused_at: null,
+    paused_ms: 0,
   };
   if (await createJob(ctx.jobs, fresh)) {
     await publishEvent(ctx, fresh, 'submitted');

@@ -15,7 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { FleetContext } from '../../fleet/context.js';
-import { discardQueue, endJob, publishEvent } from '../../fleet/lifecycle.js';
+import { discardQueue, endJob, pausedMs, publishEvent } from '../../fleet/lifecycle.js';
 import { liveCounts, metricsOf, queuedBatches } from '../../fleet/progress.js';
 import { getJob, transitionJob, type Transition } from '../../fleet/registry.js';
 import type { ErrorInfo, JobRecord, JobSummary } from '../../types.js';
@@ -59,7 +59,8 @@ export async function checkJob(deps: CompletionDeps, record: JobRecord): Promise
     return;
   }
   if (record.timeout !== null && (record.status === 'pending' || record.status === 'running')) {
-    if (now > Date.parse(record.start_time) + record.timeout * 1000) {
+    // Time spent paused does not count (a paused job is never timed out).
+    if (record.paused_at == null && now > Date.parse(record.start_time) + record.timeout * 1000 + pausedMs(record, now)) {
       await endJob(deps.ctx, jobId, 'timed_out', { name: 'JobTimeout', code: ErrorCodes.TIMEOUT, message: `job exceeded its timeout of ${record.timeout} s` });
       return;
     }
