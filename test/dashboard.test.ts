@@ -61,7 +61,7 @@ test('src/daemon/metrics.ts registers the contract metrics, and the regex sees e
   assert.equal(kinds.get('jetbatch_batch_duration_seconds'), 'Histogram');
   assert.deepEqual([...kinds.keys()].sort(), [...registered].sort(), 'a metric whose kind the regex cannot tell');
   // The live registry agrees with the source text (no metric registered some other way).
-  const m = new DaemonMetrics({ pools: () => [], queueDepth: () => new Map(), jobStatuses: () => [], ready: () => true });
+  const m = new DaemonMetrics({ pools: () => [], queueDepth: () => new Map(), jobStatuses: () => [], ready: () => true, running: () => new Map() });
   const live = (await m.registry.getMetricsAsJSON()).map((x) => x.name).filter((n) => n.startsWith('jetbatch_'));
   assert.deepEqual(live.sort(), [...registered].sort());
 });

@@ -22,11 +22,15 @@ import { startHttp } from './http.js';
 import { JobTable } from './jobs.js';
 import { DaemonMetrics } from './metrics.js';
 import { ApiHost } from './pools/api-host.js';
+import { FleetView } from './fleet-view.js';
 import { Presence } from './presence.js';
 import { serveRequests } from './requests.js';
 import { Runners } from './runners.js';
 import { serverWarnings } from './server-version.js';
 import { TimingStats } from './stats.js';
+
+/** Longest time between two heartbeats (they carry the running counts that status shows). */
+const HEARTBEAT_MAX_MS = 2000;
 
 export interface DaemonRuntime {
   /** Where logs go; by default pino JSON lines on stdout at the configured level. */
@@ -48,6 +52,7 @@ export class Daemon {
   readonly #completions: CompletionScheduler;
   readonly #stats: TimingStats;
   readonly #presence: Presence;
+  readonly #fleet: FleetView;
   readonly #subs: Subscription[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
   /** Beats on through shutdown until the daemon's entry is deleted, so a completion finishing in the grace keeps its claim. */
@@ -67,9 +72,11 @@ export class Daemon {
       queueDepth: () => this.#presence.depth,
       ready: () => this.ready().ready,
       jobStatuses: () => this.#jobs.statuses(),
+      running: () => this.#runners.runningByApi(),
     });
     this.#stats = new TimingStats(ctx.stats, id);
     this.#presence = new Presence(ctx, id, log, this.metrics);
+    this.#fleet = new FleetView(ctx.daemons, log, id, (api) => this.#lanes()[api] ?? 0);
     const handlerMetrics = new HandlerMetricsSink(this.metrics.registry, log);
     this.#host = new ApiHost(
       {
@@ -87,7 +94,7 @@ export class Daemon {
       options.apis,
     );
     this.#jobs = new JobTable(ctx.jobs, log, (api) => this.#host.serves(api));
-    this.#runners = new Runners({ ctx, host: this.#host, log, leaseMs: options.leaseMs, metrics: this.metrics, stats: this.#stats, isActive: (jobId) => !this.#draining && this.#jobs.get(jobId) !== undefined });
+    this.#runners = new Runners({ ctx, host: this.#host, log, leaseMs: options.leaseMs, metrics: this.metrics, stats: this.#stats, isActive: (jobId) => !this.#draining && this.#jobs.get(jobId) !== undefined, fleetLanes: (api) => this.#fleet.lanes(api) });
     this.#completions = new CompletionScheduler({
       log,
       record: (jobId) => this.#jobs.get(jobId),
@@ -156,9 +163,12 @@ export class Daemon {
   async #start(host: string): Promise<void> {
     await this.#host.start();
     // The first heartbeat precedes any claim this daemon can make, so a claim's daemon always has an entry.
-    const heartbeat = (): Promise<void> => this.#presence.heartbeat(host, this.#apiNames(), this.options.presenceTimeoutMs);
+    const heartbeat = (): Promise<void> =>
+      this.#presence.heartbeat({ host, presence_timeout_ms: this.options.presenceTimeoutMs, lanes: this.#lanes(), running: this.#runners.runningByJob() });
     await heartbeat();
-    this.#heartbeat = this.#every(Math.max(200, Math.floor(this.options.presenceTimeoutMs / 5)), heartbeat);
+    // At least every 2 s: the running counts in it are what `jetbatch status` shows.
+    this.#heartbeat = this.#every(Math.max(200, Math.min(HEARTBEAT_MAX_MS, Math.floor(this.options.presenceTimeoutMs / 5))), heartbeat);
+    this.#fleet.start();
     await this.#presence.register(this.#apiNames());
     this.#presence.watchConnection();
     this.#subs.push(
@@ -200,6 +210,11 @@ export class Daemon {
     return this.#host.apis().map((a) => a.name);
   }
 
+  /** Batches this daemon runs at once per API: threads × concurrency. */
+  #lanes(): Record<string, number> {
+    return Object.fromEntries(this.#host.apis().map((a) => [a.name, a.threads * a.concurrency]));
+  }
+
   /**
    * Applies a re-read configuration (SIGHUP): APIs added, removed or changed (threads, config, timeouts…). Jobs of
    * removed or changed APIs stop pulling, their in-flight batches get the shutdown grace to finish and the rest are
@@ -229,6 +244,7 @@ export class Daemon {
     this.#draining = true;
     this.log.info({ grace_ms: this.options.shutdownGraceMs }, 'shutting down');
     await this.#jobs.stop();
+    await this.#fleet.stop();
     for (const t of this.#timers) if (t !== this.#heartbeat) clearInterval(t);
     const errors: unknown[] = [];
     const step = async (fn: () => Promise<unknown>): Promise<void> => {

@@ -1,5 +1,5 @@
 /**
- * The job table: follows the job registry (a KV watch, restarted if it fails) and keeps the latest record of every
+ * The job table: follows the job registry (util/kv-follow.ts) and keeps the latest record of every
  * active job of every API (so a reload that adds an API finds its jobs); "ours" are those of the APIs served now. It
  * emits what the rest of the daemon acts on: a job of ours is `active` (new or changed), `ended` (terminal), or
  * `deleted` (any job).
@@ -9,7 +9,7 @@ import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { decodeJson } from '../fleet/protocol.js';
 import { isTerminal, type JobRecord } from '../types.js';
-import { sleep } from '../util/sleep.js';
+import { KvFollower } from '../util/kv-follow.js';
 
 export interface JobTableEvents {
   active: [record: JobRecord];
@@ -18,22 +18,19 @@ export interface JobTableEvents {
 }
 
 export class JobTable extends EventEmitter<JobTableEvents> {
-  readonly #kv: KV;
   readonly #log: Logger;
   readonly #serves: (api: string) => boolean;
   /** Latest record of every active job of any API (so a reload that adds an API finds its jobs). */
   readonly #active = new Map<string, JobRecord>();
   /** Status of every job of our APIs seen in the registry (for jetbatch_jobs). */
   readonly #statuses = new Map<string, { api: string; status: string }>();
-  readonly #stop = new AbortController();
-  /** The registry watch, from the moment it is asked for until it ends. */
-  #watch: Promise<{ stop(): void }> | undefined;
+  readonly #follower: KvFollower;
 
   constructor(kv: KV, log: Logger, serves: (api: string) => boolean) {
     super();
-    this.#kv = kv;
     this.#log = log;
     this.#serves = serves;
+    this.#follower = new KvFollower(kv, log, 'job registry', (entry) => this.#onEntry(entry));
   }
 
   /** The latest record of an active job of ours. */
@@ -57,40 +54,12 @@ export class JobTable extends EventEmitter<JobTableEvents> {
 
   /** Starts following the registry; every entry already there is replayed first. */
   follow(): void {
-    void this.#loop();
+    this.#follower.start();
   }
 
-  /** Idempotent; waits (at most 5 s) for a watch still being set up, whose timers would keep the process alive. */
-  async stop(): Promise<void> {
-    this.#stop.abort();
-    const watch = this.#watch;
-    if (watch === undefined) return;
-    const timeout = new AbortController();
-    await Promise.race([watch.then((w) => w.stop()).catch(() => undefined), sleep(5000, timeout.signal)]);
-    timeout.abort();
-  }
-
-  async #loop(): Promise<void> {
-    while (!this.#stop.signal.aborted) {
-      try {
-        const starting = this.#kv.watch();
-        this.#watch = starting;
-        const watch = await starting;
-        if (this.#stop.signal.aborted) return;
-        try {
-          for await (const entry of watch) {
-            if (this.#stop.signal.aborted) break;
-            this.#onEntry(entry);
-          }
-        } finally {
-          if (this.#watch === starting) this.#watch = undefined;
-        }
-      } catch (err) {
-        if (this.#stop.signal.aborted) return;
-        this.#log.warn({ err }, 'job registry watch failed; restarting it');
-        await sleep(1000, this.#stop.signal);
-      }
-    }
+  /** Idempotent; see KvFollower.stop. */
+  stop(): Promise<void> {
+    return this.#follower.stop();
   }
 
   #onEntry(entry: KvWatchEntry): void {

@@ -23,6 +23,8 @@ export interface MetricsSource {
   ready(): boolean;
   /** Status of every job of this daemon's APIs known from the registry. */
   jobStatuses(): Array<{ api: string; status: string }>;
+  /** Batches inside handleBatch on this daemon now, per API. */
+  running(): Map<string, number>;
 }
 
 interface HotChildren {
@@ -112,7 +114,7 @@ export class DaemonMetrics {
     });
     new Gauge({
       name: 'jetbatch_pool_slots',
-      help: 'Batches the API’s pool takes at once: threads × concurrency plus a prefetch sized to about 50 ms of queued work (at least one per thread, at most 512).',
+      help: 'Batches the API’s pool takes at once: threads × concurrency plus a prefetch sized to about 50 ms of queued work (none for batches longer than that, at most 512).',
       ...perPool((p) => p.capacity),
     });
     new Gauge({
@@ -122,6 +124,15 @@ export class DaemonMetrics {
       collect() {
         this.reset();
         for (const [api, n] of source.queueDepth()) this.set({ api_name: api }, n);
+      },
+    });
+    new Gauge({
+      name: 'jetbatch_job_running_batches',
+      help: 'Batches inside handleBatch on this daemon now (all jobs of the API); sum over daemons for the fleet.',
+      ...this.#perApi,
+      collect() {
+        for (const p of source.pools()) this.set({ api_name: p.api }, 0);
+        for (const [api, n] of source.running()) this.set({ api_name: api }, n);
       },
     });
     new Gauge({

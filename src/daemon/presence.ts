@@ -33,16 +33,22 @@ export class Presence {
     return this.#connected;
   }
 
-  /** Rewrites this daemon's entry in JETBATCH_DAEMONS; other daemons count it gone once it stops changing. */
-  async heartbeat(host: string, apis: readonly string[], presenceTimeoutMs: number): Promise<void> {
+  /**
+   * Rewrites this daemon's entry in JETBATCH_DAEMONS; other daemons count it gone once it stops changing. It carries
+   * the lanes this daemon offers per API (the fleet's capacity, for scheduling) and the batches running per job (for
+   * status).
+   */
+  async heartbeat(beat: Pick<DaemonRecord, 'host' | 'presence_timeout_ms' | 'lanes' | 'running'>): Promise<void> {
     const record: DaemonRecord = {
       daemon: this.#daemonId,
-      host,
+      host: beat.host,
       pid: process.pid,
-      apis: [...apis],
+      apis: Object.keys(beat.lanes ?? {}),
       started: this.#started,
       last_seen: new Date().toISOString(),
-      presence_timeout_ms: presenceTimeoutMs,
+      presence_timeout_ms: beat.presence_timeout_ms,
+      lanes: beat.lanes ?? {},
+      running: beat.running ?? {},
     };
     try {
       await this.#ctx.daemons.put(this.#daemonId, encodeJson(record));

@@ -26,6 +26,8 @@ export interface RunnersDeps {
   stats: TimingStats;
   /** Whether the job is (still) to run here: an active job of ours and the daemon not shutting down. */
   isActive(jobId: string): boolean;
+  /** Lanes the live fleet offers for an API (FleetView). */
+  fleetLanes(api: string): number;
 }
 
 export class Runners extends EventEmitter<{ idle: [jobId: string] }> {
@@ -48,6 +50,20 @@ export class Runners extends EventEmitter<{ idle: [jobId: string] }> {
   /** Batches of the job in flight on this daemon. */
   inFlight(jobId: string): number {
     return this.#runners.get(jobId)?.inFlight ?? 0;
+  }
+
+  /** Batches inside handleBatch now, per job (jobs with none are left out). */
+  runningByJob(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.#runners.values()) if (r.running > 0) out[r.jobId] = r.running;
+    return out;
+  }
+
+  /** Batches inside handleBatch now, per API. */
+  runningByApi(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const r of this.#runners.values()) out.set(r.spec.api_name, (out.get(r.spec.api_name) ?? 0) + r.running);
+    return out;
   }
 
   /** A job of ours is active (new or changed record): run it here unless it already runs or failed here. */
@@ -105,7 +121,15 @@ export class Runners extends EventEmitter<{ idle: [jobId: string] }> {
       return;
     }
     const d = this.#deps;
-    const runner = new JobRunner({ ctx: d.ctx, pool, record, log: d.log, leaseMs: d.leaseMs, sink: fleetSink(d.metrics, d.stats, api, jobId) });
+    const runner = new JobRunner({
+      ctx: d.ctx,
+      pool,
+      record,
+      log: d.log,
+      leaseMs: d.leaseMs,
+      sink: fleetSink(d.metrics, d.stats, api, jobId),
+      fleetLanes: () => d.fleetLanes(api),
+    });
     runner.on('idle', () => this.emit('idle', jobId));
     runner.on('fatal', (error) => this.#fail(jobId, api, error));
     this.#runners.set(jobId, runner);

@@ -21,6 +21,8 @@ import type { ApiPool } from '../pools/pool.js';
 import { identify } from './batch-headers.js';
 import { groupSize, SINGLES_AFTER_CRASH } from './grouping.js';
 import { Puller } from './puller.js';
+import { localCap } from './share.js';
+import type { Claimant } from '../pools/slots.js';
 import type { Ending } from './decision.js';
 import { handBack, Settler, type Delivered } from './settle.js';
 import { batchesTask, type Identified } from './task.js';
@@ -35,6 +37,8 @@ export interface RunnerDeps {
   /** JetStream ack wait of job consumers, in ms; in-flight batches are marked working well within it. */
   leaseMs: number;
   sink: BatchSink;
+  /** Lanes the live fleet offers for the job's API (FleetView), for the job's share on this daemon. */
+  fleetLanes(): number;
 }
 
 export interface RunnerEvents {
@@ -73,6 +77,11 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
   #singles = 0;
   #fatal = false;
   #unfollow: (() => void) | undefined;
+  readonly #claimant: Claimant;
+  #paused: boolean;
+  #resumed: Array<() => void> = [];
+  /** Tasks of the job whose handleBatch has started and that have not ended: batches running now. */
+  #running = 0;
 
   constructor(deps: RunnerDeps) {
     super();
@@ -84,6 +93,8 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     this.spec = jobSpecOf(record, pool.api);
     this.#jobBytes = encodeValue(this.spec);
     this.#started = record.status === 'running';
+    this.#claimant = pool.slots.claimant(record.priority ?? 0);
+    this.#paused = record.paused_at != null;
     this.#settler = new Settler({
       ctx: deps.ctx,
       log: deps.log,
@@ -95,13 +106,27 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     });
   }
 
-  /** The job's newer record: batches may start while the publisher is still enqueuing; it runs once `pending`. */
+  /**
+   * The job's newer record: batches may start while the publisher is still enqueuing; it runs once `pending`. A pause
+   * stops the pulling at once; a resume restarts it.
+   */
   observe(record: JobRecord): void {
     if (record.status === 'pending' && this.#started) this.#markRunning();
+    this.#claimant.priority = record.priority ?? 0;
+    const paused = record.paused_at != null;
+    if (paused === this.#paused) return;
+    this.#paused = paused;
+    this.#log.info({ job_id: this.jobId, paused }, paused ? 'job paused' : 'job resumed');
+    if (!paused) for (const wake of this.#resumed.splice(0)) wake();
   }
 
   get inFlight(): number {
     return this.#inflight.size;
+  }
+
+  /** Batches of the job inside handleBatch on this daemon now. */
+  get running(): number {
+    return this.#running;
   }
 
   start(): void {
@@ -111,6 +136,10 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       record: d.record,
       leaseMs: d.leaseMs,
       slots: this.#pool.slots,
+      claimant: this.#claimant,
+      cap: () => localCap(this.spec.workers, this.#pool.slots.lanes, d.fleetLanes()),
+      paused: () => this.#paused,
+      whenResumed: (signal) => this.#whenResumed(signal),
       log: this.#log,
       inFlight: () => this.#inflight.size,
       whenOneSettles: (signal) => this.#whenOneSettles(signal),
@@ -129,7 +158,19 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     const f = this.#inflight.get(batchId);
     if (f?.run === undefined) return;
     f.msg.working();
-    f.run.extend();
+    if (f.run.extend()) this.#running++;
+  }
+
+  #whenResumed(signal: AbortSignal): Promise<void> {
+    if (!this.#paused || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#resumed.push(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   /**
@@ -246,7 +287,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
         // Not expected (settlement catches its own failures): the batches stay queued and are redelivered after the lease.
         .catch((err: unknown) => this.#log.error({ err, job_id: this.jobId }, 'running a task failed'))
         .finally(() => {
-          run.finish();
+          if (run.finish()) this.#running--;
           for (const f of group) this.#inflight.delete(f.key);
           this.#pool.slots.release(group.length);
           this.#deps.sink.finished(group.length);

@@ -1,6 +1,7 @@
 /**
- * The pull side of a job runner: asks the job's durable consumer for batches while the API's pool has room (its
- * Slots) and the job's `workers` cap allows, and hands every batch received to the runner.
+ * The pull side of a job runner: asks the job's durable consumer for batches while the API's pool grants it slots
+ * (Slots: by priority, then in turn), the job's share on this daemon allows (share.ts) and the job is not paused, and
+ * hands every batch received to the runner.
  */
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
@@ -8,7 +9,7 @@ import type { FleetContext } from '../../fleet/context.js';
 import type { JobRecord } from '../../types.js';
 import { bindJobConsumer } from './consumer.js';
 import { handBack } from './settle.js';
-import type { Slots } from '../pools/slots.js';
+import type { Claimant, Slots } from '../pools/slots.js';
 import { sleep } from '../../util/sleep.js';
 
 export interface PullerDeps {
@@ -17,6 +18,14 @@ export interface PullerDeps {
   /** JetStream ack wait of job consumers, in ms. */
   leaseMs: number;
   slots: Slots;
+  /** The job's place in the pool's scheduling. */
+  claimant: Claimant;
+  /** Most batches of the job this daemon may hold now (share.ts). */
+  cap(): number;
+  /** Whether the job is paused; while it is, nothing is pulled. */
+  paused(): boolean;
+  /** Resolves when the job is no longer paused (or `signal` aborts). */
+  whenResumed(signal: AbortSignal): Promise<void>;
   log: Logger;
   /** Batches of the job received and not yet settled on this daemon. */
   inFlight(): number;
@@ -67,22 +76,27 @@ export class Puller {
         await sleep(1000, signal);
         continue;
       }
+      if (d.paused()) {
+        // Pulls already asked for may still deliver (their batches run); no new one is asked for.
+        await d.whenResumed(signal);
+        continue;
+      }
       if (pulls.size >= (idleMs > 0 ? 1 : MAX_PULLS)) {
         await Promise.race(pulls);
         continue;
       }
-      const room = d.record.workers - d.inFlight() - this.#requested;
+      const room = d.cap() - d.inFlight() - this.#requested;
       if (room <= 0) {
         await Promise.race([...pulls, d.whenOneSettles(signal)]);
         continue;
       }
       const want = idleMs > 0 ? 1 : Math.min(room, this.#pullLimit());
-      let n = await d.slots.reserve(want, signal);
+      let n = await d.slots.reserve(d.claimant, want, signal);
       if (n === 0) continue;
-      if (signal.aborted) {
-        // Served just before the stop: give the slots back.
+      if (signal.aborted || d.paused()) {
+        // Served just before the stop or a pause: give the slots back.
         d.slots.release(n);
-        break;
+        continue;
       }
       // Batch sizes may have become known while waiting for slots (the first pull of a job was still arriving).
       const limit = this.#pullLimit();
@@ -94,6 +108,7 @@ export class Puller {
       const pull: Promise<void> = this.#pull(from, n, signal)
         .then(async ({ got, more, failed }) => {
           if (failed && consumer === from) consumer = undefined;
+          d.claimant.starved = got === 0;
           if (got > 0 && more) idleMs = 0;
           else {
             idleMs = Math.min(MAX_IDLE_MS, Math.max(100, idleMs * 2));

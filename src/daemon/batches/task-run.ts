@@ -13,6 +13,7 @@ export class TaskRun {
   #timer: NodeJS.Timeout | undefined;
   readonly #batchTimeoutMs: number;
   readonly #graceMs: number;
+  #started = false;
 
   /** `size` batches of `batchTimeoutS` seconds each, plus `initTimeoutMs` until the first lease event. */
   constructor(size: number, batchTimeoutS: number, initTimeoutMs: number) {
@@ -31,10 +32,15 @@ export class TaskRun {
     return this.#reason;
   }
 
-  /** Restarts the deadline from now (handleBatch started, or ctx.extendLease()). */
-  extend(): void {
-    if (this.#ac.signal.aborted) return;
-    this.#arm(this.#batchTimeoutMs * this.size);
+  /**
+   * Restarts the deadline from now (handleBatch started, or ctx.extendLease()). Returns true the first time: the task
+   * has started running a batch.
+   */
+  extend(): boolean {
+    const first = !this.#started;
+    this.#started = true;
+    if (!this.#ac.signal.aborted) this.#arm(this.#batchTimeoutMs * this.size);
+    return first;
   }
 
   /** Aborts the task for `reason` unless it is already aborted. */
@@ -45,9 +51,10 @@ export class TaskRun {
     this.#ac.abort();
   }
 
-  /** The task ended: no deadline any more. */
-  finish(): void {
+  /** The task ended: no deadline any more. Returns whether it had started running a batch. */
+  finish(): boolean {
     clearTimeout(this.#timer);
+    return this.#started;
   }
 
   #arm(ms: number): void {

@@ -1,18 +1,33 @@
 /**
- * Local capacity of one API pool, shared fairly by the jobs running on it: a job reserves slots before it pulls
- * from JetStream (so we never pull more than we can run), and waiters are served first-come first-served.
+ * Local capacity of one API pool, shared by the jobs running on it: a job reserves slots before it pulls from
+ * JetStream (so we never pull more than we can run), and free slots go to the jobs waiting for them by priority, then
+ * in turn (fair share).
  *
- * Capacity = running lanes (threads × concurrency) + a prefetch that adapts to how long batches take: enough
- * queued work to cover about PREFETCH_TARGET_MS, between one batch per lane and MAX_PREFETCH. Tiny batches get a
- * deep local queue (one pull and one task serve many); long batches get no more than one queued per lane, so a
- * daemon does not sit on batches other daemons could be running.
+ * Capacity = running lanes (threads × concurrency) + a prefetch that adapts to how long batches take: enough queued
+ * work to cover about PREFETCH_TARGET_MS, at most MAX_PREFETCH. Tiny batches get a deep local queue (one pull and one
+ * task serve many); batches longer than the target get none, so a daemon never sits on a batch another daemon's idle
+ * thread could be running. A job's own limit on top of this is batches/share.ts.
  */
 const PREFETCH_TARGET_MS = 50;
 const MAX_PREFETCH = 512;
 /** Weight of the newest duration in the moving average. */
 const EWMA_ALPHA = 0.1;
 
+/** One job's place in the pool's scheduling, held by its runner. */
+export interface Claimant {
+  /** Higher is served first. */
+  priority: number;
+  /**
+   * Its last pull brought nothing (its queue is empty, or its `workers` are all busy elsewhere in the fleet): it is
+   * served after every job that is not, so a job that cannot use a lane does not keep it from one that can.
+   */
+  starved: boolean;
+  /** Serial number of its last grant: among equals, the least recently served goes first. */
+  lastServed: number;
+}
+
 interface Waiter {
+  claimant: Claimant;
   max: number;
   signal: AbortSignal;
   resolve(n: number): void;
@@ -21,15 +36,15 @@ interface Waiter {
 
 export class Slots {
   readonly lanes: number;
-  #prefetch: number;
+  #prefetch = 0;
   #ewmaMs: number | undefined;
   #used = 0;
-  /** Reservations waiting, first come first served; each is handed its slots by #serve, never left to race for them. */
+  #grants = 0;
+  /** Reservations waiting; each is handed its slots by #serve, never left to race for them. */
   readonly #waiters: Waiter[] = [];
 
   constructor(lanes: number) {
     this.lanes = lanes;
-    this.#prefetch = lanes;
   }
 
   get capacity(): number {
@@ -44,25 +59,31 @@ export class Slots {
     return this.capacity - this.#used;
   }
 
+  /** A job's place in the scheduling (one per job runner). */
+  claimant(priority: number): Claimant {
+    return { priority, starved: false, lastServed: 0 };
+  }
+
   /** Feeds the duration of a finished batch attempt into the prefetch sizing. */
   observe(durationMs: number): void {
     if (!Number.isFinite(durationMs) || durationMs < 0) return;
     this.#ewmaMs = this.#ewmaMs === undefined ? durationMs : this.#ewmaMs + EWMA_ALPHA * (durationMs - this.#ewmaMs);
     const wanted = Math.round((PREFETCH_TARGET_MS * this.lanes) / Math.max(this.#ewmaMs, 0.01));
-    this.#prefetch = Math.max(this.lanes, Math.min(MAX_PREFETCH, wanted));
+    this.#prefetch = Math.max(0, Math.min(MAX_PREFETCH, wanted));
     this.#serve();
   }
 
   /**
-   * Waits until at least min(`max`, half the capacity) slots are free and no earlier reservation waits, then takes up
-   * to `max`; resolves 0 if `signal` aborts first. Refilling in halves (not slot by slot) keeps pulls large: one round
-   * trip serves many.
+   * Waits for slots on behalf of `claimant` and takes up to `max`; resolves 0 if `signal` aborts first. While a lane
+   * is idle, one free slot is enough; while every lane is busy, the prefetch is refilled in halves (not slot by slot),
+   * which keeps pulls large: one round trip serves many.
    */
-  reserve(max: number, signal: AbortSignal): Promise<number> {
+  reserve(claimant: Claimant, max: number, signal: AbortSignal): Promise<number> {
     if (signal.aborted || max <= 0) return Promise.resolve(0);
-    if (this.#waiters.length === 0 && this.free >= this.#need(max)) return Promise.resolve(this.#take(max));
+    if (this.#waiters.length === 0 && this.free >= this.#need(max)) return Promise.resolve(this.#grant(claimant, max));
     return new Promise((resolve) => {
       const waiter: Waiter = {
+        claimant,
         max,
         signal,
         resolve,
@@ -71,11 +92,12 @@ export class Slots {
           if (i >= 0) this.#waiters.splice(i, 1);
           resolve(0);
           // It may have been the one holding the others back.
-          if (i === 0) this.#serve();
+          this.#serve();
         },
       };
       this.#waiters.push(waiter);
       signal.addEventListener('abort', waiter.onAbort, { once: true });
+      this.#serve();
     });
   }
 
@@ -87,23 +109,34 @@ export class Slots {
   }
 
   #need(max: number): number {
-    return Math.max(1, Math.min(max, Math.ceil(this.capacity / 2)));
+    if (this.#used < this.lanes) return 1;
+    return Math.max(1, Math.min(max, Math.ceil(this.#prefetch / 2)));
   }
 
-  #take(max: number): number {
+  #grant(claimant: Claimant, max: number): number {
     const n = Math.max(0, Math.min(max, this.free));
     this.#used += n;
+    claimant.lastServed = ++this.#grants;
     return n;
   }
 
-  /** Hands free slots to the waiters in order, as long as the first one's need is met. */
+  /** Hands free slots to the best waiter, again and again, as long as its need is met. */
   #serve(): void {
     while (this.#waiters.length > 0) {
-      const w = this.#waiters[0]!;
+      let best = 0;
+      for (let i = 1; i < this.#waiters.length; i++) if (before(this.#waiters[i]!.claimant, this.#waiters[best]!.claimant)) best = i;
+      const w = this.#waiters[best]!;
       if (this.free < this.#need(w.max)) return;
-      this.#waiters.shift();
+      this.#waiters.splice(best, 1);
       w.signal.removeEventListener('abort', w.onAbort);
-      w.resolve(this.#take(w.max));
+      w.resolve(this.#grant(w.claimant, w.max));
     }
   }
+}
+
+/** Whether `a` is served before `b`: a job that can use a lane first, then higher priority, then in turn. */
+function before(a: Claimant, b: Claimant): boolean {
+  if (a.starved !== b.starved) return !a.starved;
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  return a.lastServed < b.lastServed;
 }
