@@ -41,6 +41,11 @@ const FETCH_EXPIRES_MS = 1000;
 /** Pulls outstanding at once while the job has a backlog. */
 export const MAX_PULLS = 2;
 const MAX_IDLE_MS = 2000;
+/**
+ * While the job's last pull brought nothing, how often its consumer is asked whether a pull would bring something now
+ * (batches waiting, and room under its max_ack_pending): the job then competes for lanes as usual again.
+ */
+const RECHECK_MS = 500;
 
 /** Most batches one pull may ask for when batches average `avgBytes`: all MAX_PULLS pulls stay under PULL_BYTES. */
 export function pullLimit(avgBytes: number): number {
@@ -53,6 +58,10 @@ export class Puller {
   #avgBytes = 1024;
   /** Batches asked for by outstanding pulls and not received yet. */
   #requested = 0;
+  #consumer: Consumer | undefined;
+  /** Cuts an idle back-off short when a recheck finds work. */
+  #idle = new AbortController();
+  #rechecking = false;
 
   constructor(deps: PullerDeps) {
     this.#deps = deps;
@@ -66,11 +75,14 @@ export class Puller {
   async run(signal: AbortSignal): Promise<void> {
     const d = this.#deps;
     const pulls = new Set<Promise<void>>();
-    let consumer: Consumer | undefined;
     let idleMs = 0;
+    const recheck = setInterval(() => void this.#recheck(), RECHECK_MS);
+    recheck.unref();
+    signal.addEventListener('abort', () => clearInterval(recheck), { once: true });
     while (!signal.aborted) {
+      let consumer: Consumer;
       try {
-        consumer ??= await bindJobConsumer(d.ctx, d.record, d.leaseMs);
+        consumer = this.#consumer ??= await bindJobConsumer(d.ctx, d.record, d.leaseMs);
       } catch (err) {
         d.log.warn({ err, job_id: d.record.job_id }, 'cannot bind to job consumer; retrying');
         await sleep(1000, signal);
@@ -104,22 +116,48 @@ export class Puller {
         d.slots.release(n - limit);
         n = limit;
       }
-      const from = consumer;
-      const pull: Promise<void> = this.#pull(from, n, signal)
+      const pull: Promise<void> = this.#pull(consumer, n, signal)
         .then(async ({ got, more, failed }) => {
-          if (failed && consumer === from) consumer = undefined;
-          d.claimant.starved = got === 0;
+          if (failed && this.#consumer === consumer) this.#consumer = undefined;
+          d.slots.setStarved(d.claimant, got === 0);
           if (got > 0 && more) idleMs = 0;
           else {
             idleMs = Math.min(MAX_IDLE_MS, Math.max(100, idleMs * 2));
             // The pull stays outstanding while it backs off, which holds the loop to one pull meanwhile.
-            if (got === 0) await sleep(idleMs, signal);
+            if (got === 0) {
+              const idle = (this.#idle = new AbortController());
+              const stop = (): void => idle.abort();
+              signal.addEventListener('abort', stop, { once: true });
+              await sleep(idleMs, idle.signal);
+              signal.removeEventListener('abort', stop);
+              if (idle.signal.aborted) idleMs = 0;
+            }
           }
         })
         .finally(() => pulls.delete(pull));
       pulls.add(pull);
     }
+    clearInterval(recheck);
     await Promise.allSettled([...pulls]);
+  }
+
+  /** While the job counts as starved, asks its consumer whether a pull would bring a batch now. */
+  async #recheck(): Promise<void> {
+    const d = this.#deps;
+    if (!d.claimant.starved || this.#rechecking || this.#consumer === undefined || d.paused()) return;
+    this.#rechecking = true;
+    try {
+      const info = await this.#consumer.info();
+      const cap = info.config.max_ack_pending ?? -1;
+      if (info.num_pending > 0 && (cap < 0 || info.num_ack_pending < cap)) {
+        d.slots.setStarved(d.claimant, false);
+        this.#idle.abort();
+      }
+    } catch {
+      // The next pull finds out.
+    } finally {
+      this.#rechecking = false;
+    }
   }
 
   /**

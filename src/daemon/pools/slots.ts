@@ -101,6 +101,13 @@ export class Slots {
     });
   }
 
+  /** Marks whether the claimant's last pull brought nothing (see Claimant.starved); its waiter is re-ranked now. */
+  setStarved(claimant: Claimant, starved: boolean): void {
+    if (claimant.starved === starved) return;
+    claimant.starved = starved;
+    this.#serve();
+  }
+
   release(n: number): void {
     if (n <= 0) return;
     // Over-release would be a bookkeeping bug; clamping keeps the pool usable instead of crashing the daemon.
