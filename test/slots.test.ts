@@ -402,7 +402,7 @@ describe('Slots: who is served first', () => {
     const s = new Slots(1);
     await fill(s);
     const starved = s.claimant(10);
-    starved.starved = true;
+    s.setStarved(starved, true);
     const hungry = track(s.reserve(starved, 1, never));
     const low = track(s.reserve(s.claimant(-5), 1, never));
     await settle();
@@ -417,7 +417,7 @@ describe('Slots: who is served first', () => {
   test('a starved claimant alone is served (work-conserving): at once when free, and from the queue', async () => {
     const s = new Slots(1);
     const c = s.claimant(0);
-    c.starved = true;
+    s.setStarved(c, true);
     assert.equal(await s.reserve(c, 1, never), 1, 'at once');
     const w = track(s.reserve(c, 1, never));
     await settle();
@@ -432,8 +432,8 @@ describe('Slots: who is served first', () => {
     await fill(s);
     const lo = s.claimant(0);
     const hi = s.claimant(3);
-    lo.starved = true;
-    hi.starved = true;
+    s.setStarved(lo, true);
+    s.setStarved(hi, true);
     const wl = track(s.reserve(lo, 1, never));
     const wh = track(s.reserve(hi, 1, never));
     await settle();
@@ -442,15 +442,32 @@ describe('Slots: who is served first', () => {
     assert.deepEqual([wh, wl], [got(1), waiting]);
   });
 
-  test('the starved mark is read when slots are handed out: clearing it while waiting restores the rank', async () => {
+  test('setStarved marks the claimant and re-ranks at once: a best waiter marked starved stops holding the others back', async () => {
+    const s = pool(4, 25); // half the prefetch is 4
+    await fill(s);
+    const a = s.claimant(5);
+    const big = track(s.reserve(a, 12, never)); // the best, needs 4
+    const small = track(s.reserve(s.claimant(0), 1, never));
+    s.release(1);
+    await settle();
+    assert.deepEqual([big, small], [waiting, waiting], '1 free: the best needs 4 and holds the other back');
+    s.setStarved(a, true); // its pull found nothing: no release needed for the other to be served
+    assert.equal(a.starved, true);
+    await settle();
+    assert.deepEqual([big, small], [waiting, got(1)]);
+  });
+
+  test('setStarved(false) restores the rank: the claimant is served before the lower priority again', async () => {
     const s = new Slots(1);
     await fill(s);
     const c = s.claimant(5);
-    c.starved = true;
+    s.setStarved(c, true);
     const w = track(s.reserve(c, 1, never));
     const other = track(s.reserve(s.claimant(0), 1, never));
     await settle();
-    c.starved = false; // its next pull would find work again
+    s.setStarved(c, false); // its consumer has batches and room again
+    s.setStarved(c, false); // unchanged: nothing happens
+    assert.equal(c.starved, false);
     s.release(1);
     await settle();
     assert.deepEqual([w, other], [got(1), waiting]);
