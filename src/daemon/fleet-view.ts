@@ -57,12 +57,15 @@ export class FleetView {
       this.#peers.delete(entry.key);
       return;
     }
-    let record: Partial<DaemonRecord>;
+    let decoded: unknown;
     try {
-      record = decodeJson(entry.value) as Partial<DaemonRecord>;
+      decoded = decodeJson(entry.value);
     } catch {
       return;
     }
+    // Anything but a JSON object (null, a number, an array) is no heartbeat; it must not break the watch.
+    if (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded)) return;
+    const record = decoded as Partial<DaemonRecord>;
     const lanes: Record<string, number> = {};
     for (const [api, n] of Object.entries(record.lanes ?? {})) if (typeof n === 'number' && n > 0) lanes[api] = n;
     const timeoutMs = typeof record.presence_timeout_ms === 'number' && record.presence_timeout_ms > 0 ? record.presence_timeout_ms : 30_000;

@@ -68,15 +68,17 @@ export class Slots {
   observe(durationMs: number): void {
     if (!Number.isFinite(durationMs) || durationMs < 0) return;
     this.#ewmaMs = this.#ewmaMs === undefined ? durationMs : this.#ewmaMs + EWMA_ALPHA * (durationMs - this.#ewmaMs);
-    const wanted = Math.round((PREFETCH_TARGET_MS * this.lanes) / Math.max(this.#ewmaMs, 0.01));
-    this.#prefetch = Math.max(0, Math.min(MAX_PREFETCH, wanted));
+    // Batches of the target or longer: a pull's round trip is small beside them, and a held batch is one another
+    // daemon's idle thread could run.
+    const wanted = this.#ewmaMs >= PREFETCH_TARGET_MS ? 0 : Math.round((PREFETCH_TARGET_MS * this.lanes) / Math.max(this.#ewmaMs, 0.01));
+    this.#prefetch = Math.min(MAX_PREFETCH, wanted);
     this.#serve();
   }
 
   /**
-   * Waits for slots on behalf of `claimant` and takes up to `max`; resolves 0 if `signal` aborts first. While a lane
-   * is idle, one free slot is enough; while every lane is busy, the prefetch is refilled in halves (not slot by slot),
-   * which keeps pulls large: one round trip serves many.
+   * Waits for slots on behalf of `claimant` and takes up to `max`; resolves 0 if `signal` aborts first. A waiter needs
+   * min(`max`, half the prefetch) free: the prefetch is refilled in halves (not slot by slot), which keeps pulls large
+   * (one round trip serves many), and while a lane is idle more than the whole prefetch is free, so it never waits.
    */
   reserve(claimant: Claimant, max: number, signal: AbortSignal): Promise<number> {
     if (signal.aborted || max <= 0) return Promise.resolve(0);
@@ -116,7 +118,6 @@ export class Slots {
   }
 
   #need(max: number): number {
-    if (this.#used < this.lanes) return 1;
     return Math.max(1, Math.min(max, Math.ceil(this.#prefetch / 2)));
   }
 
