@@ -1,5 +1,5 @@
 /**
- * The TypeScript client: submit jobs, read status, results and dead letters, stop jobs. Usable from any program
+ * The TypeScript client: submit jobs, read status, results and dead letters, pause, resume and stop jobs. Usable from any program
  * and from inside handlers (ctx.client) to chain jobs. It speaks the same protocol as docs/PROTOCOL.md.
  */
 import { readSubject } from './read-subject.js';
@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, type NatsOptions } from '../fleet/connect.js';
 import { openContext, type FleetContext } from '../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { endJob } from '../fleet/lifecycle.js';
+import { endJob, pauseJob, resumeJob } from '../fleet/lifecycle.js';
 import { readActivity } from '../fleet/activity.js';
 import { jobStatus } from '../fleet/progress.js';
 import { Streams, Subjects, decodeValue, maxBodyBytes } from '../fleet/protocol.js';
@@ -51,6 +51,11 @@ function compareBatchIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** The record a lifecycle operation returned, or JB_JOB_NOT_FOUND when it found no such job (it returned null). */
+function found(jobId: string, record: JobRecord | null): JobRecord {
+  if (record === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${jobId} not found`);
+  return record;
+}
 
 export class JetbatchClient {
   readonly #ctx: FleetContext;
@@ -172,12 +177,33 @@ export class JetbatchClient {
     return replayDeadLetters(this.#ctx, jobId);
   }
 
-  /** Stops a job: aborts its in-flight batches on every daemon, discards its queue, marks it `stopped`. */
+  /** Stops a job (paused or not): aborts its in-flight batches on every daemon, discards its queue, marks it `stopped`. */
   async stop(jobId: string): Promise<JobRecord> {
     checkJobId(jobId);
-    const result = await endJob(this.#ctx, jobId, 'stopped');
-    if (result === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${jobId} not found`);
-    return result.record;
+    return found(jobId, (await endJob(this.#ctx, jobId, 'stopped'))?.record ?? null);
+  }
+
+  /**
+   * Pauses an active job: no daemon starts a new batch of it (batches already running finish); its queue, counts and
+   * consumer stay, the pause survives daemon restarts, and its job timeout does not run while it is paused. Resolves
+   * with the stored record once no batch of the job can start anywhere (about 1.5 s after the pause is recorded).
+   * Pausing a paused job changes nothing and resolves at once. JB_JOB_ENDED for a job that has ended or is
+   * completing, JB_JOB_NOT_FOUND for an unknown job.
+   */
+  async pause(jobId: string): Promise<JobRecord> {
+    checkJobId(jobId);
+    return found(jobId, await pauseJob(this.#ctx, jobId));
+  }
+
+  /**
+   * Resumes a paused job where it stopped: daemons pull its batches again within about a second, and its timeout
+   * deadline has moved by the time it spent paused. Resuming a job that is not paused changes nothing and resolves
+   * with its record. JB_JOB_ENDED for a paused job that was stopped or is completing, JB_JOB_NOT_FOUND for an
+   * unknown job.
+   */
+  async resume(jobId: string): Promise<JobRecord> {
+    checkJobId(jobId);
+    return found(jobId, await resumeJob(this.#ctx, jobId));
   }
 
   /**
