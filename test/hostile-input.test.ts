@@ -589,6 +589,7 @@ describe('hostile input, live daemon', () => {
       assert.match(await rejected(Subjects.request.submit, encodeValue(JSON.parse(body))), /job_id/);
       assert.match(await rejected(Subjects.request.status, JSON.stringify({ job_id: id })), /job_id/);
       assert.match(await rejected(Subjects.request.stop, JSON.stringify({ job_id: id })), /job_id/);
+      assert.match(await rejected(Subjects.request.pause, JSON.stringify({ job_id: id })), /job_id/);
     }
     for (const name of BAD_API_NAMES) {
       await assert.rejects(client.submit({ api_name: name, items: [1], batch_size: 1 }), (e: unknown) => e instanceof JetbatchError && e.code === 'JB_INVALID_SUBMISSION' && /api_name/.test(e.message));
@@ -596,9 +597,10 @@ describe('hostile input, live daemon', () => {
     }
     await rejected(Subjects.request.status, JSON.stringify({ job_id: 42 }));
     await rejected(Subjects.request.status, JSON.stringify({}));
-    const jobs = await request(Subjects.request.jobs, JSON.stringify({ api_name: 'echo.>', limit: 'all' }));
+    const jobs = await request(Subjects.request.jobs, JSON.stringify({ api_name: 'echo.>' }));
     assert.equal(jobs.ok, true);
     assert.deepEqual(jobs.jobs, []);
+    assert.match(await rejected(Subjects.request.jobs, JSON.stringify({ api_name: 'echo.>', limit: 'all' })), /limit/);
     assert.deepEqual((await client.jobs()).map((j) => j.job_id), [], 'no job record was written');
     const info = await (await jetstreamManager(nc)).streams.info(Streams.batches);
     assert.equal(info.state.messages, 0, 'no batch was published');
@@ -615,7 +617,7 @@ describe('hostile input, live daemon', () => {
     for (const body of bodies) await rejected(Subjects.request.submit, body);
     // Other subjects answer every body with a well-formed reply too.
     for (const body of bodies) {
-      for (const subject of [Subjects.request.status, Subjects.request.jobs, Subjects.request.stop]) await request(subject, body);
+      for (const subject of [Subjects.request.status, Subjects.request.jobs, Subjects.request.stop, Subjects.request.pause, Subjects.request.resume]) await request(subject, body);
     }
     await healthy();
   });

@@ -52,6 +52,9 @@ export const Subjects = {
     status: 'jetbatch.req.status',
     stop: 'jetbatch.req.stop',
     jobs: 'jetbatch.req.jobs',
+    /** Replies once no batch of the job can start any more: about 1.5 s after the request. */
+    pause: 'jetbatch.req.pause',
+    resume: 'jetbatch.req.resume',
   },
   /** Core-NATS broadcast telling every daemon to abort a job's in-flight batches at once. */
   control: (job: string): string => `jetbatch.ctl.${job}`,
