@@ -1,13 +1,14 @@
-/** The client-side commands: submit, status, jobs, results, stop, apis. */
+/** The client-side commands: submit, status, jobs, results, pause, resume, stop, dlq, apis, deploy. */
 import { createWriteStream } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { Command } from 'commander';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { decodeValue } from '../fleet/protocol.js';
 import { checkSubmission } from '../fleet/submission.js';
-import type { JobStatus } from '../types.js';
+import type { JobRecord, JobStatus } from '../types.js';
 import { isTerminal } from '../types.js';
 import { ExitCodes, intArg, numberArg, printJson, withClient, withConnectionOptions, type ConnectionFlags } from './common.js';
+import { statusDetails, statusLine } from './format.js';
 import { progressView } from './progress.js';
 import { readValues } from './read-input.js';
 
@@ -16,6 +17,7 @@ interface SubmitFlags extends ConnectionFlags {
   batches?: string;
   batchSize?: number;
   workers?: number;
+  priority?: number;
   config?: string;
   timeout?: number;
   batchTimeout?: number;
@@ -34,15 +36,6 @@ function parseJsonFlag(flag: string, text: string): unknown {
   }
 }
 
-function statusLine(s: JobStatus): string {
-  const m = s.batch_metrics;
-  const avg = m.avg_time_per_batch === null ? '-' : `${m.avg_time_per_batch.toFixed(3)}s`;
-  const c = s.completion;
-  // Who completes (or completed) the job, when it is under way or was taken over.
-  const claim = c !== undefined && (s.status === 'completing' || c.attempt > 1) ? `  claim=${c.claimed_by} attempt=${c.attempt}${c.rerun ? ' rerun' : ''}` : '';
-  return `${s.job_id}  ${s.api_name}  ${s.status}  succeeded=${m.succeeded} failed=${m.failed} in_queue=${s.batches_in_queue} total=${s.total_batch_count} avg=${avg}  started=${s.start_time}${s.end_time ? `  ended=${s.end_time}` : ''}${claim}`;
-}
-
 export function exitCodeOfStatus(s: JobStatus): number {
   return s.status === 'succeeded' ? ExitCodes.ok : ExitCodes.jobFailed;
 }
@@ -57,6 +50,7 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       .option('--batches <file>', 'JSON array or JSON Lines of batches, each an array of items')
       .option('--batch-size <n>', 'items per batch (with --items)', numberArg('--batch-size'))
       .option('--workers <n>', 'most batches of this job in flight across the fleet', numberArg('--workers'))
+      .option('--priority <n>', 'integer -1000..1000 (default 0): free threads go to the API\'s highest-priority job first', numberArg('--priority'))
       .option('--config <json>', 'job config (JSON object), merged over the API config')
       .option('--timeout <seconds>', 'job timeout', numberArg('--timeout'))
       .option('--batch-timeout <seconds>', 'per-batch timeout (overrides the API default)', numberArg('--batch-timeout'))
@@ -73,6 +67,7 @@ export function registerClientCommands(program: Command, setExit: (code: number)
     // --batch-size goes with --items; beside --batches alone it has always been ignored.
     if (flags.batchSize !== undefined && flags.items !== undefined) input.batch_size = flags.batchSize;
     if (flags.workers !== undefined) input.workers = flags.workers;
+    if (flags.priority !== undefined) input.priority = flags.priority;
     if (flags.config !== undefined) input.config = parseJsonFlag('--config', flags.config);
     if (flags.timeout !== undefined) input.timeout = flags.timeout;
     if (flags.batchTimeout !== undefined) input.batch_timeout = flags.batchTimeout;
@@ -108,7 +103,7 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       if (!flags.watch) {
         const s = await client.status(job);
         if (flags.json) printJson(s);
-        else process.stdout.write(statusLine(s) + '\n');
+        else process.stdout.write([statusLine(s), ...statusDetails(s).map((d) => `  ${d}`)].join('\n') + '\n');
         return;
       }
       const view = progressView();
@@ -155,6 +150,37 @@ export function registerClientCommands(program: Command, setExit: (code: number)
         if (!out.write(JSON.stringify(r) + '\n')) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
       }
       if (out !== process.stdout) await new Promise<void>((resolve) => out.end(() => resolve()));
+    });
+  });
+
+  withConnectionOptions(
+    program
+      .command('pause')
+      .description('pause a job: no new batch of it starts anywhere (running ones finish); its queue stays and its timeout stops running')
+      .argument('<job>', 'job id')
+      .option('--json', 'print the job record as JSON'),
+  ).action(async (job: string, flags: ConnectionFlags & { json?: boolean }) => {
+    await withClient(flags, async (client) => {
+      // Returns once no batch of the job can start any more (about 1.5 s), so "paused" means it.
+      const before = await client.record(job);
+      const record = await client.pause(job);
+      if (flags.json) printJson(record);
+      else process.stdout.write(before.paused_at == null ? `paused ${record.job_id} (${record.status}); no new batch of it starts\n` : `${record.job_id} was already paused since ${record.paused_at}\n`);
+    });
+  });
+
+  withConnectionOptions(
+    program
+      .command('resume')
+      .description('resume a paused job where it stopped')
+      .argument('<job>', 'job id')
+      .option('--json', 'print the job record as JSON'),
+  ).action(async (job: string, flags: ConnectionFlags & { json?: boolean }) => {
+    await withClient(flags, async (client) => {
+      const before = await client.record(job);
+      const record = await client.resume(job);
+      if (flags.json) printJson(record);
+      else process.stdout.write(before.paused_at == null ? `${record.job_id} was not paused (${record.status})\n` : `resumed ${record.job_id} (${record.status}) after ${pausedFor(before, record)} paused\n`);
     });
   });
 
@@ -236,6 +262,12 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       }
     });
   });
+}
+
+/** How long the pause that `resume` just ended lasted, in seconds (the record's paused_ms grew by it). */
+function pausedFor(before: JobRecord, after: JobRecord): string {
+  const ms = (after.paused_ms ?? 0) - (before.paused_ms ?? 0);
+  return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
 }
 
 function decodeOrBase64(payload: Uint8Array): unknown {

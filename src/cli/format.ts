@@ -1,0 +1,58 @@
+/** How the CLI shows a job status to a person: one line per job, and the details `jetbatch status` adds. */
+import type { JobStatus } from '../types.js';
+import { isTerminal } from '../types.js';
+
+/**
+ * The status word, with ` (paused)` on an active job that is paused: pausing is not a status of its own (a paused job
+ * stays `running` or `pending`), but someone reading a list must see at once why a job does not move. An ended job
+ * keeps its `paused_at` (a paused job can be stopped), which no longer matters.
+ */
+export function statusLabel(s: JobStatus): string {
+  return isPaused(s) ? `${s.status} (paused)` : s.status;
+}
+
+function isPaused(s: JobStatus): boolean {
+  return s.paused_at !== null && !isTerminal(s.status);
+}
+
+/**
+ * One line per job (`jobs`, `status`, the end of `submit --wait`). Priority is always shown, so the lines of a list
+ * line up; the batches running now only while the job is active (an ended job runs none).
+ */
+export function statusLine(s: JobStatus): string {
+  const m = s.batch_metrics;
+  const avg = m.avg_time_per_batch === null ? '-' : `${m.avg_time_per_batch.toFixed(3)}s`;
+  const running = isTerminal(s.status) ? '' : ` running=${s.running_batches}`;
+  const c = s.completion;
+  // Who completes (or completed) the job, when it is under way or was taken over.
+  const claim = c !== undefined && (s.status === 'completing' || c.attempt > 1) ? `  claim=${c.claimed_by} attempt=${c.attempt}${c.rerun ? ' rerun' : ''}` : '';
+  const ended = s.end_time ? `  ended=${s.end_time}` : '';
+  return (
+    `${s.job_id}  ${s.api_name}  ${statusLabel(s)}  priority=${s.priority}  ` +
+    `succeeded=${m.succeeded} failed=${m.failed} in_queue=${s.batches_in_queue} total=${s.total_batch_count}${running} avg=${avg}  ` +
+    `started=${s.start_time}${ended}${claim}`
+  );
+}
+
+/** What `jetbatch status JOB` shows below the line of an active job: since when it is paused, what runs now. */
+export function statusDetails(s: JobStatus, now = Date.now()): string[] {
+  if (isTerminal(s.status)) return [];
+  const out: string[] = [];
+  if (isPaused(s)) out.push(`paused since ${s.paused_at} (${ago(now - Date.parse(s.paused_at ?? ''))}); jetbatch resume ${s.job_id} continues it`);
+  out.push(`running now: ${plural(s.running_batches, 'batch', 'batches')} on ${plural(s.running_daemons, 'daemon', 'daemons')}`);
+  return out;
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** A rough elapsed time for people: `45s ago`, `12m ago`, `3h 5m ago`. */
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (!Number.isFinite(s)) return 'time unknown';
+  if (s < 60) return `${s}s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ago`;
+  return `${Math.floor(m / 60)}h ${m % 60}m ago`;
+}
