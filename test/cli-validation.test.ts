@@ -51,6 +51,10 @@ describe('jetbatch submit: bad input is exit 2 before connecting', () => {
     ['--config that is an array', ['echo', '--items', items, '--batch-size', '2', '--config', '[1]'], /config: /],
     ['--config that is not JSON', ['echo', '--items', items, '--batch-size', '2', '--config', 'nope'], /--config is not valid JSON/],
     ['--workers that is not a number', ['echo', '--items', items, '--batch-size', '2', '--workers', 'abc'], /--workers must be a number, got "abc"/],
+    ['--priority 1.5', ['echo', '--items', items, '--batch-size', '2', '--priority', '1.5'], /priority: .*int/],
+    ['--priority 5000', ['echo', '--items', items, '--batch-size', '2', '--priority', '5000'], /priority: .*1000/],
+    ['--priority -1001', ['echo', '--items', items, '--batch-size', '2', '--priority', '-1001'], /priority: .*-1000/],
+    ['--priority that is not a number', ['echo', '--items', items, '--batch-size', '2', '--priority', 'high'], /--priority must be a number, got "high"/],
     ['--job-id with a dot', ['echo', '--items', items, '--batch-size', '2', '--job-id', 'a.b'], /job_id: /],
     ['an API name with a dot', ['Bad.Name', '--items', items, '--batch-size', '2'], /api_name: /],
     ['--batches holding items, not batches', ['echo', '--batches', items], /batches\.0: /],
@@ -71,8 +75,14 @@ describe('jetbatch submit: bad input is exit 2 before connecting', () => {
     assert.match(r.stderr, /give exactly one of items/);
   });
 
-  test('valid input gets as far as connecting (exit 3), with --batch-size beside --batches ignored as before', async () => {
-    for (const args of [['echo', '--items', items, '--batch-size', '2'], ['echo', '--batches', batches, '--batch-size', '2']]) {
+  test('valid input gets as far as connecting (exit 3), with --batch-size beside --batches ignored as before, and a negative --priority', async () => {
+    const valid = [
+      ['echo', '--items', items, '--batch-size', '2'],
+      ['echo', '--batches', batches, '--batch-size', '2'],
+      ['echo', '--batches', batches, '--priority', '-1000'],
+      ['echo', '--batches', batches, '--priority', '1000'],
+    ];
+    for (const args of valid) {
       const r = await submit(args);
       assert.equal(r.code, 3, r.stderr);
       assert.match(r.stderr, /JB_CONNECTION_FAILED/);

@@ -53,6 +53,7 @@ describe('prepareSubmission: splitting and encoding', () => {
     const d = prepareSubmission({ api_name: 'a', batches: [[1]] }, LIMITS);
     assert.equal(d.api_name, 'a');
     assert.equal(d.workers, 1);
+    assert.equal(d.priority, 0);
     assert.deepEqual(d.config, {});
     assert.equal(d.timeout, null);
     assert.equal(d.batch_timeout, null);
@@ -64,6 +65,7 @@ describe('prepareSubmission: splitting and encoding', () => {
         job_id: 'job-1',
         batches: [[1]],
         workers: 4,
+        priority: -7,
         config: { model: 'x' },
         timeout: 60,
         batch_timeout: 5,
@@ -74,6 +76,7 @@ describe('prepareSubmission: splitting and encoding', () => {
     );
     assert.equal(s.job_id, 'job-1');
     assert.equal(s.workers, 4);
+    assert.equal(s.priority, -7);
     assert.deepEqual(s.config, { model: 'x' });
     assert.equal(s.timeout, 60);
     assert.equal(s.batch_timeout, 5);
@@ -135,6 +138,7 @@ describe('prepareSubmission: spec_hash', () => {
       { ...base, config: { x: 1, nested: { y: [1, 3] } } },
       { ...base, api_name: 'b' },
       { ...base, workers: 2 },
+      { ...base, priority: 1 },
       { ...base, timeout: 10 },
       { ...base, max_attempts: 5 },
     ];
@@ -196,6 +200,15 @@ describe('prepareSubmission: rejections (JB_INVALID_SUBMISSION naming the field)
     invalid({ api_name: 'a', batches: [[1]], batch_timeout: 0 }, /batch_timeout/);
     invalid({ api_name: 'a', batches: [[1]], max_attempts: 0 }, /max_attempts/);
     invalid({ api_name: 'a', batches: [[1]], backoff: { jitter: 2 } }, /backoff\.jitter/);
+  });
+
+  test('priority: not an integer, outside -1000..1000, or a string', () => {
+    invalid({ api_name: 'a', batches: [[1]], priority: 1.5 }, /priority/);
+    invalid({ api_name: 'a', batches: [[1]], priority: 1001 }, /priority/);
+    invalid({ api_name: 'a', batches: [[1]], priority: -1001 }, /priority/);
+    invalid({ api_name: 'a', batches: [[1]], priority: '5' }, /priority/);
+    invalid({ api_name: 'a', batches: [[1]], priority: null }, /priority/);
+    for (const priority of [-1000, 0, 1000]) assert.equal(prepareSubmission({ api_name: 'a', batches: [[1]], priority }, LIMITS).priority, priority);
   });
 
   test('unknown top-level key is named', () => {
