@@ -91,7 +91,9 @@ describe('pause, resume and priority: client, one-request API, CLI', () => {
         process.execPath,
         ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), ...args, '--server', server.url],
         { cwd: ROOT, timeout: 60_000 },
-        (err, stdout, stderr) => resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr }),
+        // A child killed at the timeout has no exit code: -1, and its signal goes into stderr for the failure message.
+        (err, stdout, stderr) =>
+          resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr: err?.signal ? `${stderr}\n(killed by ${err.signal} after 60 s)` : stderr }),
       );
     });
   }
