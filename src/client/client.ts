@@ -11,7 +11,8 @@ import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob, pauseJob, resumeJob } from '../fleet/lifecycle.js';
 import { readActivity } from '../fleet/activity.js';
 import { jobStatus } from '../fleet/progress.js';
-import { Streams, Subjects, decodeValue, maxBodyBytes } from '../fleet/protocol.js';
+import { Buckets, Streams, Subjects, decodeValue, maxBodyBytes } from '../fleet/protocol.js';
+import { kvKeys } from '../fleet/kv-keys.js';
 import { getJob, listJobs } from '../fleet/registry.js';
 import { deployProject, listDeployments, type Deployment } from '../fleet/deployments.js';
 import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dead-letters.js';
@@ -110,7 +111,7 @@ export class JetbatchClient {
 
   /** Jobs in the registry, newest first, optionally of one API. */
   async jobs(filter: { api?: string; limit?: number } = {}): Promise<JobStatus[]> {
-    const records = await listJobs(this.#ctx.jobs, filter);
+    const records = await listJobs(this.#ctx, filter);
     const activity = await readActivity(this.#ctx);
     return Promise.all(records.map((r) => jobStatus(this.#ctx, r, activity)));
   }
@@ -222,7 +223,7 @@ export class JetbatchClient {
   /** APIs registered by the fleet. */
   async apis(): Promise<ApiRecord[]> {
     const out: ApiRecord[] = [];
-    for await (const k of await this.#ctx.apis.keys()) {
+    for (const k of await kvKeys(this.#ctx, Buckets.apis)) {
       const e = await this.#ctx.apis.get(k);
       if (e !== null && e.operation === 'PUT' && e.value.length > 0) out.push(e.json());
     }

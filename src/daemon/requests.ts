@@ -29,7 +29,7 @@ export function serveRequests(ctx: FleetContext, log: Logger): Subscription[] {
       return { status: await jobStatus(ctx, v.record) };
     },
     [Subjects.request.jobs]: async (body) => {
-      const records = await listJobs(ctx.jobs, jobsFilterOf(body));
+      const records = await listJobs(ctx, jobsFilterOf(body));
       const activity = await readActivity(ctx);
       return { jobs: await Promise.all(records.map((r) => jobStatus(ctx, r, activity))) };
     },

@@ -4,7 +4,8 @@
  * whose writer stopped beating (by the writer's own clock, compared with ours) is left out.
  */
 import type { FleetContext } from './context.js';
-import { decodeJson } from './protocol.js';
+import { kvKeys } from './kv-keys.js';
+import { Buckets, decodeJson } from './protocol.js';
 import type { DaemonRecord } from '../types.js';
 
 export interface JobActivity {
@@ -16,8 +17,7 @@ export type FleetActivity = ReadonlyMap<string, JobActivity>;
 
 export async function readActivity(ctx: FleetContext, now = Date.now()): Promise<FleetActivity> {
   const out = new Map<string, JobActivity>();
-  const keys: string[] = [];
-  for await (const k of await ctx.daemons.keys()) keys.push(k);
+  const keys = await kvKeys(ctx, Buckets.daemons);
   const entries = await Promise.all(keys.map((k) => ctx.daemons.get(k).catch(() => null)));
   for (const e of entries) {
     if (e === null || e.operation !== 'PUT' || e.value.length === 0) continue;

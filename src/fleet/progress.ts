@@ -9,7 +9,8 @@
 import { readActivity, type FleetActivity } from './activity.js';
 import type { FleetContext } from './context.js';
 import { JetStreamApiError } from '@nats-io/jetstream';
-import { Streams, Subjects, consumerName, decodeJson } from './protocol.js';
+import { kvKeys } from './kv-keys.js';
+import { Buckets, Streams, Subjects, consumerName, decodeJson } from './protocol.js';
 import type { BatchMetrics, JobRecord, JobStatus } from '../types.js';
 import { isTerminal } from '../types.js';
 
@@ -49,9 +50,7 @@ export async function queuedBatches(ctx: FleetContext, record: JobRecord): Promi
 export async function timingStats(ctx: FleetContext, jobId: string): Promise<{ count: number; totalMs: number }> {
   let count = 0;
   let totalMs = 0;
-  const keys = await ctx.stats.keys(`${jobId}.*`);
-  const names: string[] = [];
-  for await (const k of keys) names.push(k);
+  const names = await kvKeys(ctx, Buckets.stats, `${jobId}.*`);
   for (const k of names) {
     const e = await ctx.stats.get(k);
     if (e === null || e.operation !== 'PUT' || e.value.length === 0) continue;

@@ -5,7 +5,9 @@
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { decodeJson, encodeJson } from './protocol.js';
+import type { FleetContext } from './context.js';
+import { kvKeys } from './kv-keys.js';
+import { Buckets, decodeJson, encodeJson } from './protocol.js';
 import type { JobRecord } from '../types.js';
 
 export interface Versioned {
@@ -20,12 +22,11 @@ export async function getJob(kv: KV, jobId: string): Promise<Versioned | null> {
 }
 
 /** Every job record, newest first (by start time, then id), optionally of one API. */
-export async function listJobs(kv: KV, filter: { api?: string; limit?: number } = {}): Promise<JobRecord[]> {
-  const keys: string[] = [];
-  for await (const k of await kv.keys()) keys.push(k);
+export async function listJobs(ctx: FleetContext, filter: { api?: string; limit?: number } = {}): Promise<JobRecord[]> {
+  const keys = await kvKeys(ctx, Buckets.jobs);
   const records: JobRecord[] = [];
   for (const k of keys) {
-    const v = await getJob(kv, k);
+    const v = await getJob(ctx.jobs, k);
     if (v !== null && (filter.api === undefined || v.record.api_name === filter.api)) records.push(v.record);
   }
   records.sort((a, b) => (a.start_time < b.start_time ? 1 : a.start_time > b.start_time ? -1 : b.job_id.localeCompare(a.job_id)));
