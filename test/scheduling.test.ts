@@ -148,4 +148,24 @@ describe('scheduling: workers across daemons', () => {
     assert.ok(busy >= 2, `the backlog ran ${busy.toFixed(2)} batches at once on average meanwhile (${JSON.stringify(lowDuring)})`);
     assert.ok(lowStatus.batches_in_queue > 0, 'the backlog was still there when the priority job finished');
   });
+
+  test('onJobComplete takes a lane like a batch: no batch is pulled to wait behind a long hook', async () => {
+    const hooked = await client.submit({ api_name: 'sched', items: [0], batch_size: 1, workers: 1, config: { hook_ms: 3000 } });
+    await waitUntil('the hook to start', () => readRecords(recordDir).some((r) => r.job === hooked.job_id && r.ev === 'hook-start'), { timeoutMs: 20_000 });
+    const job = await client.submit({ api_name: 'sched', items: range(6), batch_size: 1, workers: 3, config: { delay_ms: 1000 } });
+    assert.equal((await client.wait(job.job_id, { intervalMs: 100, timeoutMs: 60_000 })).status, 'succeeded');
+    assert.equal((await client.wait(hooked.job_id, { intervalMs: 100, timeoutMs: 60_000 })).status, 'succeeded');
+    const records = readRecords(recordDir);
+    const hook = records.find((r) => r.job === hooked.job_id && r.ev === 'hook-start')!;
+    const hookEnd = records.find((r) => r.job === hooked.job_id && r.ev === 'complete')!.t as number;
+    const list = intervals(records, job.job_id);
+    const starts = list.map((i) => i.start).sort((a, b) => a - b);
+    assert.ok(starts[2]! < hookEnd, 'the job ran 3 at once while the hook still ran');
+    assert.ok(peak(list) === 3, `the job ran 3 at once (saw ${peak(list)})`);
+    // On the hook's daemon only one lane was free: it never ran two of the job's batches at once meanwhile.
+    const onHookDaemon = list.filter((i) => i.daemon === String(hook.tag) && i.start < hookEnd);
+    assert.ok(peak(onHookDaemon) <= 1, `the hook's daemon ran ${peak(onHookDaemon)} at once beside its hook`);
+    // 6 batches at 3 at once: two waves, the second starting as the first ends (none waited behind the hook).
+    assert.ok(starts[5]! - starts[0]! < 1500, `the last batch started ${starts[5]! - starts[0]!} ms after the first`);
+  });
 });

@@ -137,7 +137,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       leaseMs: d.leaseMs,
       slots: this.#pool.slots,
       claimant: this.#claimant,
-      cap: () => localCap(this.spec.workers, this.#pool.slots.lanes, d.fleetLanes()),
+      cap: () => localCap(this.spec.workers, this.#pool.slots.lanes, d.fleetLanes(), this.#claimant.prefetch),
       paused: () => this.#paused,
       whenResumed: (signal) => this.#whenResumed(signal),
       log: this.#log,
@@ -191,6 +191,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     await this.#loop;
     clearInterval(this.#heartbeat);
     this.#unfollow?.();
+    this.#pool.slots.leave(this.#claimant);
   }
 
   /** The job ended or was stopped: abort its batches on the threads, stop, and let the threads drop its handler. */
@@ -314,6 +315,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     if (runnable.length > 0) {
       const task = batchesTask(this.jobId, this.#jobBytes, runnable, this.spec.batch_timeout * 1000);
       const result = await this.#pool.runBatches(task, run.signal, () => run.reason);
+      for (const o of Array.isArray(result) ? result : [result]) this.#pool.slots.observe(this.#claimant, o.durationMs);
       const sharedDeath = !Array.isArray(result) && runnable.length > 1;
       if (sharedDeath) {
         // The thread died or was terminated with several batches on it: which one is to blame is unknown, so none

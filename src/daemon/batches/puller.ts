@@ -40,12 +40,10 @@ export const PULL_BYTES = 16 * 1024 * 1024;
 const FETCH_EXPIRES_MS = 1000;
 /** Pulls outstanding at once while the job has a backlog. */
 export const MAX_PULLS = 2;
-const MAX_IDLE_MS = 2000;
-/**
- * While the job's last pull brought nothing, how often its consumer is asked whether a pull would bring something now
- * (batches waiting, and room under its max_ack_pending): the job then competes for lanes as usual again.
- */
-const RECHECK_MS = 500;
+/** While a job is starved, its consumer is asked whether it has a batch for us after this long, doubling up to… */
+const RECHECK_MIN_MS = 50;
+/** …this long. */
+const RECHECK_MAX_MS = 1000;
 
 /** Most batches one pull may ask for when batches average `avgBytes`: all MAX_PULLS pulls stay under PULL_BYTES. */
 export function pullLimit(avgBytes: number): number {
@@ -59,9 +57,8 @@ export class Puller {
   /** Batches asked for by outstanding pulls and not received yet. */
   #requested = 0;
   #consumer: Consumer | undefined;
-  /** Cuts an idle back-off short when a recheck finds work. */
-  #idle = new AbortController();
-  #rechecking = false;
+  /** The last pull left batches in the queue: the next one will bring some. Otherwise the consumer is asked first. */
+  #backlog = false;
 
   constructor(deps: PullerDeps) {
     this.#deps = deps;
@@ -69,16 +66,16 @@ export class Puller {
 
   /**
    * The pull loop. While the job has a backlog, up to MAX_PULLS pulls are outstanding, so the next one is already
-   * asked for while the last is still arriving (the server's send never waits for a round trip); while its queue
-   * looks empty, one pull of one batch at a time, backing off up to MAX_IDLE_MS.
+   * asked for while the last is still arriving (the server's send never waits for a round trip). A pull waits at the
+   * server (up to its expiry) when there is nothing to deliver, and the lanes reserved for it wait with it; so a pull
+   * is asked for only when the job is known to have batches for us: after a pull that left a backlog, or once the
+   * consumer says so (#untilWork). A pull that brings nothing also marks the job starved, which ranks it last for
+   * lanes. So a job with an empty queue, or all its `workers` busy elsewhere, never keeps a lane from one that could
+   * use it.
    */
   async run(signal: AbortSignal): Promise<void> {
     const d = this.#deps;
     const pulls = new Set<Promise<void>>();
-    let idleMs = 0;
-    const recheck = setInterval(() => void this.#recheck(), RECHECK_MS);
-    recheck.unref();
-    signal.addEventListener('abort', () => clearInterval(recheck), { once: true });
     while (!signal.aborted) {
       let consumer: Consumer;
       try {
@@ -93,7 +90,12 @@ export class Puller {
         await d.whenResumed(signal);
         continue;
       }
-      if (pulls.size >= (idleMs > 0 ? 1 : MAX_PULLS)) {
+      if (!this.#backlog) {
+        if (pulls.size > 0) await Promise.race(pulls);
+        else await this.#untilWork(consumer, signal);
+        continue;
+      }
+      if (pulls.size >= MAX_PULLS) {
         await Promise.race(pulls);
         continue;
       }
@@ -102,11 +104,11 @@ export class Puller {
         await Promise.race([...pulls, d.whenOneSettles(signal)]);
         continue;
       }
-      const want = idleMs > 0 ? 1 : Math.min(room, this.#pullLimit());
+      const want = Math.min(room, this.#pullLimit());
       let n = await d.slots.reserve(d.claimant, want, signal);
       if (n === 0) continue;
-      if (signal.aborted || d.paused()) {
-        // Served just before the stop or a pause: give the slots back.
+      if (signal.aborted || d.paused() || !this.#backlog) {
+        // Served just as the job stopped, paused or ran dry: give the slots back.
         d.slots.release(n);
         continue;
       }
@@ -117,47 +119,38 @@ export class Puller {
         n = limit;
       }
       const pull: Promise<void> = this.#pull(consumer, n, signal)
-        .then(async ({ got, more, failed }) => {
+        .then(({ got, more, failed }) => {
           if (failed && this.#consumer === consumer) this.#consumer = undefined;
-          d.slots.setStarved(d.claimant, got === 0);
-          if (got > 0 && more) idleMs = 0;
-          else {
-            idleMs = Math.min(MAX_IDLE_MS, Math.max(100, idleMs * 2));
-            // The pull stays outstanding while it backs off, which holds the loop to one pull meanwhile.
-            if (got === 0) {
-              const idle = (this.#idle = new AbortController());
-              const stop = (): void => idle.abort();
-              signal.addEventListener('abort', stop, { once: true });
-              await sleep(idleMs, idle.signal);
-              signal.removeEventListener('abort', stop);
-              if (idle.signal.aborted) idleMs = 0;
-            }
-          }
+          d.slots.setStarved(d.claimant, got === 0 && !failed);
+          this.#backlog = got > 0 && more;
         })
         .finally(() => pulls.delete(pull));
       pulls.add(pull);
     }
-    clearInterval(recheck);
     await Promise.allSettled([...pulls]);
   }
 
-  /** While the job counts as starved, asks its consumer whether a pull would bring a batch now. */
-  async #recheck(): Promise<void> {
+  /**
+   * Asks the job's consumer, backing off from RECHECK_MIN_MS to RECHECK_MAX_MS, until it has a batch waiting and
+   * room under its max_ack_pending (or the job pauses or stops); then the job competes for lanes again.
+   */
+  async #untilWork(consumer: Consumer, signal: AbortSignal): Promise<void> {
     const d = this.#deps;
-    if (!d.claimant.starved || this.#rechecking || this.#consumer === undefined || d.paused()) return;
-    this.#rechecking = true;
-    try {
-      const info = await this.#consumer.info();
-      const cap = info.config.max_ack_pending ?? -1;
-      if (info.num_pending > 0 && (cap < 0 || info.num_ack_pending < cap)) {
-        d.slots.setStarved(d.claimant, false);
-        this.#idle.abort();
+    let waitMs = RECHECK_MIN_MS;
+    while (!signal.aborted && !d.paused()) {
+      try {
+        const info = await consumer.info();
+        const cap = info.config.max_ack_pending ?? -1;
+        if (info.num_pending > 0 && (cap < 0 || info.num_ack_pending < cap)) break;
+      } catch {
+        // The consumer is gone (the job ended) or NATS is away: a pull finds out which.
+        break;
       }
-    } catch {
-      // The next pull finds out.
-    } finally {
-      this.#rechecking = false;
+      await sleep(waitMs, signal);
+      waitMs = Math.min(RECHECK_MAX_MS, waitMs * 2);
     }
+    this.#backlog = true;
+    d.slots.setStarved(d.claimant, false);
   }
 
   /**

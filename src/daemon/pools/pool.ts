@@ -100,9 +100,20 @@ export class ApiPool {
     return this.#piscina.threads.length;
   }
 
-  /** Runs onJobComplete; `signal` aborts it by terminating its thread (Piscina replaces the thread). */
-  runComplete(task: CompleteTask, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome> {
-    return this.#run<Outcome>(task, signal, reasonOf, []);
+  /**
+   * Runs onJobComplete; `signal` aborts it by terminating its thread (Piscina replaces the thread). The hook takes a
+   * lane of the pool's Slots like a batch, ahead of any batch: a lane the scheduler counts as free is free, so no
+   * batch is pulled here to wait behind a long hook.
+   */
+  async runComplete(task: CompleteTask, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome> {
+    const hook = this.slots.claimant(Number.POSITIVE_INFINITY);
+    const lane = await this.slots.reserve(hook, 1, signal);
+    try {
+      return await this.#run<Outcome>(task, signal, reasonOf, []);
+    } finally {
+      this.slots.release(lane);
+      this.slots.leave(hook);
+    }
   }
 
   /**
@@ -116,9 +127,7 @@ export class ApiPool {
   async #run<T>(task: Task, signal: AbortSignal, reasonOf: () => AbortReason, transferList: ArrayBuffer[]): Promise<T | Outcome> {
     const started = performance.now();
     try {
-      const result = (await this.#piscina.run(task, { signal, transferList })) as T;
-      for (const o of Array.isArray(result) ? (result as Outcome[]) : [result as Outcome]) this.slots.observe(o.durationMs);
-      return result;
+      return (await this.#piscina.run(task, { signal, transferList })) as T;
     } catch (err) {
       const durationMs = performance.now() - started;
       const e = err as Error & { code?: string };

@@ -5,8 +5,10 @@
  *
  * Capacity = running lanes (threads × concurrency) + a prefetch that adapts to how long batches take: enough queued
  * work to cover about PREFETCH_TARGET_MS, at most MAX_PREFETCH. Tiny batches get a deep local queue (one pull and one
- * task serve many); batches longer than the target get none, so a daemon never sits on a batch another daemon's idle
- * thread could be running. A job's own limit on top of this is batches/share.ts.
+ * task serve many); batches of the target or longer get none, so a daemon never sits on a batch another daemon's idle
+ * thread could be running. Durations and prefetch are per job (its Claimant): a job of long batches gets a slot only
+ * while a lane is free, whatever a job of tiny batches beside it queues. `capacity` (lanes + the largest prefetch of
+ * the jobs here now) is what the pool takes at most. A job's own limit on top of this is batches/share.ts.
  */
 const PREFETCH_TARGET_MS = 50;
 const MAX_PREFETCH = 512;
@@ -24,6 +26,10 @@ export interface Claimant {
   starved: boolean;
   /** Serial number of its last grant: among equals, the least recently served goes first. */
   lastServed: number;
+  /** Batches of it worth queueing here, from its own batch durations (0 until one is known). */
+  prefetch: number;
+  /** Moving average of its batch durations, in ms. */
+  avgMs: number | undefined;
 }
 
 interface Waiter {
@@ -36,8 +42,9 @@ interface Waiter {
 
 export class Slots {
   readonly lanes: number;
+  /** The largest prefetch of the claimants on the pool now. */
   #prefetch = 0;
-  #ewmaMs: number | undefined;
+  readonly #claimants = new Set<Claimant>();
   #used = 0;
   #grants = 0;
   /** Reservations waiting; each is handed its slots by #serve, never left to race for them. */
@@ -59,30 +66,45 @@ export class Slots {
     return this.capacity - this.#used;
   }
 
-  /** A job's place in the scheduling (one per job runner). */
+  /** A job's place in the scheduling (one per job runner, until it leaves). */
   claimant(priority: number): Claimant {
-    return { priority, starved: false, lastServed: 0 };
+    const c: Claimant = { priority, starved: false, lastServed: 0, prefetch: 0, avgMs: undefined };
+    this.#claimants.add(c);
+    return c;
   }
 
-  /** Feeds the duration of a finished batch attempt into the prefetch sizing. */
-  observe(durationMs: number): void {
+  /** The job no longer runs here: its prefetch no longer counts. */
+  leave(claimant: Claimant): void {
+    if (this.#claimants.delete(claimant)) this.#resize();
+  }
+
+  /** Feeds the duration of one of the claimant's finished batch attempts into its prefetch sizing. */
+  observe(claimant: Claimant, durationMs: number): void {
     if (!Number.isFinite(durationMs) || durationMs < 0) return;
-    this.#ewmaMs = this.#ewmaMs === undefined ? durationMs : this.#ewmaMs + EWMA_ALPHA * (durationMs - this.#ewmaMs);
+    const avg = claimant.avgMs === undefined ? durationMs : claimant.avgMs + EWMA_ALPHA * (durationMs - claimant.avgMs);
+    claimant.avgMs = avg;
     // Batches of the target or longer: a pull's round trip is small beside them, and a held batch is one another
     // daemon's idle thread could run.
-    const wanted = this.#ewmaMs >= PREFETCH_TARGET_MS ? 0 : Math.round((PREFETCH_TARGET_MS * this.lanes) / Math.max(this.#ewmaMs, 0.01));
-    this.#prefetch = Math.min(MAX_PREFETCH, wanted);
+    claimant.prefetch = avg >= PREFETCH_TARGET_MS ? 0 : Math.min(MAX_PREFETCH, Math.round((PREFETCH_TARGET_MS * this.lanes) / Math.max(avg, 0.01)));
+    this.#resize();
+  }
+
+  #resize(): void {
+    let prefetch = 0;
+    for (const c of this.#claimants) prefetch = Math.max(prefetch, c.prefetch);
+    this.#prefetch = prefetch;
     this.#serve();
   }
 
   /**
-   * Waits for slots on behalf of `claimant` and takes up to `max`; resolves 0 if `signal` aborts first. A waiter needs
-   * min(`max`, half the prefetch) free: the prefetch is refilled in halves (not slot by slot), which keeps pulls large
-   * (one round trip serves many), and while a lane is idle more than the whole prefetch is free, so it never waits.
+   * Waits for slots on behalf of `claimant` and takes up to `max` of its room (#room); resolves 0 if `signal` aborts
+   * first. A waiter needs min(`max`, half its prefetch) of room: the prefetch is refilled in halves (not slot by slot),
+   * which keeps pulls large (one round trip serves many), and while a lane is idle there is room for more than the
+   * whole prefetch, so it never waits then.
    */
   reserve(claimant: Claimant, max: number, signal: AbortSignal): Promise<number> {
     if (signal.aborted || max <= 0) return Promise.resolve(0);
-    if (this.#waiters.length === 0 && this.free >= this.#need(max)) return Promise.resolve(this.#grant(claimant, max));
+    if (this.#waiters.length === 0 && this.#room(claimant) >= this.#need(claimant, max)) return Promise.resolve(this.#grant(claimant, max));
     return new Promise((resolve) => {
       const waiter: Waiter = {
         claimant,
@@ -117,12 +139,20 @@ export class Slots {
     this.#serve();
   }
 
-  #need(max: number): number {
-    return Math.max(1, Math.min(max, Math.ceil(this.#prefetch / 2)));
+  /**
+   * What the claimant may still take: the lanes plus its own prefetch, less every slot in use. A job of long batches
+   * (no prefetch) gets a slot only when a lane is free, whatever a job of tiny batches beside it queues.
+   */
+  #room(claimant: Claimant): number {
+    return this.lanes + claimant.prefetch - this.#used;
+  }
+
+  #need(claimant: Claimant, max: number): number {
+    return Math.max(1, Math.min(max, Math.ceil(claimant.prefetch / 2)));
   }
 
   #grant(claimant: Claimant, max: number): number {
-    const n = Math.max(0, Math.min(max, this.free));
+    const n = Math.max(0, Math.min(max, this.#room(claimant)));
     this.#used += n;
     claimant.lastServed = ++this.#grants;
     return n;
@@ -134,7 +164,7 @@ export class Slots {
       let best = 0;
       for (let i = 1; i < this.#waiters.length; i++) if (before(this.#waiters[i]!.claimant, this.#waiters[best]!.claimant)) best = i;
       const w = this.#waiters[best]!;
-      if (this.free < this.#need(w.max)) return;
+      if (this.#room(w.claimant) < this.#need(w.claimant, w.max)) return;
       this.#waiters.splice(best, 1);
       w.signal.removeEventListener('abort', w.onAbort);
       w.resolve(this.#grant(w.claimant, w.max));
