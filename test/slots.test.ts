@@ -1,8 +1,9 @@
 /**
- * Slots (src/daemon/pools/slots.ts): the local capacity of one API pool, shared by its jobs. Capacity = lanes + a
- * prefetch sized from a moving average of batch durations (about 50 ms of queued work, 0 to 512). Free slots go to
- * the best waiter: not starved before starved, then higher priority, then least recently served, then arrival. Pure
- * logic, no server.
+ * Slots (src/daemon/pools/slots.ts): the local capacity of one API pool, shared by its jobs. Each job (Claimant) has a
+ * prefetch sized from a moving average of its own batch durations (about 50 ms of queued work, 0 to 512); it may hold
+ * up to lanes + its own prefetch, counting every slot in use (so a job of no prefetch gets a slot only while a lane is
+ * free). Capacity = lanes + the largest prefetch of the jobs on the pool. Slots go to the best waiter: not starved
+ * before starved, then higher priority, then least recently served, then arrival. Pure logic, no server.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -38,17 +39,42 @@ const got = (n: number): Tracked => ({ done: true, value: n });
 const TARGET_MS = 50;
 const MAX_PREFETCH = 512;
 
-/** A pool of `lanes` whose prefetch is `lanes × 50 / ms` (the first observation sets the average). */
+/** Per pool, the claimant whose durations the capacity tests feed; fill() reserves with it, nothing else waits as it. */
+const sizers = new WeakMap<Slots, Claimant>();
+
+/** The pool's sizing claimant (priority 0). */
+function sizer(s: Slots): Claimant {
+  let c = sizers.get(s);
+  if (c === undefined) sizers.set(s, (c = s.claimant(0)));
+  return c;
+}
+
+/** Feeds one batch duration of the pool's sizing claimant. */
+function observe(s: Slots, ms: number): void {
+  s.observe(sizer(s), ms);
+}
+
+/** A pool of `lanes` whose capacity is lanes + `lanes × 50 / ms`: its sizing claimant's first duration is `ms`. */
 function pool(lanes: number, ms?: number): Slots {
   const s = new Slots(lanes);
-  if (ms !== undefined) s.observe(ms);
+  if (ms !== undefined) observe(s, ms);
   return s;
 }
 
-/** Takes every free slot for a claimant of its own: the pool is full. */
+/** A job on the pool whose batches take `ms`: its prefetch is its own `lanes × 50 / ms` (0 from 50 ms up). */
+function job(s: Slots, ms: number, priority = 0): Claimant {
+  const c = s.claimant(priority);
+  s.observe(c, ms);
+  return c;
+}
+
+/**
+ * Takes every free slot for the pool's sizing claimant (the job whose prefetch is the capacity's; a fresh claimant has
+ * no prefetch and could take only the lanes): the pool is full.
+ */
 async function fill(s: Slots): Promise<void> {
   const n = s.free;
-  assert.equal(await s.reserve(s.claimant(0), n, never), n, 'fill takes everything free');
+  assert.equal(await s.reserve(sizer(s), n, never), n, 'fill takes everything free');
   assert.equal(s.free, 0);
 }
 
@@ -95,29 +121,120 @@ describe('Slots: capacity and adaptive prefetch', () => {
   test('the first duration sets the average; each later one moves it a tenth of the way', () => {
     const s = pool(4, 10);
     assert.equal(s.capacity, 4 + 20);
-    s.observe(20); // average 11 ms: 200 / 11 ≈ 18.2 (a last-value rule would give 10, a plain mean 13)
+    observe(s, 20); // average 11 ms: 200 / 11 ≈ 18.2 (a last-value rule would give 10, a plain mean 13)
     assert.equal(s.capacity, 4 + 18);
-    s.observe(40); // average 13.9 ms: 200 / 13.9 ≈ 14.4 (last value: 5; plain mean of 10, 20, 40: 9)
+    observe(s, 40); // average 13.9 ms: 200 / 13.9 ≈ 14.4 (last value: 5; plain mean of 10, 20, 40: 9)
     assert.equal(s.capacity, 4 + 14);
-    for (let i = 0; i < 200; i++) s.observe(5);
+    for (let i = 0; i < 200; i++) observe(s, 5);
     assert.equal(s.capacity, 4 + 40, 'converges on a steady duration (5 ms: 40 queued)');
   });
 
   test('durations that are not finite or are negative are ignored', () => {
     const s = new Slots(4);
-    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -1, -0.001]) s.observe(bad);
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -1, -0.001]) observe(s, bad);
     assert.equal(s.capacity, 4, 'capacity unchanged');
-    s.observe(10);
+    observe(s, 10);
     assert.equal(s.capacity, 24, 'the next valid duration is still the first of the average');
-    s.observe(Number.NaN);
-    s.observe(-5);
+    observe(s, Number.NaN);
+    observe(s, -5);
     assert.equal(s.capacity, 24, 'the average unchanged');
+  });
+});
+
+describe('Slots: prefetch per job', () => {
+  test('each job has its own average; the pool queues as much as the job of shortest batches wants', () => {
+    const s = new Slots(4);
+    const tiny = s.claimant(0);
+    const long = s.claimant(0);
+    s.observe(long, 1000);
+    assert.deepEqual([long.prefetch, s.capacity], [0, 4], 'a job of 1 s batches wants no prefetch');
+    s.observe(tiny, 10);
+    assert.deepEqual([tiny.prefetch, s.capacity], [20, 24], '10 ms batches on 4 lanes: 20 queued');
+    s.observe(long, 1000);
+    assert.equal(s.capacity, 24, 'the long job does not shrink the tiny one\'s prefetch');
+  });
+
+  test('a job that leaves takes its prefetch with it: the next job of long batches gets none', () => {
+    const s = new Slots(2);
+    const tiny = s.claimant(0);
+    for (let i = 0; i < 20; i++) s.observe(tiny, 5);
+    assert.equal(s.capacity, 2 + 20);
+    const next = s.claimant(0);
+    s.leave(tiny);
+    assert.equal(s.capacity, 2, 'nothing queued for a job whose durations are not known yet');
+    s.observe(next, 1000);
+    assert.equal(s.capacity, 2);
+    s.leave(tiny);
+    s.leave(next);
+    assert.equal(s.capacity, 2, 'leaving twice, or with nothing left, is harmless');
+  });
+
+  test('the tiny-batch job leaving shrinks capacity to the lanes + the largest prefetch left; what it holds stays used until released', async () => {
+    const s = new Slots(2);
+    const tiny = job(s, 10); // 2 × 50 / 10 = 10 queued
+    const mid = job(s, 25); // 2 × 50 / 25 = 4 queued
+    const long = job(s, 1000); // none
+    assert.equal(s.capacity, 2 + 10);
+    assert.equal(await s.reserve(tiny, 12, never), 12, 'the lanes and its whole prefetch');
+    const w = track(s.reserve(long, 1, never));
+    s.leave(tiny);
+    assert.deepEqual([s.capacity, s.used, s.free], [2 + 4, 12, -6], 'the largest prefetch left is the 25 ms job\'s');
+    s.leave(mid);
+    assert.deepEqual([s.capacity, s.used, s.free], [2, 12, -10], 'only the job of long batches left: capacity = lanes');
+    s.release(10); // the tiny job's batches finish: 2 used, both lanes busy
+    await settle();
+    assert.deepEqual([w, s.free], [waiting, 0], 'no lane free yet');
+    s.release(1);
+    await settle();
+    assert.deepEqual(w, got(1));
+    assert.deepEqual([s.used, s.free], [2, 0]);
+  });
+
+  test('two jobs on one pool: the one of long batches waits for a free lane while the tiny-batch one (ranked first) fills its own prefetch', async () => {
+    const s = new Slots(2);
+    const tiny = job(s, 10, 1); // 2 × 50 / 10 = 10 queued
+    const long = job(s, 1000); // none
+    assert.deepEqual([tiny.prefetch, long.prefetch, s.capacity], [10, 0, 12]);
+    assert.equal(await s.reserve(tiny, 4, never), 4, 'both lanes busy, 2 queued');
+    const w = track(s.reserve(long, 5, never));
+    await settle();
+    assert.deepEqual([w, s.free], [waiting, 8], '8 free in the pool, none of it a lane: the tiny job\'s prefetch is not the long job\'s');
+    const more = track(s.reserve(tiny, 100, never));
+    await settle();
+    assert.deepEqual([more, w], [got(8), waiting], 'the tiny job takes the rest of its room (lanes + 10), the long one still waits');
+    assert.deepEqual([s.used, s.free], [12, 0]);
+    s.release(10); // 2 used: both lanes still busy
+    await settle();
+    assert.deepEqual([w, s.free], [waiting, 10], '10 free, no lane');
+    s.release(1);
+    await settle();
+    assert.deepEqual(w, got(1), 'a lane free: that one slot, not the 11 free, though it asked for 5');
+    assert.equal(s.used, 2);
+  });
+
+  test('a job of no prefetch that is the best waiter holds back a tiny-batch waiter behind it until a lane frees, then is served first', async () => {
+    const s = new Slots(2);
+    const tiny = job(s, 10); // prefetch 10, room for 12 when nothing is used
+    const long = job(s, 1000); // no prefetch; equal priority, never served: it ranks first once both wait
+    assert.equal(await s.reserve(tiny, 12, never), 12, 'the lanes and the whole prefetch');
+    const wl = track(s.reserve(long, 1, never));
+    const wt = track(s.reserve(tiny, 12, never)); // needs half its prefetch: 5 of room
+    await settle();
+    assert.deepEqual([wl, wt], [waiting, waiting]);
+    s.release(9); // 3 used: 9 of room for the tiny job, none for the long one
+    await settle();
+    assert.deepEqual([wl, wt], [waiting, waiting], 'the best waiter has no lane, and the tiny one, whose 5 are there, does not pass it');
+    s.release(2); // 1 used: a lane free
+    await settle();
+    assert.deepEqual([wl, wt], [got(1), got(10)], 'the best takes its lane, then the tiny one the rest of its room (12 - 2 used)');
+    assert.deepEqual([s.used, s.free], [12, 0]);
+    assert.ok(long.lastServed < tiny.lastServed, 'the long job was served first');
   });
 });
 
 describe('Slots: claimants', () => {
   test('a new claimant has its priority, is not starved and has never been served', () => {
-    assert.deepEqual(new Slots(2).claimant(7), { priority: 7, starved: false, lastServed: 0 });
+    assert.deepEqual(new Slots(2).claimant(7), { priority: 7, starved: false, lastServed: 0, prefetch: 0, avgMs: undefined });
   });
 
   test('every grant, at once or from the queue, stamps the claimant with the next serial; nothing granted, no stamp', async () => {
@@ -145,9 +262,10 @@ describe('Slots: claimants', () => {
 });
 
 describe('Slots: reserve', () => {
-  test('takes up to max at once when enough is free', async () => {
-    const s = pool(2, 25); // prefetch 4: capacity 6
-    assert.equal(await s.reserve(s.claimant(0), 3, never), 3);
+  test('takes up to max at once when its room (lanes + its prefetch, less what is used) is enough', async () => {
+    const s = new Slots(2);
+    const c = job(s, 25); // prefetch 4: room 6
+    assert.equal(await s.reserve(c, 3, never), 3);
     assert.deepEqual([s.used, s.free], [3, 3]);
   });
 
@@ -164,10 +282,10 @@ describe('Slots: reserve', () => {
     assert.equal(s.used, 0);
   });
 
-  test('while every lane is busy, waits until half the prefetch is free (refilling in halves), then takes up to max', async () => {
+  test('while every lane is busy, waits until half its prefetch is free (refilling in halves), then takes up to max', async () => {
     const s = pool(4, 25); // prefetch 8: capacity 12
     await fill(s);
-    const w = track(s.reserve(s.claimant(0), 12, never));
+    const w = track(s.reserve(job(s, 25), 12, never)); // its prefetch is 8 too
     await settle();
     assert.deepEqual(w, waiting, 'nothing free');
     s.release(3);
@@ -179,10 +297,10 @@ describe('Slots: reserve', () => {
     assert.deepEqual([s.used, s.free], [12, 0]);
   });
 
-  test('a request smaller than half the prefetch is served as soon as that many are free', async () => {
+  test('a request smaller than half its prefetch is served as soon as that many are free', async () => {
     const s = pool(4, 25); // prefetch 8
     await fill(s);
-    const w = track(s.reserve(s.claimant(0), 1, never));
+    const w = track(s.reserve(job(s, 25), 1, never)); // prefetch 8
     await settle();
     s.release(1);
     await settle();
@@ -201,12 +319,14 @@ describe('Slots: reserve', () => {
   });
 
   test('a lane idle: a waiter is served with a single free slot, even when the prefetch is large', async () => {
-    // The need is 1 while used < lanes; with every lane busy, this pool would want half its prefetch (100).
-    const s = pool(4, 1); // prefetch 200: capacity 204
+    // While used < lanes the room exceeds the whole prefetch; with every lane busy, this job would want half its
+    // prefetch (100).
+    const s = new Slots(4);
+    const c = job(s, 1); // prefetch 200: room 204
     assert.equal(s.capacity, 204);
-    assert.equal(await s.reserve(s.claimant(0), 3, never), 3, 'three lanes busy, nothing queued');
-    assert.equal(await s.reserve(s.claimant(0), 1000, never), 201, 'one lane idle: served at once, takes every free slot');
-    const w = track(s.reserve(s.claimant(0), 150, never));
+    assert.equal(await s.reserve(c, 3, never), 3, 'three lanes busy, nothing queued');
+    assert.equal(await s.reserve(c, 1000, never), 201, 'one lane idle: served at once, takes every free slot');
+    const w = track(s.reserve(c, 150, never));
     await settle();
     assert.deepEqual(w, waiting, 'all busy, nothing free');
     s.release(99);
@@ -217,18 +337,25 @@ describe('Slots: reserve', () => {
     assert.deepEqual(w, got(100), '100 free: served');
     // Every slot back: a lane idle again, and the next reserve is served however large it is.
     s.release(204);
-    assert.equal(await s.reserve(s.claimant(0), 1000, never), 204);
+    assert.equal(await s.reserve(c, 1000, never), 204);
   });
 
-  test('while a lane is idle every reserve is served at once, whatever the prefetch and the max', async () => {
+  test('while a lane is idle every reserve is served at once, whatever its prefetch and the max: all its room', async () => {
     for (const ms of [0, 1, 10, 25, 49, 60_000]) {
       for (let used = 0; used < 4; used++) {
-        const s = pool(4, ms);
-        if (used > 0) assert.equal(await s.reserve(s.claimant(0), used, never), used);
-        const free = s.free;
-        const w = track(s.reserve(s.claimant(0), 10_000, never));
-        await settle();
-        assert.deepEqual(w, got(free), `${ms} ms, ${used} of 4 lanes used`);
+        for (const mine of [true, false]) {
+          // The job of `ms` batches reserves for itself, or one of long batches (no prefetch) reserves beside it.
+          const s = new Slots(4);
+          const sized = job(s, ms);
+          const c = mine ? sized : job(s, 60_000);
+          if (used > 0) assert.equal(await s.reserve(sized, used, never), used);
+          const room = 4 + c.prefetch - used;
+          const w = track(s.reserve(c, 10_000, never));
+          await settle();
+          assert.deepEqual(w, got(room), `${ms} ms, ${used} of 4 lanes used, ${mine ? 'its own prefetch' : 'no prefetch'}`);
+          if (mine) assert.equal(s.free, 0, 'its room was everything free');
+          else assert.equal(s.used, 4, 'no prefetch: the idle lanes only');
+        }
       }
     }
   });
@@ -272,24 +399,29 @@ describe('Slots: reserve', () => {
     assert.equal(s.used, 2);
   });
 
-  test('capacity growing while every slot is used wakes a waiter', async () => {
+  test('its own prefetch growing while every slot is used wakes a waiter; another job\'s does not', async () => {
     const s = new Slots(2);
     await fill(s);
-    const w = track(s.reserve(s.claimant(0), 1, never));
+    const c = s.claimant(0);
+    const w = track(s.reserve(c, 1, never));
     await settle();
     assert.deepEqual(w, waiting);
-    s.observe(10); // 2 lanes × 5 batches of 10 ms: capacity 2 + 10
+    observe(s, 10); // another job: 2 lanes × 5 batches of 10 ms, capacity 2 + 10
     await settle();
-    assert.equal(s.capacity, 12);
+    assert.deepEqual([s.capacity, s.free], [12, 10]);
+    assert.deepEqual(w, waiting, '10 free, but none of it in its room');
+    s.observe(c, 10); // its own prefetch 10: room 10
+    await settle();
     assert.deepEqual(w, got(1));
   });
 
-  test('a waiter woken by a capacity change that is still not enough waits on', async () => {
+  test('a waiter woken by its prefetch growing that is still not enough waits on', async () => {
     const s = pool(4, 25); // prefetch 8: capacity 12
     await fill(s);
-    const w = track(s.reserve(s.claimant(0), 4, never)); // waits for 4 free
+    const c = job(s, 25); // prefetch 8
+    const w = track(s.reserve(c, 4, never)); // waits for 4 free
     await settle();
-    s.observe(10); // average 23.5 ms: 200 / 23.5 ≈ 8.5, prefetch 9: capacity 13, 1 free
+    s.observe(c, 10); // average 23.5 ms: 200 / 23.5 ≈ 8.5, prefetch 9: capacity 13, 1 free
     await settle();
     assert.deepEqual([s.capacity, s.free], [13, 1]);
     assert.deepEqual(w, waiting, 'woken, 1 free of the 4 it waits for: back to waiting');
@@ -298,13 +430,13 @@ describe('Slots: reserve', () => {
     assert.deepEqual(w, got(4));
   });
 
-  test('capacity shrinking below the slots in use: nothing is served until a slot is free under the new capacity', async () => {
+  test('its prefetch shrinking below the slots in use: nothing is served until a slot is free under the new capacity', async () => {
     const s = pool(2, 1); // 2 × 50 / 1 = 100 queued: capacity 102
     await fill(s);
     assert.equal(s.used, 102);
-    s.observe(1_000_000); // the average jumps to ~100 s: no prefetch, capacity 2
+    observe(s, 1_000_000); // the average jumps to ~100 s: no prefetch, capacity 2
     assert.deepEqual([s.capacity, s.used, s.free], [2, 102, -100]);
-    const w = track(s.reserve(s.claimant(0), 2, never));
+    const w = track(s.reserve(sizer(s), 2, never));
     s.release(100);
     await settle();
     assert.deepEqual(w, waiting, '0 of 2 free');
@@ -443,11 +575,11 @@ describe('Slots: who is served first', () => {
   });
 
   test('setStarved marks the claimant and re-ranks at once: a best waiter marked starved stops holding the others back', async () => {
-    const s = pool(4, 25); // half the prefetch is 4
+    const s = pool(4, 25); // prefetch 8: capacity 12
     await fill(s);
-    const a = s.claimant(5);
+    const a = job(s, 25, 5); // prefetch 8: half is 4
     const big = track(s.reserve(a, 12, never)); // the best, needs 4
-    const small = track(s.reserve(s.claimant(0), 1, never));
+    const small = track(s.reserve(job(s, 25), 1, never)); // prefetch 8 too: 1 would do
     s.release(1);
     await settle();
     assert.deepEqual([big, small], [waiting, waiting], '1 free: the best needs 4 and holds the other back');
@@ -474,10 +606,10 @@ describe('Slots: who is served first', () => {
   });
 
   test('the best waiter whose need is not met holds back the others: no overtaking by smaller lower-ranked requests', async () => {
-    const s = pool(4, 25); // prefetch 8: capacity 12, half the prefetch is 4
+    const s = pool(4, 25); // prefetch 8: capacity 12
     await fill(s);
-    const high = track(s.reserve(s.claimant(5), 12, never)); // needs 4
-    const low = track(s.reserve(s.claimant(0), 1, never)); // 1 would do
+    const high = track(s.reserve(job(s, 25, 5), 12, never)); // prefetch 8: needs 4
+    const low = track(s.reserve(job(s, 25), 1, never)); // prefetch 8 too: 1 would do
     await settle();
     s.release(1);
     await settle();
@@ -491,25 +623,25 @@ describe('Slots: who is served first', () => {
   });
 
   test('a lower-ranked newcomer does not jump the queue, even when what it asks for is free', async () => {
-    const s = pool(4, 25); // half the prefetch is 4
+    const s = pool(4, 25); // prefetch 8: capacity 12
     await fill(s);
-    const first = track(s.reserve(s.claimant(0), 4, never));
+    const first = track(s.reserve(job(s, 25), 4, never)); // prefetch 8: needs 4
     s.release(2);
     await settle();
     assert.deepEqual(first, waiting, '2 free of the 4 it needs');
-    const later = track(s.reserve(s.claimant(-1), 1, never));
+    const later = track(s.reserve(job(s, 25, -1), 1, never)); // prefetch 8: 2 of room
     await settle();
     assert.deepEqual(later, waiting, 'its 1 is free, but a better waiter is held back');
     assert.equal(s.free, 2);
   });
 
   test('a better newcomer is served at once when its need is met, ahead of those waiting', async () => {
-    const s = pool(4, 25); // half the prefetch is 4
+    const s = pool(4, 25); // prefetch 8: capacity 12
     await fill(s);
-    const first = track(s.reserve(s.claimant(0), 4, never));
+    const first = track(s.reserve(job(s, 25), 4, never)); // prefetch 8: needs 4
     s.release(2);
     await settle();
-    const urgent = track(s.reserve(s.claimant(9), 1, never));
+    const urgent = track(s.reserve(job(s, 25, 9), 1, never)); // prefetch 8: 2 of room, needs 1
     await settle();
     assert.deepEqual([urgent, first], [got(1), waiting]);
     assert.equal(s.free, 1);
@@ -519,7 +651,7 @@ describe('Slots: who is served first', () => {
 describe('Slots: release', () => {
   test('returns slots; a release of zero or less returns nothing', async () => {
     const s = pool(2, 25); // capacity 6
-    await s.reserve(s.claimant(0), 3, never);
+    assert.equal(await s.reserve(sizer(s), 3, never), 3);
     s.release(0);
     s.release(-2);
     assert.equal(s.used, 3);
@@ -529,10 +661,10 @@ describe('Slots: release', () => {
 
   test('releasing more than is used clamps at zero, and the pool stays usable', async () => {
     const s = pool(2, 25); // capacity 6
-    await s.reserve(s.claimant(0), 3, never);
+    assert.equal(await s.reserve(sizer(s), 3, never), 3);
     s.release(10);
     assert.deepEqual([s.used, s.free], [0, 6]);
-    assert.equal(await s.reserve(s.claimant(0), 6, never), 6);
+    assert.equal(await s.reserve(sizer(s), 6, never), 6);
     assert.equal(s.free, 0);
   });
 
@@ -581,11 +713,11 @@ describe('Slots: waiters are never stranded', () => {
   });
 
   test('the best waiter aborting while others wait behind it serves them from what is free', async () => {
-    const s = pool(4, 25); // half the prefetch is 4
-    await s.reserve(s.claimant(0), 11, never); // 1 free, every lane busy
+    const s = pool(4, 25); // prefetch 8: capacity 12
+    assert.equal(await s.reserve(sizer(s), 11, never), 11); // 1 free, every lane busy
     const ac = new AbortController();
-    const a = track(s.reserve(s.claimant(5), 12, ac.signal)); // needs 4
-    const b = track(s.reserve(s.claimant(0), 1, never)); // 1 would do, held back by a
+    const a = track(s.reserve(job(s, 25, 5), 12, ac.signal)); // prefetch 8: needs 4
+    const b = track(s.reserve(job(s, 25), 1, never)); // prefetch 8: 1 would do, held back by a
     await settle();
     assert.deepEqual(b, waiting);
     ac.abort();
@@ -594,11 +726,12 @@ describe('Slots: waiters are never stranded', () => {
   });
 
   test('one release serves every waiter it can, in order, and stops at the first it cannot', async () => {
-    const s = pool(4, 25); // half the prefetch is 4
+    const s = pool(4, 25); // prefetch 8: capacity 12
     await fill(s);
-    const a = track(s.reserve(s.claimant(0), 2, never));
-    const b = track(s.reserve(s.claimant(0), 2, never));
-    const c = track(s.reserve(s.claimant(0), 4, never));
+    // Three jobs of prefetch 8 (half is 4): a and b need their max of 2, c needs 4.
+    const a = track(s.reserve(job(s, 25), 2, never));
+    const b = track(s.reserve(job(s, 25), 2, never));
+    const c = track(s.reserve(job(s, 25), 4, never));
     await settle();
     s.release(5);
     await settle();
@@ -608,17 +741,18 @@ describe('Slots: waiters are never stranded', () => {
     assert.deepEqual(c, got(4));
   });
 
-  test('capacity growing serves a waiter that some free slots did not satisfy', async () => {
-    const s = pool(4, 40); // 200 / 40 = 5 queued: capacity 9, half the prefetch is 3
-    await s.reserve(s.claimant(0), 8, never); // 1 free
-    const w = track(s.reserve(s.claimant(0), 3, never)); // needs 3
+  test('its prefetch growing serves a waiter that some free slots did not satisfy', async () => {
+    const s = pool(4, 40); // 200 / 40 = 5 queued: capacity 9
+    assert.equal(await s.reserve(sizer(s), 8, never), 8); // 1 free
+    const c = job(s, 40); // prefetch 5 too: half is 3
+    const w = track(s.reserve(c, 3, never)); // needs 3
     await settle();
     assert.deepEqual(w, waiting);
-    s.observe(0); // average 36 ms: 200 / 36 ≈ 5.6, prefetch 6: capacity 10, 2 free, still short
+    s.observe(c, 0); // average 36 ms: 200 / 36 ≈ 5.6, prefetch 6: capacity 10, 2 free, still short
     await settle();
-    assert.deepEqual([s.capacity, w], [10, waiting]);
-    s.observe(0); // average 32.4 ms: 200 / 32.4 ≈ 6.2, prefetch 6: no change
-    s.observe(0); // average 29.16 ms: 200 / 29.16 ≈ 6.9, prefetch 7: capacity 11, 3 free; half of 7 is 4, max 3
+    assert.deepEqual([c.prefetch, s.capacity, w], [6, 10, waiting]);
+    s.observe(c, 0); // average 32.4 ms: 200 / 32.4 ≈ 6.2, prefetch 6: no change
+    s.observe(c, 0); // average 29.16 ms: 200 / 29.16 ≈ 6.9, prefetch 7: capacity 11, 3 free; half of 7 is 4, max 3
     await settle();
     assert.deepEqual([s.capacity, w], [11, got(3)]);
   });
