@@ -137,7 +137,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       leaseMs: d.leaseMs,
       slots: this.#pool.slots,
       claimant: this.#claimant,
-      cap: () => localCap(this.spec.workers, this.#pool.slots.lanes, d.fleetLanes(), this.#claimant.prefetch),
+      cap: () => localCap(this.spec.workers, this.#pool.slots.lanes, d.fleetLanes()),
       paused: () => this.#paused,
       whenResumed: (signal) => this.#whenResumed(signal),
       log: this.#log,

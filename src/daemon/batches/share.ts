@@ -7,13 +7,13 @@
 
 /**
  * Most batches of a job (`workers`) this daemon may hold at once (running and prefetched), given its lanes for the
- * job's API, the lanes the live fleet offers for it (this daemon's included), and the prefetch its batch durations
- * call for (Claimant.prefetch; none for batches of 50 ms or longer).
+ * job's API and the lanes the live fleet offers for it (this daemon's included). How much of that prefetch its batch
+ * durations call for is the pool's decision (Slots: none for batches of 50 ms or longer).
  */
-export function localCap(workers: number, localLanes: number, fleetLanes: number, wanted = Number.POSITIVE_INFINITY): number {
+export function localCap(workers: number, localLanes: number, fleetLanes: number): number {
   const fleet = Math.max(fleetLanes, localLanes, 1);
   // Room under max_ack_pending that no lane of the fleet could use, shared out by lanes.
   const spare = Math.max(0, workers - fleet);
-  const prefetch = Math.min(Math.max(0, wanted), Math.floor((spare * localLanes) / fleet));
+  const prefetch = Math.floor((spare * localLanes) / fleet);
   return Math.max(1, Math.min(workers, localLanes + prefetch));
 }

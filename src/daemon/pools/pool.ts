@@ -101,18 +101,16 @@ export class ApiPool {
   }
 
   /**
-   * Runs onJobComplete; `signal` aborts it by terminating its thread (Piscina replaces the thread). The hook takes a
-   * lane of the pool's Slots like a batch, ahead of any batch: a lane the scheduler counts as free is free, so no
-   * batch is pulled here to wait behind a long hook.
+   * Runs onJobComplete; `signal` aborts it by terminating its thread (Piscina replaces the thread). The hook occupies
+   * a lane of the pool's Slots while it runs (at once, even if none is free: it never waits for a pull), so no batch
+   * is pulled here to wait behind a long hook.
    */
   async runComplete(task: CompleteTask, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome> {
-    const hook = this.slots.claimant(Number.POSITIVE_INFINITY);
-    const lane = await this.slots.reserve(hook, 1, signal);
+    this.slots.occupy();
     try {
       return await this.#run<Outcome>(task, signal, reasonOf, []);
     } finally {
-      this.slots.release(lane);
-      this.slots.leave(hook);
+      this.slots.release(1);
     }
   }
 

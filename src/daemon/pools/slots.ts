@@ -75,6 +75,7 @@ export class Slots {
 
   /** The job no longer runs here: its prefetch no longer counts. */
   leave(claimant: Claimant): void {
+    claimant.prefetch = 0;
     if (this.#claimants.delete(claimant)) this.#resize();
   }
 
@@ -123,6 +124,14 @@ export class Slots {
       signal.addEventListener('abort', waiter.onAbort, { once: true });
       this.#serve();
     });
+  }
+
+  /**
+   * Takes one slot at once, even beyond the capacity (work that is not a batch, like onJobComplete, running on a
+   * lane): until it is released, that much less is granted to batches.
+   */
+  occupy(): void {
+    this.#used++;
   }
 
   /** Marks whether the claimant's last pull brought nothing (see Claimant.starved); its waiter is re-ranked now. */
