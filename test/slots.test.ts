@@ -757,3 +757,52 @@ describe('Slots: waiters are never stranded', () => {
     assert.deepEqual([s.capacity, w], [11, got(3)]);
   });
 });
+
+describe('Slots: standby pulls and occupied lanes', () => {
+  test('a standby takes a free lane that nobody waits for and no other standby holds; it reserves nothing', async () => {
+    const s = new Slots(2);
+    assert.equal(s.standby(), true);
+    assert.equal(s.standby(), true, 'the second lane');
+    assert.equal(s.standby(), false, 'both lanes on standby');
+    assert.equal(s.used, 0, 'standbys reserve nothing');
+    assert.equal(await s.reserve(s.claimant(0), 2, never), 2, 'a job that wants the lanes gets them as usual');
+    s.endStandby();
+    s.endStandby();
+    assert.equal(s.canStandby(), false, 'no lane is free now');
+  });
+
+  test('a batch that arrives on standby occupies a slot, even beyond the capacity, and batches are granted that much less', async () => {
+    const s = new Slots(2);
+    const job = s.claimant(0);
+    assert.equal(s.standby(), true);
+    assert.equal(await s.reserve(job, 2, never), 2, 'another job took both lanes meanwhile');
+    s.occupy(); // the standby batch arrives
+    s.endStandby();
+    assert.deepEqual([s.used, s.capacity], [3, 2]);
+    const w = track(s.reserve(job, 1, never));
+    s.release(1);
+    await settle();
+    assert.equal(w.done, false, 'still 2 in use on 2 lanes');
+    s.release(1);
+    await settle();
+    assert.deepEqual(w, { done: true, value: 1 });
+  });
+
+  test('released() resolves at the next release or end of a standby, shared by every waiter', async () => {
+    const s = new Slots(2);
+    await s.reserve(s.claimant(0), 2, never);
+    let woke = 0;
+    void s.released().then(() => woke++);
+    void s.released().then(() => woke++);
+    await settle();
+    assert.equal(woke, 0);
+    s.release(1);
+    await settle();
+    assert.equal(woke, 2);
+    assert.equal(s.standby(), true);
+    void s.released().then(() => woke++);
+    s.endStandby();
+    await settle();
+    assert.equal(woke, 3);
+  });
+});

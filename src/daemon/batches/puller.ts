@@ -71,7 +71,8 @@ export class Puller {
    * is asked for only when the job is known to have batches for us: after a pull that left a backlog, or once the
    * consumer says so (#untilWork). A pull that brings nothing also marks the job starved, which ranks it last for
    * lanes. So a job with an empty queue, or all its `workers` busy elsewhere, never keeps a lane from one that could
-   * use it.
+   * use it. While a lane is free and nobody waits for it, such a job keeps a standby pull of one batch that reserves
+   * nothing (Slots.standby), so a batch published to an idle daemon starts at once.
    */
   async run(signal: AbortSignal): Promise<void> {
     const d = this.#deps;
@@ -92,7 +93,11 @@ export class Puller {
       }
       if (!this.#backlog) {
         if (pulls.size > 0) await Promise.race(pulls);
-        else await this.#untilWork(consumer, signal);
+        else if (d.slots.standby()) this.#track(pulls, consumer, 1, true, signal);
+        else if (await this.#untilWork(consumer, signal)) {
+          this.#backlog = true;
+          d.slots.setStarved(d.claimant, false);
+        }
         continue;
       }
       if (pulls.size >= MAX_PULLS) {
@@ -118,39 +123,46 @@ export class Puller {
         d.slots.release(n - limit);
         n = limit;
       }
-      const pull: Promise<void> = this.#pull(consumer, n, signal)
-        .then(({ got, more, failed }) => {
-          if (failed && this.#consumer === consumer) this.#consumer = undefined;
-          d.slots.setStarved(d.claimant, got === 0 && !failed);
-          this.#backlog = got > 0 && more;
-        })
-        .finally(() => pulls.delete(pull));
-      pulls.add(pull);
+      this.#track(pulls, consumer, n, false, signal);
     }
     await Promise.allSettled([...pulls]);
   }
 
+  /** Starts a pull of `n` (on `n` reserved slots, or on standby) and keeps it in `pulls` until it ends. */
+  #track(pulls: Set<Promise<void>>, consumer: Consumer, n: number, standby: boolean, signal: AbortSignal): void {
+    const d = this.#deps;
+    const pull: Promise<void> = this.#pull(consumer, n, standby, signal)
+      .then(({ got, more, failed }) => {
+        if (failed && this.#consumer === consumer) this.#consumer = undefined;
+        d.slots.setStarved(d.claimant, got === 0 && !failed);
+        this.#backlog = got > 0 && more;
+      })
+      .finally(() => pulls.delete(pull));
+    pulls.add(pull);
+  }
+
   /**
-   * Asks the job's consumer, backing off from RECHECK_MIN_MS to RECHECK_MAX_MS, until it has a batch waiting and
-   * room under its max_ack_pending (or the job pauses or stops); then the job competes for lanes again.
+   * Asks the job's consumer, backing off from RECHECK_MIN_MS to RECHECK_MAX_MS, until it has a batch waiting and room
+   * under its max_ack_pending: true (the job competes for lanes again). False when a standby pull became possible
+   * (a lane was freed), the job paused, or it stopped.
    */
-  async #untilWork(consumer: Consumer, signal: AbortSignal): Promise<void> {
+  async #untilWork(consumer: Consumer, signal: AbortSignal): Promise<boolean> {
     const d = this.#deps;
     let waitMs = RECHECK_MIN_MS;
     while (!signal.aborted && !d.paused()) {
       try {
         const info = await consumer.info();
         const cap = info.config.max_ack_pending ?? -1;
-        if (info.num_pending > 0 && (cap < 0 || info.num_ack_pending < cap)) break;
+        if (info.num_pending > 0 && (cap < 0 || info.num_ack_pending < cap)) return true;
       } catch {
         // The consumer is gone (the job ended) or NATS is away: a pull finds out which.
-        break;
+        return true;
       }
-      await sleep(waitMs, signal);
+      await Promise.race([sleep(waitMs, signal), d.slots.released()]);
+      if (d.slots.canStandby()) return false;
       waitMs = Math.min(RECHECK_MAX_MS, waitMs * 2);
     }
-    this.#backlog = true;
-    d.slots.setStarved(d.claimant, false);
+    return false;
   }
 
   /**
@@ -162,8 +174,11 @@ export class Puller {
     return pullLimit(this.#avgBytes);
   }
 
-  /** One pull of up to `n` batches (for which `n` slots are reserved); every batch received is dispatched. */
-  async #pull(consumer: Consumer, n: number, signal: AbortSignal): Promise<{ got: number; more: boolean; failed: boolean }> {
+  /**
+   * One pull of up to `n` batches, for which `n` slots are reserved, or on standby (a batch received then takes its
+   * slot as it comes); every batch received is dispatched.
+   */
+  async #pull(consumer: Consumer, n: number, standby: boolean, signal: AbortSignal): Promise<{ got: number; more: boolean; failed: boolean }> {
     let got = 0;
     let lastPending = -1;
     let failed = false;
@@ -183,6 +198,7 @@ export class Puller {
         }
         got++;
         this.#requested--;
+        if (standby) this.#deps.slots.occupy();
         lastPending = msg.info.pending;
         this.#avgBytes += (msg.data.byteLength - this.#avgBytes) * 0.2;
         this.#deps.dispatch(msg);
@@ -195,7 +211,8 @@ export class Puller {
     } finally {
       clearTimeout(watchdog);
       this.#requested -= n - got;
-      this.#deps.slots.release(n - got);
+      if (standby) this.#deps.slots.endStandby();
+      else this.#deps.slots.release(n - got);
     }
     return { got, more: lastPending !== 0, failed };
   }

@@ -46,6 +46,10 @@ export class Slots {
   #prefetch = 0;
   readonly #claimants = new Set<Claimant>();
   #used = 0;
+  /** Standby pulls outstanding (see standby()). */
+  #standby = 0;
+  #released: Promise<void> | undefined;
+  #wakeRelease: (() => void) | undefined;
   #grants = 0;
   /** Reservations waiting; each is handed its slots by #serve, never left to race for them. */
   readonly #waiters: Waiter[] = [];
@@ -127,8 +131,44 @@ export class Slots {
   }
 
   /**
-   * Takes one slot at once, even beyond the capacity (work that is not a batch, like onJobComplete, running on a
-   * lane): until it is released, that much less is granted to batches.
+   * A standby pull: a job with no known backlog may wait for one batch on a lane that is free (and not on another
+   * standby), without reserving it; a job that comes to want the lane gets it as usual. Returns
+   * whether the standby is taken; a batch it brings takes its slot with occupy(), and endStandby() ends it. So an idle
+   * daemon starts a newly published batch at once, and the only batch that can ever wait for a lane here is one that
+   * arrives on standby just as another job took the last free lane.
+   */
+  standby(): boolean {
+    if (!this.canStandby()) return false;
+    this.#standby++;
+    return true;
+  }
+
+  /** A job waiting for slots means no lane is free (its room would be more than it needs), so only lanes count. */
+  canStandby(): boolean {
+    return this.#used + this.#standby < this.lanes;
+  }
+
+  endStandby(): void {
+    this.#standby = Math.max(0, this.#standby - 1);
+    this.#wakeReleased();
+  }
+
+  /** Resolves at the next release of a slot or end of a standby (one promise shared by everyone waiting). */
+  released(): Promise<void> {
+    this.#released ??= new Promise((resolve) => (this.#wakeRelease = resolve));
+    return this.#released;
+  }
+
+  #wakeReleased(): void {
+    const wake = this.#wakeRelease;
+    this.#released = undefined;
+    this.#wakeRelease = undefined;
+    wake?.();
+  }
+
+  /**
+   * Takes one slot at once, even beyond the capacity (onJobComplete running on a lane, or a batch that came on
+   * standby): until it is released, that much less is granted to batches.
    */
   occupy(): void {
     this.#used++;
@@ -146,6 +186,7 @@ export class Slots {
     // Over-release would be a bookkeeping bug; clamping keeps the pool usable instead of crashing the daemon.
     this.#used = Math.max(0, this.#used - n);
     this.#serve();
+    this.#wakeReleased();
   }
 
   /**
