@@ -15,6 +15,7 @@ import { markRunning } from '../../fleet/lifecycle.js';
 import { encodeValue } from '../../fleet/protocol.js';
 import type { ErrorInfo, JobRecord, JobSpec } from '../../types.js';
 import { sleep } from '../../util/sleep.js';
+import { Waiters } from '../../util/waiters.js';
 import type { Outcome } from '../../worker/thread-protocol.js';
 import { jobSpecOf } from '../job-spec.js';
 import type { ApiPool } from '../pools/pool.js';
@@ -67,7 +68,8 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
   #loop: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #started = false;
-  #drained: Array<() => void> = [];
+  /** Woken whenever a batch of the job settles here. */
+  readonly #settled = new Waiters();
   /** Batches received in the current burst, not yet handed to a task. */
   #burst: InFlight[] = [];
   #burstRedelivered = 0;
@@ -79,7 +81,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
   #unfollow: (() => void) | undefined;
   readonly #claimant: Claimant;
   #paused: boolean;
-  #resumed: Array<() => void> = [];
+  readonly #resumed = new Waiters();
   /** Tasks of the job whose handleBatch has started and that have not ended: batches running now. */
   #running = 0;
 
@@ -117,7 +119,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     if (paused === this.#paused) return;
     this.#paused = paused;
     this.#log.info({ job_id: this.jobId, paused }, paused ? 'job paused' : 'job resumed');
-    if (!paused) for (const wake of this.#resumed.splice(0)) wake();
+    if (!paused) this.#resumed.wake();
   }
 
   get inFlight(): number {
@@ -139,10 +141,10 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       claimant: this.#claimant,
       cap: () => localCap(this.spec.workers, this.#pool.slots.lanes, d.fleetLanes()),
       paused: () => this.#paused,
-      whenResumed: (signal) => this.#whenResumed(signal),
+      whenResumed: (signal) => (this.#paused ? this.#resumed.wait(signal) : Promise.resolve()),
       log: this.#log,
       inFlight: () => this.#inflight.size,
-      whenOneSettles: (signal) => this.#whenOneSettles(signal),
+      whenOneSettles: (signal) => this.#settled.wait(signal),
       dispatch: (msg) => this.#dispatch(msg),
     });
     this.#unfollow = this.#pool.follow(this.jobId, (batchId) => this.#extendLease(batchId));
@@ -159,18 +161,6 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     if (f?.run === undefined) return;
     f.msg.working();
     if (f.run.extend()) this.#running++;
-  }
-
-  #whenResumed(signal: AbortSignal): Promise<void> {
-    if (!this.#paused || signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      this.#resumed.push(done);
-      signal.addEventListener('abort', done, { once: true });
-    });
   }
 
   /**
@@ -212,25 +202,8 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     this.emit('fatal', error);
   }
 
-  #wakeDrained(): void {
-    const waiters = this.#drained;
-    this.#drained = [];
-    for (const w of waiters) w();
-  }
-
   async #whenDrained(): Promise<void> {
-    while (this.#inflight.size > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
-  }
-
-  #whenOneSettles(signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      this.#drained.push(done);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    while (this.#inflight.size > 0) await this.#settled.wait();
   }
 
   #dispatch(msg: JsMsg): void {
@@ -275,7 +248,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       }
       this.#pool.slots.release(burst.length);
       this.#deps.sink.finished(burst.length);
-      this.#wakeDrained();
+      this.#settled.wake();
       return;
     }
     const size = groupSize(burst.length, this.#pool.api.threads * this.#pool.api.concurrency, this.#singles > 0);
@@ -293,7 +266,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
           this.#pool.slots.release(group.length);
           this.#deps.sink.finished(group.length);
           if (this.#inflight.size === 0 && !this.#stop.signal.aborted) this.emit('idle');
-          this.#wakeDrained();
+          this.#settled.wake();
         });
     }
   }

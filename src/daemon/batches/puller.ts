@@ -132,10 +132,14 @@ export class Puller {
   #track(pulls: Set<Promise<void>>, consumer: Consumer, n: number, standby: boolean, signal: AbortSignal): void {
     const d = this.#deps;
     const pull: Promise<void> = this.#pull(consumer, n, standby, signal)
-      .then(({ got, more, failed }) => {
-        if (failed && this.#consumer === consumer) this.#consumer = undefined;
+      .then(async ({ got, more, failed }) => {
         d.slots.setStarved(d.claimant, got === 0 && !failed);
         this.#backlog = got > 0 && more;
+        if (failed) {
+          if (this.#consumer === consumer) this.#consumer = undefined;
+          // NATS away or the consumer gone: the pull stays outstanding a while, so the loop does not spin on it.
+          await sleep(RECHECK_MAX_MS, signal);
+        }
       })
       .finally(() => pulls.delete(pull));
     pulls.add(pull);
@@ -155,7 +159,8 @@ export class Puller {
         const cap = info.config.max_ack_pending ?? -1;
         if (info.num_pending > 0 && (cap < 0 || info.num_ack_pending < cap)) return true;
       } catch {
-        // The consumer is gone (the job ended) or NATS is away: a pull finds out which.
+        // The consumer is gone (the job ended) or NATS is away: a pull finds out which, after a pause.
+        await sleep(RECHECK_MAX_MS, signal);
         return true;
       }
       await Promise.race([sleep(waitMs, signal), d.slots.released()]);

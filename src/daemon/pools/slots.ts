@@ -10,6 +10,8 @@
  * while a lane is free, whatever a job of tiny batches beside it queues. `capacity` (lanes + the largest prefetch of
  * the jobs here now) is what the pool takes at most. A job's own limit on top of this is batches/share.ts.
  */
+import { Waiters } from '../../util/waiters.js';
+
 const PREFETCH_TARGET_MS = 50;
 const MAX_PREFETCH = 512;
 /** Weight of the newest duration in the moving average. */
@@ -48,8 +50,7 @@ export class Slots {
   #used = 0;
   /** Standby pulls outstanding (see standby()). */
   #standby = 0;
-  #released: Promise<void> | undefined;
-  #wakeRelease: (() => void) | undefined;
+  readonly #released = new Waiters();
   #grants = 0;
   /** Reservations waiting; each is handed its slots by #serve, never left to race for them. */
   readonly #waiters: Waiter[] = [];
@@ -150,20 +151,12 @@ export class Slots {
 
   endStandby(): void {
     this.#standby = Math.max(0, this.#standby - 1);
-    this.#wakeReleased();
+    this.#released.wake();
   }
 
-  /** Resolves at the next release of a slot or end of a standby (one promise shared by everyone waiting). */
+  /** Resolves at the next release of a slot or end of a standby. */
   released(): Promise<void> {
-    this.#released ??= new Promise((resolve) => (this.#wakeRelease = resolve));
-    return this.#released;
-  }
-
-  #wakeReleased(): void {
-    const wake = this.#wakeRelease;
-    this.#released = undefined;
-    this.#wakeRelease = undefined;
-    wake?.();
+    return this.#released.wait();
   }
 
   /**
@@ -186,7 +179,7 @@ export class Slots {
     // Over-release would be a bookkeeping bug; clamping keeps the pool usable instead of crashing the daemon.
     this.#used = Math.max(0, this.#used - n);
     this.#serve();
-    this.#wakeReleased();
+    this.#released.wake();
   }
 
   /**
