@@ -15,12 +15,12 @@ import { waitUntil } from './helpers/wait.js';
 describe('scheduling: a daemon killed with kill -9 mid-job', () => {
   let server: NatsServer;
   let client: JetbatchClient;
-  const daemons: DaemonProcess[] = [];
+  const daemons = new Map<string, DaemonProcess>();
   const recordDir = tempDir();
   const spawn = async (tag: string): Promise<DaemonProcess> => {
     const api = { name: 'sched', project: join(FIXTURES, 'recorder'), threads: 2, config: { record_dir: recordDir, tag } };
     const d = await DaemonProcess.spawn(server.url, [api]);
-    daemons.push(d);
+    daemons.set(tag, d);
     return d;
   };
 
@@ -32,7 +32,7 @@ describe('scheduling: a daemon killed with kill -9 mid-job', () => {
 
   after(async () => {
     await client?.close();
-    await Promise.all(daemons.map((d) => d.kill('SIGKILL')));
+    await Promise.all([...daemons.values()].map((d) => d.kill('SIGKILL')));
     await server?.dispose();
   });
 
@@ -43,7 +43,7 @@ describe('scheduling: a daemon killed with kill -9 mid-job', () => {
     // Killed while a batch of 500 ms started less than 250 ms ago: certainly cut off.
     const justStarted = (): boolean => intervals(readRecords(recordDir), rec.job_id).some((i) => i.daemon === 'P1' && i.end === Infinity && Date.now() - i.start < 250);
     await waitUntil('a batch starting on P1', justStarted, { timeoutMs: 20_000, intervalMs: 20 });
-    assert.equal(await daemons[0]!.kill('SIGKILL'), 'SIGKILL');
+    assert.equal(await daemons.get('P1')!.kill('SIGKILL'), 'SIGKILL');
     const killedAt = Date.now();
     // A third daemon joins: with 4 threads alive for a job of workers 3, the cap is what limits it.
     await spawn('P3');
@@ -56,7 +56,8 @@ describe('scheduling: a daemon killed with kill -9 mid-job', () => {
     assert.deepEqual([...ended].sort((a, b) => a - b), items, 'every batch ran to its end somewhere');
     // Attempts cut off by the kill end when the process died.
     const list = intervals(records, rec.job_id, killedAt);
-    assert.ok(list.some((i) => i.daemon === 'P1' && i.end === killedAt), 'the kill interrupted a running batch');
+    const onP1 = list.filter((i) => i.daemon === 'P1');
+    assert.ok(onP1.some((i) => i.end === killedAt), `the kill interrupted a running batch (killed at ${killedAt}: ${JSON.stringify(onP1)})`);
     assert.ok(peak(list) <= 3, `at most 3 at once fleet-wide, saw ${peak(list)}`);
     const afterKill = list.filter((i) => i.start > killedAt);
     assert.ok(daemonsOf(afterKill).has('P3'), 'the daemon that joined after the kill took a share');

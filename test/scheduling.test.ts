@@ -98,14 +98,14 @@ describe('scheduling: workers across daemons', () => {
     assert.ok((after[4] ?? 0) / span >= 0.7, `4 at once after the join for ${after[4] ?? 0} ms of ${span} (${JSON.stringify(after)})`);
   });
 
-  test('fair share: a 50-batch job submitted behind a 2,000-batch job of the same API finishes within about 3x its time alone', async () => {
+  test('fair share: a 50-batch job submitted behind a 5,000-batch job of the same API finishes within about 3x its time alone', async () => {
     const small = { api_name: 'sched', items: range(50), batch_size: 1, workers: 4, config: { delay_ms: 20 } };
     const t0 = Date.now();
     const alone = await client.submit(small);
     assert.equal((await client.wait(alone.job_id, { intervalMs: 50, timeoutMs: 60_000 })).status, 'succeeded');
     const aloneMs = Date.now() - t0;
 
-    const big = await client.submit({ api_name: 'sched', items: range(2000), batch_size: 1, workers: 4, config: { delay_ms: 20 } });
+    const big = await client.submit({ api_name: 'sched', items: range(5000), batch_size: 1, workers: 4, config: { delay_ms: 20 } });
     await waitUntil('the big job to be well under way', () => intervals(readRecords(recordDir), big.job_id).length >= 100, { timeoutMs: 20_000 });
     const t1 = Date.now();
     const shared = await client.submit(small);
@@ -114,7 +114,7 @@ describe('scheduling: workers across daemons', () => {
     const bigStatus = await client.status(big.job_id);
     await client.stop(big.job_id);
     assert.ok(bigStatus.batches_in_queue > 500, `the big job still had a backlog (${bigStatus.batches_in_queue}) when the small one finished`);
-    assert.ok(sharedMs <= 3 * aloneMs + 500, `alone ${aloneMs} ms, next to a 2,000-batch job ${sharedMs} ms`);
+    assert.ok(sharedMs <= 3 * aloneMs + 500, `alone ${aloneMs} ms, next to a 5,000-batch job ${sharedMs} ms`);
     // Both jobs ran side by side while the small one had work: the threads were shared, not handed over.
     const smallList = intervals(readRecords(recordDir), shared.job_id);
     const from = Math.min(...smallList.map((i) => i.start));

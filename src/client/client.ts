@@ -189,7 +189,7 @@ export class JetbatchClient {
    * Pauses an active job: no daemon starts a new batch of it (batches already running finish); its queue, counts and
    * consumer stay, the pause survives daemon restarts, and its job timeout does not run while it is paused. Resolves
    * with the stored record once no batch of the job can start anywhere (about 1.5 s after the pause is recorded).
-   * Pausing a paused job changes nothing and resolves at once (the call that paused it is the one that waits).
+   * Pausing a paused job changes nothing (it too resolves no earlier than 1.5 s after the pause was recorded).
    * JB_JOB_ENDED for a job that has ended or is completing, JB_JOB_NOT_FOUND for an unknown job.
    */
   async pause(jobId: string): Promise<JobRecord> {
@@ -199,8 +199,8 @@ export class JetbatchClient {
 
   /**
    * Resumes a paused job where it stopped (daemons start its batches again; its timeout deadline has moved by the
-   * time it spent paused). Resuming a job that is not paused changes nothing and resolves with its record.
-   * JB_JOB_ENDED for a paused job that was stopped or is completing, JB_JOB_NOT_FOUND for an unknown job.
+   * time it spent paused). Resuming an active job that is not paused changes nothing and resolves with its record.
+   * JB_JOB_ENDED for a job that has ended or is completing, JB_JOB_NOT_FOUND for an unknown job.
    */
   async resume(jobId: string): Promise<JobRecord> {
     checkJobId(jobId);

@@ -114,15 +114,21 @@ export async function pauseJob(ctx: FleetContext, jobId: string): Promise<JobRec
     if (current.paused_at != null) return null;
     return { ...current, paused_at: new Date().toISOString(), paused_ms: current.paused_ms ?? 0 };
   });
-  if (result?.changed === true) await sleep(PAUSE_SETTLE_MS);
-  return result?.record ?? null;
+  if (result === null) return null;
+  // Every caller waits out the settling time, including one that finds the job paused a moment ago by another.
+  const since = Date.now() - Date.parse(result.record.paused_at ?? '');
+  if (since < PAUSE_SETTLE_MS) await sleep(PAUSE_SETTLE_MS - Math.max(0, since));
+  return result.record;
 }
 
-/** Resumes a paused job where it stopped; resuming a job that is not paused changes nothing. */
+/**
+ * Resumes a paused job where it stopped; resuming an active job that is not paused changes nothing. Throws
+ * JB_JOB_ENDED for a job that has ended or is completing.
+ */
 export async function resumeJob(ctx: FleetContext, jobId: string): Promise<JobRecord | null> {
   const result = await transitionJob(ctx.jobs, jobId, (current) => {
-    if (current.paused_at == null) return null;
     refuseUnlessActive(current, 'resumed');
+    if (current.paused_at == null) return null;
     return { ...current, paused_at: null, paused_ms: pausedMs(current, Date.now()) };
   });
   return result?.record ?? null;
