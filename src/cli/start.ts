@@ -11,9 +11,8 @@ export function registerStart(program: Command): void {
     .addOption(new Option('--server <url>', 'NATS server URL(s), comma-separated; overrides nats.servers'))
     .option('--pretty', 'human-readable logs (pino-pretty) instead of JSON lines')
     .action(async (flags: { config: string; server?: string; pretty?: boolean }) => {
-      const options = await loadConfig(flags.config, flags.server === undefined ? {} : { servers: flags.server.split(',').map((s) => s.trim()) });
-
       const overrides = flags.server === undefined ? {} : { servers: flags.server.split(',').map((s) => s.trim()) };
+      const options = await loadConfig(flags.config, overrides);
       const daemon = await Daemon.start(options, { pretty: flags.pretty === true });
       // SIGHUP re-reads the config file; a bad file is reported and the running configuration kept.
       process.on('SIGHUP', () => {

@@ -138,7 +138,13 @@ export class Daemon {
       const ctx = await openContext(nc);
       for (const warning of serverWarnings(nc.info?.version, options.replicas)) log.warn({ server_version: nc.info?.version }, warning);
       const daemon = new Daemon(options, nc, ctx, log, id, host, runtime.pretty === true);
-      await daemon.#start(host);
+      try {
+        await daemon.#start(host);
+      } catch (err) {
+        // Half started (watches, timers, pools): stop all of it, or the process would live on without a daemon.
+        await daemon.close().catch(() => undefined);
+        throw err;
+      }
       return daemon;
     } catch (err) {
       await nc.close().catch(() => undefined);
@@ -161,6 +167,10 @@ export class Daemon {
   }
 
   async #start(host: string): Promise<void> {
+    // First: a port that is taken is a configuration error, reported before anything else starts.
+    if (this.options.metrics.enabled) {
+      this.#http = await startHttp(this.options.metrics.listen, { registry: this.metrics.registry, ready: () => this.ready() });
+    }
     await this.#host.start();
     // The first heartbeat precedes any claim this daemon can make, so a claim's daemon always has an entry.
     const heartbeat = (): Promise<void> =>
@@ -188,9 +198,6 @@ export class Daemon {
     this.#every(30_000, () => this.#presence.register(this.#apiNames()));
     this.#every(Math.max(1000, sweepMs), () => this.#presence.pollQueueDepth(this.#apiNames()));
     for (const api of this.#host.apis()) this.metrics.initApi(api.name);
-    if (this.options.metrics.enabled) {
-      this.#http = await startHttp(this.options.metrics.listen, { registry: this.metrics.registry, ready: () => this.ready() });
-    }
     this.log.info({ apis: this.#host.apis().map((a) => ({ name: a.name, threads: a.threads, deployed: a.deployed })), metrics: this.metricsAddress }, 'daemon started');
   }
 

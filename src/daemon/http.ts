@@ -1,6 +1,7 @@
 /** The daemon's HTTP endpoints: /metrics (Prometheus text), /healthz (alive), /readyz (connected, pools up, not draining). */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { ErrorCodes, JetbatchError } from '../errors.js';
 
 export interface HttpDeps {
   registry: Registry;
@@ -32,11 +33,11 @@ export async function startHttp(listen: string, deps: HttpDeps): Promise<Server>
     }
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'the address is already in use (another daemon on this host?)' : err.message;
+      reject(new JetbatchError(ErrorCodes.INVALID_CONFIG, `metrics.listen ${listen}: cannot listen: ${why}`, { cause: err }));
     });
+    server.listen(port, host, () => resolve());
   });
   return server;
 }

@@ -38,17 +38,29 @@ const PROVISION_TIMEOUT_MS = 20_000;
  */
 export async function provisionWithRetry(nc: NatsConnection, opts: ProvisionOptions, retryForMs: number, onRetry: (err: unknown) => void): Promise<void> {
   const deadline = Date.now() + retryForMs;
+  let notEnabledSince: number | undefined;
   for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
     try {
       await provision(nc, await jetstreamManager(nc, { timeout: PROVISION_TIMEOUT_MS }), opts);
       return;
     } catch (err) {
       if (err instanceof JetbatchError || Date.now() + delay > deadline) throw err;
+      // Nothing answers the JetStream API: a server without JetStream (a cluster electing its leader still answers).
+      // Retried briefly (a server still starting), then reported as what it is.
+      if ((err as Error).name === 'JetStreamNotEnabled') {
+        notEnabledSince ??= Date.now();
+        if (Date.now() - notEnabledSince > JETSTREAM_MISSING_MS) {
+          throw new JetbatchError(ErrorCodes.CONNECTION_FAILED, 'the NATS server has no JetStream: start nats-server with -js (or a jetstream {} block in its config)', { cause: err });
+        }
+      } else notEnabledSince = undefined;
       onRetry(err);
       await new Promise((r) => setTimeout(r, delay));
     }
   }
 }
+
+/** How long the JetStream API may stay unanswered before the server counts as one without JetStream. */
+const JETSTREAM_MISSING_MS = 5000;
 
 type StreamSpec = Partial<StreamConfig> & { name: string; subjects: string[]; retention: RetentionPolicy };
 
