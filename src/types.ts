@@ -205,6 +205,14 @@ export interface ApiRecord {
   daemon: string;
 }
 
+/** What `apis` returns: the registration, and what serves the API now (from the live daemons' heartbeats). */
+export interface ApiStatus extends ApiRecord {
+  /** Daemons serving the API now; 0 means a job submitted to it waits until one starts. */
+  live_daemons: number;
+  /** Batches those daemons can run at once: their threads × concurrency for this API, summed. */
+  lanes: number;
+}
+
 /** An API counts as served while some daemon confirmed it within this many ms. */
 export const API_STALE_MS = 10 * 60_000;
 

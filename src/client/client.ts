@@ -9,7 +9,7 @@ import { connectNats, type NatsOptions } from '../fleet/connect.js';
 import { openContext, type FleetContext } from '../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob, pauseJob, resumeJob } from '../fleet/lifecycle.js';
-import { readActivity } from '../fleet/activity.js';
+import { readActivity, readCapacity } from '../fleet/activity.js';
 import { jobStatus } from '../fleet/progress.js';
 import { Buckets, Streams, Subjects, decodeValue, maxBodyBytes } from '../fleet/protocol.js';
 import { kvKeys } from '../fleet/kv-keys.js';
@@ -18,7 +18,7 @@ import { deployProject, listDeployments, type Deployment } from '../fleet/deploy
 import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dead-letters.js';
 import { submitPrepared, type SubmitProgress } from '../fleet/submit.js';
 import { checkJobId, prepareSubmission, type SubmissionInput } from '../fleet/submission.js';
-import type { ApiRecord, BatchResult, JobRecord, JobStatus } from '../types.js';
+import type { ApiRecord, ApiStatus, BatchResult, JobRecord, JobStatus } from '../types.js';
 import { isTerminal } from '../types.js';
 
 export interface SubmitOptions {
@@ -26,6 +26,11 @@ export interface SubmitOptions {
   onEnqueued?: (progress: SubmitProgress) => void;
   /** Most batches in one job. @defaultValue 1,000,000 */
   maxBatches?: number;
+  /**
+   * Refuse (JB_UNKNOWN_API) when no live daemon serves the API now, instead of leaving the job `pending` until one
+   * starts. @defaultValue false
+   */
+  requireDaemon?: boolean;
 }
 
 export interface WaitOptions {
@@ -95,6 +100,9 @@ export class JetbatchClient {
       maxBatchBytes: maxBodyBytes(this.#ctx.nc),
       maxBatches: options.maxBatches ?? 1_000_000,
     });
+    if (options.requireDaemon === true && ((await readCapacity(this.#ctx)).get(prepared.api_name)?.daemons ?? 0) === 0) {
+      throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no live daemon serves the API "${prepared.api_name}" now (see \`jetbatch apis\`); nothing was submitted`);
+    }
     return submitPrepared(this.#ctx, prepared, options.onEnqueued);
   }
 
@@ -221,11 +229,15 @@ export class JetbatchClient {
   }
 
   /** APIs registered by the fleet. */
-  async apis(): Promise<ApiRecord[]> {
-    const out: ApiRecord[] = [];
+  async apis(): Promise<ApiStatus[]> {
+    const capacity = await readCapacity(this.#ctx);
+    const out: ApiStatus[] = [];
     for (const k of await kvKeys(this.#ctx, Buckets.apis)) {
       const e = await this.#ctx.apis.get(k);
-      if (e !== null && e.operation === 'PUT' && e.value.length > 0) out.push(e.json());
+      if (e === null || e.operation !== 'PUT' || e.value.length === 0) continue;
+      const record = e.json<ApiRecord>();
+      const live = capacity.get(record.api_name);
+      out.push({ ...record, live_daemons: live?.daemons ?? 0, lanes: live?.lanes ?? 0 });
     }
     return out.sort((a, b) => a.api_name.localeCompare(b.api_name));
   }

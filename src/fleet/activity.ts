@@ -1,6 +1,6 @@
 /**
- * What the fleet is running now, from the daemons' heartbeats in JETBATCH_DAEMONS: per job, how many batches are
- * inside handleBatch and on how many daemons. A status reader's view: heartbeats are at most ~2 s old, and an entry
+ * What the fleet is and runs now, from the daemons' heartbeats in JETBATCH_DAEMONS: per job, how many batches are
+ * inside handleBatch and on how many daemons; per API, how many daemons serve it with how many lanes. A status reader's view: heartbeats are at most ~2 s old, and an entry
  * whose writer stopped beating (by the writer's own clock, compared with ours) is left out.
  */
 import type { FleetContext } from './context.js';
@@ -15,26 +15,51 @@ export interface JobActivity {
 
 export type FleetActivity = ReadonlyMap<string, JobActivity>;
 
-export async function readActivity(ctx: FleetContext, now = Date.now()): Promise<FleetActivity> {
-  const out = new Map<string, JobActivity>();
+/** The entries of JETBATCH_DAEMONS whose writer still beats (by its own clock and timeout, compared with ours). */
+export async function liveDaemons(ctx: FleetContext, now = Date.now()): Promise<Array<Partial<DaemonRecord>>> {
   const keys = await kvKeys(ctx, Buckets.daemons);
   const entries = await Promise.all(keys.map((k) => ctx.daemons.get(k).catch(() => null)));
+  const out: Array<Partial<DaemonRecord>> = [];
   for (const e of entries) {
     if (e === null || e.operation !== 'PUT' || e.value.length === 0) continue;
-    let record: Partial<DaemonRecord>;
+    let record: unknown;
     try {
-      record = decodeJson(e.value) as Partial<DaemonRecord>;
+      record = decodeJson(e.value);
     } catch {
       continue;
     }
-    const age = now - Date.parse(record.last_seen ?? '');
-    if (!(age < Math.max(record.presence_timeout_ms ?? 0, 5000))) continue;
-    for (const [jobId, n] of Object.entries(record.running ?? {})) {
+    if (record === null || typeof record !== 'object' || Array.isArray(record)) continue;
+    const d = record as Partial<DaemonRecord>;
+    const age = now - Date.parse(d.last_seen ?? '');
+    if (age < Math.max(d.presence_timeout_ms ?? 0, 5000)) out.push(d);
+  }
+  return out;
+}
+
+export async function readActivity(ctx: FleetContext, now = Date.now()): Promise<FleetActivity> {
+  const out = new Map<string, JobActivity>();
+  for (const d of await liveDaemons(ctx, now)) {
+    for (const [jobId, n] of Object.entries(d.running ?? {})) {
       if (typeof n !== 'number' || n <= 0) continue;
       const a = out.get(jobId) ?? { batches: 0, daemons: 0 };
       a.batches += n;
       a.daemons += 1;
       out.set(jobId, a);
+    }
+  }
+  return out;
+}
+
+/** Per API: how many live daemons serve it and how many batches they can run at once (threads × concurrency). */
+export async function readCapacity(ctx: FleetContext, now = Date.now()): Promise<Map<string, { daemons: number; lanes: number }>> {
+  const out = new Map<string, { daemons: number; lanes: number }>();
+  for (const d of await liveDaemons(ctx, now)) {
+    for (const [api, n] of Object.entries(d.lanes ?? {})) {
+      if (typeof n !== 'number' || n <= 0) continue;
+      const c = out.get(api) ?? { daemons: 0, lanes: 0 };
+      c.daemons += 1;
+      c.lanes += n;
+      out.set(api, c);
     }
   }
   return out;
