@@ -18,6 +18,7 @@ import { JetbatchClient } from '../src/client/client.js';
 import { progressView } from '../src/cli/progress.js';
 import { loadConfig } from '../src/daemon/config.js';
 import { Daemon } from '../src/daemon/daemon.js';
+import { redactUrl } from '../src/fleet/server-url.js';
 import { loadDigits, split, toItems, PIXELS, type Digits } from './mnist-data.js';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -92,7 +93,7 @@ const natsBin = process.argv[2] ?? 'nats-server';
 const external = process.env.NATS_URL;
 const wallStart = performance.now();
 const nats = external ? { url: external, stop: async () => {} } : await startPrivateNats(natsBin);
-console.log(external ? `using NATS at ${external}` : `started a private nats-server at ${nats.url}`);
+console.log(external ? `using NATS at ${redactUrl(external)}` : `started a private nats-server at ${nats.url}`);
 
 const stopping = new AbortController();
 const onSignal = () => {

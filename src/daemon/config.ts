@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { NatsOptions } from '../fleet/connect.js';
+import { parseServerUrls } from '../fleet/server-url.js';
 import { parseDuration } from '../util/duration.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { API_NAME_PATTERN } from '../fleet/protocol.js';
@@ -190,6 +191,13 @@ export function parseConfig(raw: unknown, configFile: string, overrides: Overrid
   const base = dirname(configFile);
   const rel = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(base, p));
   const nats: NatsOptions = { servers: overrides.servers ?? c.nats.servers };
+  try {
+    // Credentials in the URLs are used at connect time; a list carrying two different sets is a config error now.
+    parseServerUrls(nats.servers);
+  } catch (err) {
+    const where = overrides.servers === undefined ? 'nats.servers' : '--server';
+    throw new JetbatchError(ErrorCodes.INVALID_CONFIG, `invalid config ${configFile}: ${where}: ${(err as Error).message}`, { cause: err });
+  }
   if (c.nats.user !== undefined) nats.user = c.nats.user;
   if (c.nats.pass !== undefined) nats.pass = c.nats.pass;
   if (c.nats.token !== undefined) nats.token = c.nats.token;

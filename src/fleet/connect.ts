@@ -4,9 +4,16 @@ import { isIP } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
 import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
 import { ErrorCodes, JetbatchError } from '../errors.js';
+import { parseServerUrls, redactUrl } from './server-url.js';
 
 export interface NatsOptions {
+  /**
+   * Server URLs. They may carry credentials (`nats://user:pass@host:4222`, `nats://token@host:4222`,
+   * percent-encoded), used when none of `user`, `pass` and `token` is given; different credentials in two URLs are
+   * refused (JB_INVALID_CONFIG).
+   */
   servers: string[];
+  /** User name; with `pass` (or `token`), replaces any credentials in the server URLs. */
   user?: string;
   pass?: string;
   token?: string;
@@ -27,8 +34,10 @@ export interface ConnectBehaviour {
 }
 
 export async function connectNats(options: NatsOptions, behaviour: ConnectBehaviour): Promise<NatsConnection> {
+  // NATS.js ignores userinfo in server URLs: take it out here, and hand the library bare URLs.
+  const { servers, credentials } = parseServerUrls(options.servers);
   const opts: ConnectionOptions = {
-    servers: options.servers,
+    servers,
     name: options.name ?? 'jetbatch',
     timeout: behaviour.timeoutMs ?? 5000,
     maxReconnectAttempts: behaviour.reconnectForever ? -1 : 0,
@@ -40,6 +49,16 @@ export async function connectNats(options: NatsOptions, behaviour: ConnectBehavi
   if (options.user !== undefined) opts.user = options.user;
   if (options.pass !== undefined) opts.pass = options.pass;
   if (options.token !== undefined) opts.token = options.token;
+  // Explicit options win as a whole: a `--user/--password` or `--token` overrides a NATS_URL that carries
+  // credentials (no mixing of a URL's user with an option's password).
+  const explicit = options.user !== undefined || options.pass !== undefined || options.token !== undefined;
+  if (credentials !== undefined && !explicit) {
+    if (credentials.kind === 'token') opts.token = credentials.token;
+    else {
+      opts.user = credentials.user;
+      opts.pass = credentials.pass;
+    }
+  }
   const enc = new TextEncoder();
   if (options.creds_file !== undefined) {
     opts.authenticator = credsAuthenticator(enc.encode(await readSecret(options.creds_file, 'creds_file')));
@@ -51,7 +70,7 @@ export async function connectNats(options: NatsOptions, behaviour: ConnectBehavi
     const tls: NonNullable<ConnectionOptions['tls']> & { checkServerIdentity?: typeof checkServerIdentity } = {};
     // The NATS client sends no server name when a server is given by IP address, so Node would check the
     // certificate against "localhost" (nats.js#303). Accept a certificate valid for one of the configured IPs.
-    const ips = options.servers.map(hostOf).filter((h) => isIP(h) !== 0);
+    const ips = servers.map(hostOf).filter((h) => isIP(h) !== 0);
     if (ips.length > 0) {
       tls.checkServerIdentity = (host, cert) => {
         const direct = checkServerIdentity(host, cert);
@@ -70,7 +89,7 @@ export async function connectNats(options: NatsOptions, behaviour: ConnectBehavi
     const reason = err instanceof Error ? err.message : String(err);
     throw new JetbatchError(
       ErrorCodes.CONNECTION_FAILED,
-      `cannot connect to NATS at ${options.servers.map(withoutCredentials).join(', ')}: ${reason}`,
+      `cannot connect to NATS at ${options.servers.map(redactUrl).join(', ')}: ${reason}`,
       { cause: err },
     );
   }
@@ -82,11 +101,6 @@ async function readSecret(path: string, key: string): Promise<string> {
   } catch (err) {
     throw new JetbatchError(ErrorCodes.INVALID_CONFIG, `${key}: cannot read ${path}`, { cause: err });
   }
-}
-
-/** A server URL with any `user:pass@` or `token@` part removed, for messages. */
-export function withoutCredentials(url: string): string {
-  return url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
 }
 
 function hostOf(server: string): string {
