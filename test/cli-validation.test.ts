@@ -48,6 +48,9 @@ describe('jetbatch submit: bad input is exit 2 before connecting', () => {
     ['--workers 2.5', ['echo', '--items', items, '--batch-size', '2', '--workers', '2.5'], /workers: .*int/],
     ['--max-attempts 0', ['echo', '--items', items, '--batch-size', '2', '--max-attempts', '0'], /max_attempts: /],
     ['--timeout -1', ['echo', '--items', items, '--batch-size', '2', '--timeout', '-1'], /timeout: /],
+    ['--timeout that is not a duration', ['echo', '--items', items, '--batch-size', '2', '--timeout', '30x'], /--timeout must be a duration .*got "30x"/],
+    ['--batch-timeout that is not a duration', ['echo', '--items', items, '--batch-size', '2', '--batch-timeout', '5 parsecs'], /--batch-timeout must be a duration/],
+    ['--batch-timeout 0s', ['echo', '--items', items, '--batch-size', '2', '--batch-timeout', '0s'], /batch_timeout: /],
     ['--config that is an array', ['echo', '--items', items, '--batch-size', '2', '--config', '[1]'], /config: /],
     ['--config that is not JSON', ['echo', '--items', items, '--batch-size', '2', '--config', 'nope'], /--config is not valid JSON/],
     ['--workers that is not a number', ['echo', '--items', items, '--batch-size', '2', '--workers', 'abc'], /--workers must be a number, got "abc"/],
@@ -75,12 +78,14 @@ describe('jetbatch submit: bad input is exit 2 before connecting', () => {
     assert.match(r.stderr, /give exactly one of items/);
   });
 
-  test('valid input gets as far as connecting (exit 3), with --batch-size beside --batches ignored as before, and a negative --priority', async () => {
+  test('valid input gets as far as connecting (exit 3), with --batch-size beside --batches ignored as before, a negative --priority, and durations', async () => {
     const valid = [
       ['echo', '--items', items, '--batch-size', '2'],
       ['echo', '--batches', batches, '--batch-size', '2'],
       ['echo', '--batches', batches, '--priority', '-1000'],
       ['echo', '--batches', batches, '--priority', '1000'],
+      ['echo', '--batches', batches, '--timeout', '30s', '--batch-timeout', '500ms'],
+      ['echo', '--batches', batches, '--timeout', '1.5h', '--batch-timeout', '90'],
     ];
     for (const args of valid) {
       const r = await submit(args);

@@ -2,13 +2,15 @@
 import { createWriteStream } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { Command } from 'commander';
+import type { JetbatchClient } from '../client/client.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { decodeValue } from '../fleet/protocol.js';
 import { checkSubmission } from '../fleet/submission.js';
-import type { JobRecord, JobStatus } from '../types.js';
+import type { JobRecord, JobStatus, JobStatusName } from '../types.js';
 import { isTerminal } from '../types.js';
+import { durationArg, statusListArg } from './args.js';
 import { ExitCodes, intArg, numberArg, printJson, withClient, withConnectionOptions, type ConnectionFlags } from './common.js';
-import { statusDetails, statusLine } from './format.js';
+import { statusLine, statusReport } from './format.js';
 import { progressView } from './progress.js';
 import { readValues } from './read-input.js';
 
@@ -49,11 +51,11 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       .option('--items <file>', 'JSON array or JSON Lines of items ("-" for stdin)')
       .option('--batches <file>', 'JSON array or JSON Lines of batches, each an array of items')
       .option('--batch-size <n>', 'items per batch (with --items)', numberArg('--batch-size'))
-      .option('--workers <n>', 'most batches of this job in flight across the fleet', numberArg('--workers'))
+      .option('--workers <n>', 'most batches of this job in flight across the fleet (default 1)', numberArg('--workers'))
       .option('--priority <n>', 'integer -1000..1000 (default 0): free threads go to the API\'s highest-priority job first', numberArg('--priority'))
       .option('--config <json>', 'job config (JSON object), merged over the API config')
-      .option('--timeout <seconds>', 'job timeout', numberArg('--timeout'))
-      .option('--batch-timeout <seconds>', 'per-batch timeout (overrides the API default)', numberArg('--batch-timeout'))
+      .option('--timeout <duration>', 'job timeout: 30s, 5m, 2h, 1d, 500ms (a bare number is seconds)', durationArg('--timeout'))
+      .option('--batch-timeout <duration>', 'per-batch timeout, as --timeout (overrides the API default)', durationArg('--batch-timeout'))
       .option('--max-attempts <n>', 'deliveries per batch before dead-lettering', numberArg('--max-attempts'))
       .option('--job-id <id>', 'job id (a resubmission with the same id enqueues nothing twice)')
       .option('--wait', 'wait for the job to end; exit 0 only if it succeeded')
@@ -86,7 +88,7 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       const final = await client.wait(record.job_id, { onStatus: (s) => view.update(s) });
       view.stop();
       if (flags.json) printJson(final);
-      else process.stdout.write(statusLine(final) + '\n');
+      else process.stdout.write(statusReport(final));
       setExit(exitCodeOfStatus(final));
     });
   });
@@ -103,14 +105,14 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       if (!flags.watch) {
         const s = await client.status(job);
         if (flags.json) printJson(s);
-        else process.stdout.write([statusLine(s), ...statusDetails(s).map((d) => `  ${d}`)].join('\n') + '\n');
+        else process.stdout.write(statusReport(s));
         return;
       }
       const view = progressView();
       const final = await client.wait(job, { onStatus: (s) => view.update(s) });
       view.stop();
       if (flags.json) printJson(final);
-      else process.stdout.write(statusLine(final) + '\n');
+      else process.stdout.write(statusReport(final));
       setExit(isTerminal(final.status) ? exitCodeOfStatus(final) : ExitCodes.ok);
     });
   });
@@ -120,14 +122,12 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       .command('jobs')
       .description('list jobs, newest first')
       .option('--api <name>', 'only jobs of this API')
+      .option('--status <s>', 'only jobs in this status (several comma-separated: succeeded,completed_with_failures)', statusListArg('--status'))
       .option('--limit <n>', 'at most this many', intArg('--limit'))
       .option('--json', 'print a JSON array of status objects'),
-  ).action(async (flags: ConnectionFlags & { api?: string; limit?: number; json?: boolean }) => {
+  ).action(async (flags: JobsFlags) => {
     await withClient(flags, async (client) => {
-      const filter: { api?: string; limit?: number } = {};
-      if (flags.api !== undefined) filter.api = flags.api;
-      if (flags.limit !== undefined) filter.limit = flags.limit;
-      const list = await client.jobs(filter);
+      const list = await listJobs(client, flags);
       if (flags.json) printJson(list);
       else for (const s of list) process.stdout.write(statusLine(s) + '\n');
     });
@@ -262,6 +262,25 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       }
     });
   });
+}
+
+interface JobsFlags extends ConnectionFlags {
+  api?: string;
+  status?: JobStatusName[];
+  limit?: number;
+  json?: boolean;
+}
+
+/** The jobs the flags select, newest first; with --status the limit counts matching jobs only. */
+async function listJobs(client: JetbatchClient, flags: JobsFlags): Promise<JobStatus[]> {
+  const filter: { api?: string; limit?: number } = {};
+  if (flags.api !== undefined) filter.api = flags.api;
+  if (flags.limit !== undefined && flags.status === undefined) filter.limit = flags.limit;
+  const list = await client.jobs(filter);
+  const wanted = flags.status;
+  if (wanted === undefined) return list;
+  const matching = list.filter((s) => wanted.includes(s.status));
+  return flags.limit === undefined ? matching : matching.slice(0, flags.limit);
 }
 
 /** How long the pause that `resume` just ended lasted, in seconds (the record's paused_ms grew by it). */

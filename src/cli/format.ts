@@ -1,5 +1,5 @@
 /** How the CLI shows a job status to a person: one line per job, and the details `jetbatch status` adds. */
-import type { JobStatus } from '../types.js';
+import type { ErrorInfo, JobStatus, JobStatusName } from '../types.js';
 import { isTerminal } from '../types.js';
 
 /**
@@ -34,13 +34,39 @@ export function statusLine(s: JobStatus): string {
   );
 }
 
-/** What `jetbatch status JOB` shows below the line of an active job: since when it is paused, what runs now. */
+/**
+ * What `jetbatch status JOB` and the end of `submit --wait` / `status --watch` show below the line: for an active job
+ * since when it is paused and what runs now; for an ended one why it failed and where its failed batches are.
+ */
 export function statusDetails(s: JobStatus, now = Date.now()): string[] {
-  if (isTerminal(s.status)) return [];
+  if (isTerminal(s.status)) return outcomeDetails(s);
   const out: string[] = [];
   if (isPaused(s)) out.push(`paused since ${s.paused_at} (${ago(now - Date.parse(s.paused_at ?? ''))}); jetbatch resume ${s.job_id} continues it`);
   out.push(`running now: ${plural(s.running_batches, 'batch', 'batches')} on ${plural(s.running_daemons, 'daemon', 'daemons')}`);
   return out;
+}
+
+/** Statuses that end a job early for one reason, which the record's `error` holds. */
+const ERROR_STATUSES: ReadonlySet<JobStatusName> = new Set(['worker_error', 'worker_oom', 'timed_out', 'enqueue_failed']);
+
+/** Statuses after which some batches sit in the dead-letter stream. */
+const DEAD_LETTER_STATUSES: ReadonlySet<JobStatusName> = new Set(['completed_with_failures', 'worker_oom']);
+
+/** Longest error message shown in human output (the whole error is in `--json`). */
+export const ERROR_MESSAGE_MAX = 200;
+
+function outcomeDetails(s: JobStatus): string[] {
+  const out: string[] = [];
+  if (s.error !== undefined && ERROR_STATUSES.has(s.status)) out.push(`error: ${errorText(s.error)}`);
+  if (DEAD_LETTER_STATUSES.has(s.status)) out.push(`see: jetbatch dlq ${s.job_id}`);
+  return out;
+}
+
+/** `CODE: message` on one line, the message's whitespace collapsed and cut to ERROR_MESSAGE_MAX characters. */
+export function errorText(e: ErrorInfo): string {
+  const message = e.message.replace(/\s+/g, ' ').trim();
+  const cut = message.length > ERROR_MESSAGE_MAX ? `${message.slice(0, ERROR_MESSAGE_MAX - 1)}…` : message;
+  return `${e.code ?? e.name}: ${cut}`;
 }
 
 function plural(n: number, one: string, many: string): string {
@@ -55,4 +81,9 @@ function ago(ms: number): string {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m ago`;
   return `${Math.floor(m / 60)}h ${m % 60}m ago`;
+}
+
+/** The status line and its details, indented below it, as `status`, `submit --wait` and `status --watch` print them. */
+export function statusReport(s: JobStatus, now = Date.now()): string {
+  return [statusLine(s), ...statusDetails(s, now).map((d) => `  ${d}`)].join('\n') + '\n';
 }

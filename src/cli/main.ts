@@ -4,6 +4,7 @@ import { JetbatchError } from '../errors.js';
 import { registerClientCommands } from './commands.js';
 import { exitCodeFor } from './common.js';
 import { registerStart } from './start.js';
+import { packageVersion } from './version.js';
 
 // `jetbatch results JOB | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -14,6 +15,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 let exitCode = 0;
 const program = new Command('jetbatch')
   .description('Distributed, fault-tolerant batch jobs on NATS JetStream and worker threads')
+  .version(packageVersion(), '-V, --version', 'print the jetbatch version')
   .showHelpAfterError()
   .exitOverride();
 
