@@ -5,8 +5,13 @@
 import type { ErrorInfo } from './types.js';
 
 export const ErrorCodes = {
-  /** A submission or request failed validation; `details` lists each problem. */
+  /** A submission failed validation (also: a bad CLI flag value, input file or project archive); `details` lists each problem. */
   INVALID_SUBMISSION: 'JB_INVALID_SUBMISSION',
+  /**
+   * A request other than a submission is malformed: its body, an unknown key, a bad `job_id`, `api_name` or `limit`
+   * (status, stop, pause, resume, jobs), or a bad job id given to a client method; `details` lists each problem.
+   */
+  INVALID_REQUEST: 'JB_INVALID_REQUEST',
   /** No daemon has registered the API named in a submission. */
   UNKNOWN_API: 'JB_UNKNOWN_API',
   /** The job id does not exist in the registry. */

@@ -242,6 +242,8 @@ const CALL_BUDGET_MS = 2000;
 function isExpectedDecodeError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'DecodeError' || err instanceof SyntaxError) return true;
+  // decodeRequestBody's refusal: what arrived instead of a map, with the decoder's error (if any) as its cause.
+  if (err.name === 'RequestBodyError') return err.cause === undefined || isExpectedDecodeError(err.cause);
   if (err instanceof RangeError) return !/call stack/i.test(err.message);
   return err instanceof TypeError && (err as Error & { code?: string }).code === 'ERR_ENCODING_INVALID_ENCODED_DATA';
 }
@@ -267,8 +269,11 @@ describe('hostile input, offline: decoder and submission validation', () => {
       for (const [fn, decode] of [['decodeValue', decodeValue], ['decodeRequestBody', decodeRequestBody]] as const) {
         const r = timed(`${fn}(${name})`, () => decode(bytes));
         assert.ok(r.error instanceof Error, `${fn}(${name}) returned a value`);
-        assert.equal(r.error.name, 'DecodeError', `${fn}(${name}): ${r.error.message}`);
-        assert.match(r.error.message, /Max length exceeded/);
+        // decodeRequestBody says what arrived (malformed MessagePack, with the reason); the DecodeError is its cause.
+        const decodeError = fn === 'decodeRequestBody' ? r.error.cause : r.error;
+        assert.ok(decodeError instanceof Error, `${fn}(${name}): ${r.error.message}`);
+        assert.equal(decodeError.name, 'DecodeError', `${fn}(${name}): ${r.error.message}`);
+        assert.match(r.error.message, fn === 'decodeRequestBody' ? /got malformed MessagePack \(Max length exceeded/ : /Max length exceeded/);
       }
     }
   });
@@ -587,27 +592,27 @@ describe('hostile input, live daemon', () => {
       const body = JSON.stringify({ api_name: 'echo', job_id: id, items: [1], batch_size: 1 });
       assert.match(await rejected(Subjects.request.submit, body), /job_id/);
       assert.match(await rejected(Subjects.request.submit, encodeValue(JSON.parse(body))), /job_id/);
-      assert.match(await rejected(Subjects.request.status, JSON.stringify({ job_id: id })), /job_id/);
-      assert.match(await rejected(Subjects.request.stop, JSON.stringify({ job_id: id })), /job_id/);
-      assert.match(await rejected(Subjects.request.pause, JSON.stringify({ job_id: id })), /job_id/);
+      assert.match(await rejected(Subjects.request.status, JSON.stringify({ job_id: id }), 'JB_INVALID_REQUEST'), /job_id/);
+      assert.match(await rejected(Subjects.request.stop, JSON.stringify({ job_id: id }), 'JB_INVALID_REQUEST'), /job_id/);
+      assert.match(await rejected(Subjects.request.pause, JSON.stringify({ job_id: id }), 'JB_INVALID_REQUEST'), /job_id/);
     }
     for (const name of BAD_API_NAMES) {
       await assert.rejects(client.submit({ api_name: name, items: [1], batch_size: 1 }), (e: unknown) => e instanceof JetbatchError && e.code === 'JB_INVALID_SUBMISSION' && /api_name/.test(e.message));
       assert.match(await rejected(Subjects.request.submit, JSON.stringify({ api_name: name, items: [1], batch_size: 1 })), /api_name/);
     }
-    await rejected(Subjects.request.status, JSON.stringify({ job_id: 42 }));
-    await rejected(Subjects.request.status, JSON.stringify({}));
-    const jobs = await request(Subjects.request.jobs, JSON.stringify({ api_name: 'echo.>' }));
-    assert.equal(jobs.ok, true);
-    assert.deepEqual(jobs.jobs, []);
-    assert.match(await rejected(Subjects.request.jobs, JSON.stringify({ api_name: 'echo.>', limit: 'all' })), /limit/);
+    await rejected(Subjects.request.status, JSON.stringify({ job_id: 42 }), 'JB_INVALID_REQUEST');
+    await rejected(Subjects.request.status, JSON.stringify({}), 'JB_INVALID_REQUEST');
+    for (const name of BAD_API_NAMES) {
+      assert.match(await rejected(Subjects.request.jobs, JSON.stringify({ api_name: name }), 'JB_INVALID_REQUEST'), /api_name/);
+    }
+    assert.match(await rejected(Subjects.request.jobs, JSON.stringify({ api_name: 'echo.>', limit: 'all' }), 'JB_INVALID_REQUEST'), /api_name.*limit/);
     assert.deepEqual((await client.jobs()).map((j) => j.job_id), [], 'no job record was written');
     const info = await (await jetstreamManager(nc)).streams.info(Streams.batches);
     assert.equal(info.state.messages, 0, 'no batch was published');
     await healthy();
   });
 
-  test('malformed request bodies get a well-formed JB_INVALID_SUBMISSION reply', async () => {
+  test('malformed request bodies get a well-formed JB_INVALID_SUBMISSION reply (JB_INVALID_REQUEST on the other subjects)', async () => {
     const bodies: Array<Uint8Array | string> = [
       '', '   \n\t', '{', '{"api_name":', '{"api_name":"echo",}', '{"a":1}{"b":2}', '{"api_name":"echo","items":[1],"batch_size":1,"items":"dup"}',
       Uint8Array.of(0x7b, 0xff, 0xfe), Uint8Array.of(0x20, 0x7b, 0xc3, 0x28, 0x7d), '[1,2,3]', 'null', 'true', '"echo"', 'api_name=echo',
@@ -615,9 +620,13 @@ describe('hostile input, live daemon', () => {
       Uint8Array.of(0x82, 0xa1, 0x61), encodeValue({ api_name: 'echo', items: [1], batch_size: 1, when: new Date() }),
     ];
     for (const body of bodies) await rejected(Subjects.request.submit, body);
-    // Other subjects answer every body with a well-formed reply too.
+    // Other subjects refuse every body with a well-formed JB_INVALID_REQUEST reply too (jobs accepts an empty one).
     for (const body of bodies) {
-      for (const subject of [Subjects.request.status, Subjects.request.jobs, Subjects.request.stop, Subjects.request.pause, Subjects.request.resume]) await request(subject, body);
+      for (const subject of [Subjects.request.status, Subjects.request.jobs, Subjects.request.stop, Subjects.request.pause, Subjects.request.resume]) {
+        const emptyJobs = subject === Subjects.request.jobs && typeof body === 'string' && body.trim() === '';
+        if (emptyJobs) assert.equal((await request(subject, body)).ok, true);
+        else await rejected(subject, body, 'JB_INVALID_REQUEST');
+      }
     }
     await healthy();
   });
@@ -749,7 +758,7 @@ describe('hostile input, live daemon', () => {
   test('MessagePack bombs sent to jetbatch.req.submit get a clear error reply', async () => {
     for (const [name, bytes] of BOMBS) {
       const message = await rejected(Subjects.request.submit, bytes);
-      assert.match(message, /neither JSON nor MessagePack: Max length exceeded/, name);
+      assert.match(message, /expected a JSON object or a MessagePack map, got malformed MessagePack \(Max length exceeded/, name);
     }
     await healthy();
   });
@@ -794,11 +803,11 @@ describe('hostile input, live daemon', () => {
   });
 
   test(
-    'client.status / client.stop with a malformed job id reject with JB_INVALID_SUBMISSION',
+    'client.status / client.stop with a malformed job id reject with JB_INVALID_REQUEST',
     async () => {
       for (const id of ['a*', '>', 'a.b', 'x'.repeat(65)]) {
-        await assert.rejects(client.status(id), (e: unknown) => e instanceof JetbatchError && e.code === 'JB_INVALID_SUBMISSION', id);
-        await assert.rejects(client.stop(id), (e: unknown) => e instanceof JetbatchError && e.code === 'JB_INVALID_SUBMISSION', id);
+        await assert.rejects(client.status(id), (e: unknown) => e instanceof JetbatchError && e.code === 'JB_INVALID_REQUEST', id);
+        await assert.rejects(client.stop(id), (e: unknown) => e instanceof JetbatchError && e.code === 'JB_INVALID_REQUEST', id);
       }
     },
   );

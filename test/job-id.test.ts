@@ -1,14 +1,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ErrorCodes } from '../src/errors.js';
+import { ErrorCodes, type ErrorCode } from '../src/errors.js';
 import { JOB_ID_PATTERN } from '../src/fleet/protocol.js';
 import { checkJobId, prepareSubmission } from '../src/fleet/submission.js';
 import { assertRejects } from './helpers/errors.js';
 
-/** The message of the JetbatchError `fn` throws, after checking it is JB_INVALID_SUBMISSION. */
-const invalidMessage = (fn: () => unknown): string => assertRejects(fn, ErrorCodes.INVALID_SUBMISSION).message;
+/** The message of the JetbatchError `fn` throws, after checking its code (checkJobId: JB_INVALID_REQUEST). */
+const invalidMessage = (fn: () => unknown, code: ErrorCode = ErrorCodes.INVALID_REQUEST): string => assertRejects(fn, code).message;
 
-describe('checkJobId: the one job-id check (client methods, status/stop requests, a submission’s job_id)', () => {
+describe('checkJobId: the job-id check of client methods (JB_INVALID_REQUEST); a submission’s job_id follows the same rule', () => {
   test('returns a valid id as given', () => {
     for (const id of ['a', 'A-b_9', 'x'.repeat(64), '0001a2b3c4d5e6f7']) assert.equal(checkJobId(id), id);
   });
@@ -32,10 +32,10 @@ describe('checkJobId: the one job-id check (client methods, status/stop requests
     }
   });
 
-  test('a submission applies the same rule to its job_id', () => {
+  test('a submission applies the same rule to its job_id, as JB_INVALID_SUBMISSION', () => {
     const limits = { maxBatchBytes: 1_000_000, maxBatches: 10 };
     for (const id of ['a.b', 'x'.repeat(65), '']) {
-      assert.match(invalidMessage(() => prepareSubmission({ api_name: 'echo', job_id: id, items: [1], batch_size: 1 }, limits)), /job_id/);
+      assert.match(invalidMessage(() => prepareSubmission({ api_name: 'echo', job_id: id, items: [1], batch_size: 1 }, limits), ErrorCodes.INVALID_SUBMISSION), /job_id/);
     }
     assert.equal(prepareSubmission({ api_name: 'echo', job_id: 'x'.repeat(64), items: [1], batch_size: 1 }, limits).job_id, 'x'.repeat(64));
   });

@@ -146,8 +146,8 @@ describe('pause, resume and priority: client, one-request API, CLI', () => {
   test('client: unknown job, bad job id, ended job; a paused job can be stopped', async () => {
     for (const call of [client.pause.bind(client), client.resume.bind(client)]) {
       await rejectsWith(call('no-such-job'), 'JB_JOB_NOT_FOUND', /no-such-job/);
-      await rejectsWith(call('a.b'), 'JB_INVALID_SUBMISSION', /job_id/);
-      await rejectsWith(call(''), 'JB_INVALID_SUBMISSION', /job_id/);
+      await rejectsWith(call('a.b'), 'JB_INVALID_REQUEST', /job_id/);
+      await rejectsWith(call(''), 'JB_INVALID_REQUEST', /job_id/);
     }
 
     const job = await slowJob(100, 200, 1);
@@ -189,11 +189,11 @@ describe('pause, resume and priority: client, one-request API, CLI', () => {
 
     for (const subject of [Subjects.request.pause, Subjects.request.resume]) {
       await refused(subject, JSON.stringify({ job_id: 'no-such-job' }), 'JB_JOB_NOT_FOUND', /no-such-job/);
-      await refused(subject, JSON.stringify({ job_id: 'a.b' }), 'JB_INVALID_SUBMISSION', /job_id/);
-      await refused(subject, JSON.stringify({ job_id: 42 }), 'JB_INVALID_SUBMISSION', /job_id/);
-      await refused(subject, JSON.stringify({}), 'JB_INVALID_SUBMISSION', /job_id/);
-      await refused(subject, '{"job_id":', 'JB_INVALID_SUBMISSION', /neither JSON nor MessagePack/);
-      await refused(subject, Uint8Array.of(0xc1), 'JB_INVALID_SUBMISSION', /neither JSON nor MessagePack/);
+      await refused(subject, JSON.stringify({ job_id: 'a.b' }), 'JB_INVALID_REQUEST', /job_id/);
+      await refused(subject, JSON.stringify({ job_id: 42 }), 'JB_INVALID_REQUEST', /job_id/);
+      await refused(subject, JSON.stringify({}), 'JB_INVALID_REQUEST', /job_id/);
+      await refused(subject, '{"job_id":', 'JB_INVALID_REQUEST', /expected a JSON object or a MessagePack map, got malformed JSON/);
+      await refused(subject, Uint8Array.of(0xc1), 'JB_INVALID_REQUEST', /expected a JSON object or a MessagePack map, got malformed MessagePack/);
     }
 
     await request(Subjects.request.pause, body);
@@ -204,12 +204,12 @@ describe('pause, resume and priority: client, one-request API, CLI', () => {
   });
 
   test('one request: jobs refuses a wrongly typed api_name or limit naming the field; good filters still work', async () => {
-    await refused(Subjects.request.jobs, JSON.stringify({ limit: 'ten' }), 'JB_INVALID_SUBMISSION', /limit/);
-    await refused(Subjects.request.jobs, JSON.stringify({ limit: 0 }), 'JB_INVALID_SUBMISSION', /limit/);
-    await refused(Subjects.request.jobs, JSON.stringify({ limit: 2.5 }), 'JB_INVALID_SUBMISSION', /limit/);
-    await refused(Subjects.request.jobs, JSON.stringify({ api_name: 5 }), 'JB_INVALID_SUBMISSION', /api_name: must be a string, got number/);
-    await refused(Subjects.request.jobs, JSON.stringify({ api_name: [API], limit: true }), 'JB_INVALID_SUBMISSION', /api_name.*limit/);
-    await refused(Subjects.request.jobs, '[1]', 'JB_INVALID_SUBMISSION', /body/);
+    await refused(Subjects.request.jobs, JSON.stringify({ limit: 'ten' }), 'JB_INVALID_REQUEST', /limit/);
+    await refused(Subjects.request.jobs, JSON.stringify({ limit: 0 }), 'JB_INVALID_REQUEST', /limit/);
+    await refused(Subjects.request.jobs, JSON.stringify({ limit: 2.5 }), 'JB_INVALID_REQUEST', /limit/);
+    await refused(Subjects.request.jobs, JSON.stringify({ api_name: 5 }), 'JB_INVALID_REQUEST', /api_name: must be a string matching .*, got number 5/);
+    await refused(Subjects.request.jobs, JSON.stringify({ api_name: [API], limit: true }), 'JB_INVALID_REQUEST', /api_name.*limit/);
+    await refused(Subjects.request.jobs, '[1]', 'JB_INVALID_REQUEST', /got a JSON array/);
 
     const all = await request(Subjects.request.jobs, '');
     assert.equal(all.ok, true, JSON.stringify(all.error));

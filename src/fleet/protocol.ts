@@ -113,13 +113,73 @@ export function decodeValue(bytes: Uint8Array): unknown {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Request bodies may be JSON (first non-space byte `{`) or MessagePack. */
-export function decodeRequestBody(bytes: Uint8Array): unknown {
+/** Why a request body is not a JSON object or a MessagePack map; `got` says what arrived instead. */
+export class RequestBodyError extends Error {
+  readonly got: string;
+  constructor(got: string, options: { cause?: unknown } = {}) {
+    super(`expected a JSON object or a MessagePack map, got ${got}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'RequestBodyError';
+    this.got = got;
+  }
+}
+
+/** First bytes of a JSON text other than an object: `[`, `"`, `-`, digits, `t`, `f`, `n`. */
+const JSON_VALUE_START = new Set([0x5b, 0x22, 0x2d, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x74, 0x66, 0x6e]);
+
+/**
+ * A request body: a JSON object (first non-space byte `{`) or a MessagePack map; `undefined` for an empty (or
+ * all-whitespace) body, which only some endpoints accept. Anything else throws a RequestBodyError saying what it is:
+ * another JSON or MessagePack value ("a JSON array", "a MessagePack string"), malformed JSON or MessagePack (with the
+ * parser's reason, e.g. a length beyond the message), or bytes that are neither.
+ */
+export function decodeRequestBody(bytes: Uint8Array): Record<string, unknown> | undefined {
   let i = 0;
   while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
   if (i === bytes.length) return undefined;
-  if (bytes[i] === 0x7b /* { */) return JSON.parse(utf8.decode(bytes));
-  return decodeValue(bytes);
+  const first = bytes[i]!;
+  let jsonError: unknown;
+  if (first === 0x7b /* { */ || JSON_VALUE_START.has(first)) {
+    try {
+      return asMap(JSON.parse(utf8.decode(bytes)), 'JSON');
+    } catch (err) {
+      if (err instanceof RequestBodyError) throw err;
+      // `{` or `[` starts no MessagePack body worth trying (a bare integer): it is malformed JSON.
+      if (first === 0x7b || first === 0x5b) throw new RequestBodyError(`malformed JSON (${reason(err)})`, { cause: err });
+      jsonError = err;
+    }
+  }
+  let value: unknown;
+  try {
+    value = decodeValue(bytes);
+  } catch (err) {
+    // A first byte of 0x80 or more is a MessagePack map, array, string, … header: say why it did not decode.
+    if (bytes[0]! >= 0x80) throw new RequestBodyError(`malformed MessagePack (${reason(err)})`, { cause: err });
+    throw new RequestBodyError('bytes that are neither JSON nor MessagePack', { cause: jsonError ?? err });
+  }
+  return asMap(value, 'MessagePack');
+}
+
+function asMap(value: unknown, encoding: 'JSON' | 'MessagePack'): Record<string, unknown> {
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) return value as Record<string, unknown>;
+  throw new RequestBodyError(describeValue(value, encoding));
+}
+
+/** "a JSON array", "a MessagePack string", "MessagePack nil", … */
+function describeValue(value: unknown, encoding: 'JSON' | 'MessagePack'): string {
+  if (value === null) return encoding === 'JSON' ? 'JSON null' : 'MessagePack nil';
+  if (Array.isArray(value)) return `a ${encoding} array`;
+  if (value instanceof Uint8Array) return 'MessagePack binary data';
+  if (value instanceof Date) return 'a MessagePack timestamp';
+  if (typeof value === 'number' || typeof value === 'bigint') {
+    return encoding === 'JSON' ? 'a JSON number' : Number.isInteger(value) || typeof value === 'bigint' ? 'a MessagePack integer' : 'a MessagePack float';
+  }
+  if (typeof value === 'string' || typeof value === 'boolean') return `a ${encoding} ${typeof value}`;
+  return `a ${encoding} extension value`;
+}
+
+function reason(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 const textEncoder = new TextEncoder();

@@ -14,14 +14,16 @@ const plainObject = z.record(z.string(), z.unknown());
 const jobIdSchema = z.string().regex(JOB_ID_PATTERN, 'must match ' + JOB_ID_PATTERN.source);
 
 /**
- * The job-id check of the client's methods and of the daemon's status/stop requests. Returns the id, or throws
- * JB_INVALID_SUBMISSION naming `job_id`, the rule and what was given (cut to 80 characters).
+ * The job-id check of the client's methods that name an existing job (status, stop, pause, …): the submission's
+ * rule, but such a call is a request, not a submission. Returns the id, or throws JB_INVALID_REQUEST naming
+ * `job_id`, the rule and what was given (cut to 80 characters). A submission's own job_id is checked by its schema
+ * (JB_INVALID_SUBMISSION).
  */
 export function checkJobId(value: unknown): string {
   const parsed = jobIdSchema.safeParse(value);
   if (parsed.success) return parsed.data;
   const given = typeof value === 'string' ? `"${value.slice(0, 80)}"` : value === null ? 'null' : typeof value;
-  throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `job_id: must be a string matching ${JOB_ID_PATTERN.source}, got ${given}`);
+  throw new JetbatchError(ErrorCodes.INVALID_REQUEST, `job_id: must be a string matching ${JOB_ID_PATTERN.source}, got ${given}`);
 }
 
 const backoffSchema = z
