@@ -4,10 +4,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JetbatchClient } from '../src/client/client.js';
 import { ErrorCodes, JetbatchError } from '../src/errors.js';
-import { FIXTURES, startDaemon, tempDir } from './helpers/daemon.js';
+import { FIXTURES, ROOT, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { waitUntil } from './helpers/wait.js';
 
@@ -50,5 +52,36 @@ describe('apis: live daemons and lanes', () => {
     // Without it, the job is accepted and waits for a daemon, as before.
     const waiting = await client.submit({ api_name: 'livecheck', items: [1], batch_size: 1 });
     assert.equal((await client.status(waiting.job_id)).status, 'pending');
+
+    // The CLI says the same, as a person sees it.
+    const apis = await cli('apis');
+    assert.match(apis.stdout, /^livecheck {2}no live daemon \(last seen \d{4}-/m, apis.stdout);
+    const items = join(tempDir(), 'items.json');
+    writeFileSync(items, '[1]');
+    const refused = await cli('submit', 'livecheck', '--items', items, '--batch-size', '1', '--require-daemon');
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /^jetbatch: JB_UNKNOWN_API: no live daemon serves the API "livecheck" now/m);
+    const warned = await cli('submit', 'livecheck', '--items', items, '--batch-size', '1');
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.match(warned.stderr, /warning: no live daemon serves the API "livecheck" now; job \S+ waits until one starts/);
   });
+
+  test('the CLI lists each API with its live daemons and threads', async () => {
+    const d = await startDaemon(server.url, [{ name: 'shown', project: join(FIXTURES, 'recorder'), threads: 2, config: { record_dir: tempDir() } }]);
+    try {
+      await waitUntil('the daemon in apis', async () => (await client.apis()).some((a) => a.api_name === 'shown' && a.live_daemons === 1), { timeoutMs: 10_000 });
+      const r = await cli('apis');
+      assert.match(r.stdout, /^shown {2}1 daemon, 2 threads {2}local project$/m, r.stdout);
+    } finally {
+      await d.close();
+    }
+  });
+
+  function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), ...args, '--server', server.url], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr }),
+      );
+    });
+  }
 });

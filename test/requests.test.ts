@@ -9,14 +9,17 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { ClosedConnectionError, DrainingConnectionError, connect, type NatsConnection } from '@nats-io/transport-node';
+import { pino } from 'pino';
 import { JetbatchClient } from '../src/client/client.js';
 import { ExitCodes, exitCodeFor } from '../src/cli/common.js';
-import type { Daemon } from '../src/daemon/daemon.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import { parseConfig } from '../src/daemon/config.js';
+import { isConnectionClosing } from '../src/daemon/requests.js';
 import { ErrorCodes, JetbatchError, type ErrorCode } from '../src/errors.js';
 import { Subjects, encodeValue } from '../src/fleet/protocol.js';
 import type { JobRecord, JobStatus } from '../src/types.js';
-import { ROOT, startDaemon } from './helpers/daemon.js';
+import { FIXTURES, ROOT, daemonConfig, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
 
 interface Reply {
@@ -179,5 +182,36 @@ describe('one rule for every request', () => {
     });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /JB_INVALID_REQUEST: job_id: /);
+  });
+});
+
+describe('a request that fails because the daemon is shutting down', () => {
+  test('is recognised (draining or closed connection, also as the cause of another error), and nothing else is', () => {
+    assert.equal(isConnectionClosing(new DrainingConnectionError()), true);
+    assert.equal(isConnectionClosing(new ClosedConnectionError()), true);
+    assert.equal(isConnectionClosing(new Error('kv get failed', { cause: new DrainingConnectionError() })), true);
+    assert.equal(isConnectionClosing(new JetbatchError(ErrorCodes.JOB_NOT_FOUND, 'job x not found')), false);
+    assert.equal(isConnectionClosing(new Error('boom')), false);
+    assert.equal(isConnectionClosing('draining'), false);
+  });
+
+  test('a daemon closing while a status request is answered logs no error', async () => {
+    const server = await NatsServer.start();
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const options = parseConfig(daemonConfig(server.url, [{ name: 'closing', project: join(FIXTURES, 'recorder'), threads: 1, config: { record_dir: tempDir() } }]), join(ROOT, 'config', 'test.yaml'));
+    const daemon = await Daemon.start(options, { logger });
+    const nc = await connect({ servers: server.url });
+    try {
+      // Requests in flight while the daemon drains: each is answered or left unanswered, never logged as a failure.
+      const inFlight = Array.from({ length: 20 }, () => nc.request('jetbatch.req.status', new TextEncoder().encode('{"job_id":"nope"}'), { timeout: 2000 }).catch(() => null));
+      await daemon.close();
+      await Promise.all(inFlight);
+      const errors = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 50);
+      assert.deepEqual(errors.map((e) => e.msg), [], 'no error-level log on a clean shutdown');
+    } finally {
+      await nc.close();
+      await server.dispose();
+    }
   });
 });

@@ -27,6 +27,7 @@ interface SubmitFlags extends ConnectionFlags {
   jobId?: string;
   wait?: boolean;
   json?: boolean;
+  requireDaemon?: boolean;
 }
 
 /** Parses a flag's JSON text; what the value must be is the submission schema's to say. */
@@ -59,6 +60,7 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       .option('--max-attempts <n>', 'deliveries per batch before dead-lettering', numberArg('--max-attempts'))
       .option('--job-id <id>', 'job id (a resubmission with the same id enqueues nothing twice)')
       .option('--wait', 'wait for the job to end; exit 0 only if it succeeded')
+      .option('--require-daemon', 'refuse (exit 2) when no live daemon serves the API, instead of warning and leaving the job pending')
       .option('--json', 'print JSON (the job record, or with --wait the final status)'),
   ).action(async (api: string, flags: SubmitFlags) => {
     // The flags become the submission as given; checkSubmission is the one check of it (exactly one of items or
@@ -77,7 +79,10 @@ export function registerClientCommands(program: Command, setExit: (code: number)
     if (flags.jobId !== undefined) input.job_id = flags.jobId;
     const submission = checkSubmission(input);
     await withClient(flags, async (client) => {
-      const record = await client.submit(submission);
+      const record = await client.submit(submission, { requireDaemon: flags.requireDaemon === true });
+      // Accepted, but nothing runs it until a daemon serving the API starts: say so rather than sit silently pending.
+      const live = (await client.apis()).find((a) => a.api_name === record.api_name)?.live_daemons ?? 0;
+      if (live === 0) process.stderr.write(`jetbatch: warning: no live daemon serves the API "${record.api_name}" now; job ${record.job_id} waits until one starts (see jetbatch apis)\n`);
       if (!flags.wait) {
         if (flags.json) printJson(record);
         else process.stdout.write(`${record.job_id}\n`);
@@ -229,16 +234,16 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       await withClient(flags, async (client) => {
         const [served, deployed] = await Promise.all([client.apis(), client.deployments()]);
         const names = [...new Set([...served.map((a) => a.api_name), ...deployed.map((d) => d.api_name)])].sort();
-        const list = names.map((name) => ({
-          api_name: name,
-          last_seen: served.find((a) => a.api_name === name)?.last_seen ?? null,
-          versions: deployed.filter((d) => d.api_name === name),
-        }));
+        const list = names.map((name) => {
+          const s = served.find((a) => a.api_name === name);
+          return { api_name: name, last_seen: s?.last_seen ?? null, live_daemons: s?.live_daemons ?? 0, lanes: s?.lanes ?? 0, versions: deployed.filter((d) => d.api_name === name) };
+        });
         if (flags.json) printJson(list);
         else {
           for (const a of list) {
             const v = a.versions[0];
-            process.stdout.write(`${a.api_name}  last_seen=${a.last_seen ?? 'never'}  ${v ? `deployed=v${v.version} (${a.versions.length} versions, ${v.deployed_at})` : 'local project'}\n`);
+            const live = a.live_daemons === 0 ? `no live daemon (last seen ${a.last_seen ?? 'never'})` : `${a.live_daemons} daemon${a.live_daemons === 1 ? '' : 's'}, ${a.lanes} thread${a.lanes === 1 ? '' : 's'}`;
+            process.stdout.write(`${a.api_name}  ${live}  ${v ? `deployed=v${v.version} (${a.versions.length} versions, ${v.deployed_at})` : 'local project'}\n`);
           }
         }
       });

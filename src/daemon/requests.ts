@@ -3,7 +3,7 @@
  * needs one NATS request. Bodies are a JSON object or a MessagePack map, checked by fleet/requests-schema.ts; replies
  * are JSON `{ok: true, …}` or `{ok: false, error: {code, message, details?}}`.
  */
-import type { Msg, Subscription } from '@nats-io/transport-node';
+import { ClosedConnectionError, DrainingConnectionError, type Msg, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { submitPrepared } from '../fleet/submit.js';
 import type { FleetContext } from '../fleet/context.js';
@@ -66,11 +66,24 @@ async function answer(msg: Msg, handle: Handler, log: Logger): Promise<void> {
   try {
     reply = { ok: true, ...(await handle(msg.data)) };
   } catch (err) {
+    if (isConnectionClosing(err)) {
+      // The daemon is shutting down (its connection drains): no reply can be sent, and nothing went wrong.
+      log.info({ subject: msg.subject }, 'request left unanswered: shutting down');
+      return;
+    }
     const e = err instanceof JetbatchError ? err : new JetbatchError(ErrorCodes.INTERNAL, (err as Error).message, { cause: err });
     if (e.code === ErrorCodes.INTERNAL) log.error({ err, subject: msg.subject }, 'request failed');
     reply = { ok: false, error: e.toJSON() };
   }
   if (msg.reply) msg.respond(encodeJson(reply));
+}
+
+/** A request that failed because this daemon's connection is draining or closed (a normal shutdown). */
+export function isConnectionClosing(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++) {
+    if (e instanceof DrainingConnectionError || e instanceof ClosedConnectionError) return true;
+  }
+  return false;
 }
 
 /** The record a lifecycle operation returned, or JB_JOB_NOT_FOUND when it found no such job (it returned null). */
