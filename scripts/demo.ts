@@ -5,18 +5,24 @@
  * predictions back to the true labels by item id, prints accuracy (held-out digits and training digits apart),
  * throughput and where the results are, and shuts everything down.
  *
+ * `--python PATH`: the same digits through the `mnist-torch` API instead (PyTorch, handlers/mnist-torch/handler.py,
+ * one PATH process per worker thread), added to the config here so config/jetbatch.yaml still starts a daemon on a
+ * host without PyTorch. `--nats-server BIN`: the nats-server to start (default: on PATH). scripts/demo.sh finds both.
+ *
  * Environment: NATS_URL (use that server), JETBATCH_DEMO_OUT (results file; default in the temp dir).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { parse as parseYaml } from 'yaml';
 import { JetbatchClient } from '../src/client/client.js';
 import { progressView } from '../src/cli/progress.js';
-import { loadConfig } from '../src/daemon/config.js';
+import { parseConfig, type DaemonOptions } from '../src/daemon/config.js';
 import { Daemon } from '../src/daemon/daemon.js';
 import { redactUrl } from '../src/fleet/server-url.js';
 import { loadDigits, split, toItems, PIXELS, type Digits } from './mnist-data.js';
@@ -89,7 +95,20 @@ function asciiDigit(digits: Digits, id: number): string[] {
 const pct = (n: number, d: number) => `${((100 * n) / d).toFixed(2)}%`;
 const fmt = (n: number) => n.toLocaleString('en-US');
 
-const natsBin = process.argv[2] ?? 'nats-server';
+/** config/jetbatch.yaml, plus the `mnist-torch` API run by the given interpreter when there is one. */
+function demoConfig(servers: string[], python: string | undefined): DaemonOptions {
+  const file = join(root, 'config', 'jetbatch.yaml');
+  const raw = parseYaml(readFileSync(file, 'utf8')) as { apis: unknown[] };
+  if (python !== undefined) {
+    raw.apis.push({ name: 'mnist-torch', project: '../handlers/mnist-torch', python, threads: 2, config: { model: 'model.pt', torch_threads: 1 }, batch_timeout: '60s', max_attempts: 3 });
+  }
+  return parseConfig(raw, file, { servers });
+}
+
+const { values: args } = parseArgs({ options: { 'nats-server': { type: 'string' }, python: { type: 'string' } } });
+const natsBin = args['nats-server'] ?? 'nats-server';
+const apiName = args.python === undefined ? 'mnist' : 'mnist-torch';
+const engine = args.python === undefined ? 'ONNX Runtime' : `PyTorch (${args.python}, one process per thread)`;
 const external = process.env.NATS_URL;
 const wallStart = performance.now();
 const nats = external ? { url: external, stop: async () => {} } : await startPrivateNats(natsBin);
@@ -106,13 +125,13 @@ process.once('SIGTERM', onSignal);
 let daemon: Daemon | undefined;
 let client: JetbatchClient | undefined;
 try {
-  const options = await loadConfig(join(root, 'config', 'jetbatch.yaml'), { servers: [nats.url] });
+  const options = demoConfig([nats.url], args.python);
   // A random metrics port, so the demo runs next to a real daemon; warnings only, so the output stays readable.
   const quiet = { ...options, logLevel: 'warn', apis: options.apis.map((a) => ({ ...a, logLevel: 'warn' })), metrics: { ...options.metrics, listen: '127.0.0.1:0' } };
   daemon = await Daemon.start(quiet, { logger: pino({ level: 'warn' }) });
   client = await JetbatchClient.connect({ servers: [nats.url] });
-  const mnistApi = options.apis.find((a) => a.name === 'mnist');
-  console.log(`daemon started: APIs ${options.apis.map((a) => a.name).join(', ')}; mnist runs ONNX Runtime in ${mnistApi?.threads ?? '?'} worker threads`);
+  const mnistApi = options.apis.find((a) => a.name === apiName);
+  console.log(`daemon started: APIs ${options.apis.map((a) => a.name).join(', ')}; ${apiName} runs ${engine} in ${mnistApi?.threads ?? '?'} worker threads`);
 
   const digits = loadDigits();
   const { test } = split(digits);
@@ -121,7 +140,7 @@ try {
   console.log(`loaded ${fmt(digits.count)} real handwritten digits (mnist package); ${fmt(test.length)} of them were held out when the model was trained`);
 
   const started = performance.now();
-  const record = await client.submit({ api_name: 'mnist', items, batch_size: BATCH_SIZE, workers: 4 });
+  const record = await client.submit({ api_name: apiName, items, batch_size: BATCH_SIZE, workers: 4 });
   const enqueued = performance.now();
   console.log(`submitted job ${record.job_id}: ${fmt(items.length)} digits in ${record.total_batch_count} batches of ${BATCH_SIZE} (enqueued in ${((enqueued - started) / 1000).toFixed(2)} s)`);
   const view = progressView(process.stdout);
