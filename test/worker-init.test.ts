@@ -66,6 +66,8 @@ describe('worker thread: initMs travels with the task that constructed the handl
       apiName: 'worker-init',
       projectDir: join(FIXTURES, 'recorder'),
       handlerPath: undefined,
+      python: 'python3',
+      memoryLimitMb: undefined,
       gpus: [],
       logLevel: 'silent',
       host: 'test',

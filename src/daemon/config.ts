@@ -43,6 +43,11 @@ const apiSchema = z
     /** Serve the project deployed to the fleet with `jetbatch deploy` instead of a local folder. */
     deployed: z.boolean().default(false),
     handler: z.string().min(1).optional(),
+    /**
+     * Interpreter of a Python handler (handler.py): a command on PATH (`python3`, the default) or a path, relative
+     * to the project (a virtualenv's `.venv/bin/python`).
+     */
+    python: z.string().min(1).optional(),
     threads: z.number().int().min(1).max(256).optional(),
     /** Batches one thread runs at once (for async, I/O-bound handlers). */
     concurrency: z.number().int().min(1).max(1024).default(1),
@@ -130,6 +135,11 @@ export interface ApiOptions {
   readonly handler: string | undefined;
   /** Served from `jetbatch deploy` versions rather than a local folder. */
   readonly deployed: boolean;
+  /**
+   * Interpreter of a Python handler: a bare command name (looked up on PATH), or a path — absolute for a local
+   * project, relative to the project for a deployed one.
+   */
+  readonly python: string;
   readonly threads: number;
   readonly concurrency: number;
   readonly config: Readonly<Record<string, unknown>>;
@@ -223,6 +233,7 @@ export function parseConfig(raw: unknown, configFile: string, overrides: Overrid
       project,
       deployed: a.deployed,
       handler: a.handler === undefined ? undefined : a.deployed ? a.handler : resolve(project, a.handler),
+      python: pythonPath(a.python ?? 'python3', a.deployed ? undefined : project),
       threads: a.threads ?? (a.gpus && a.gpus.length > 0 ? a.gpus.length : Math.max(1, cpus().length)),
       concurrency: a.concurrency,
       config: a.config,
@@ -261,6 +272,12 @@ export function parseConfig(raw: unknown, configFile: string, overrides: Overrid
     replicas: c.replicas,
     environment: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)),
   });
+}
+
+/** A bare command stays a command (looked up on PATH); a path is resolved against the project when there is one. */
+export function pythonPath(python: string, projectDir: string | undefined): string {
+  if (!python.includes('/') || projectDir === undefined) return python;
+  return resolve(projectDir, python);
 }
 
 function deepFreeze<T>(value: T): T {

@@ -6,8 +6,12 @@ import type { JobSpec, JobSummary } from '../types.js';
 export interface WorkerData {
   apiName: string;
   projectDir: string;
-  /** Absolute path of the handler module, or undefined to look for handler.ts/.js/.mjs in projectDir. */
+  /** Absolute path of the handler module, or undefined to look for handler.ts/.js/.mjs/.py in projectDir. */
   handlerPath: string | undefined;
+  /** Python interpreter for a Python handler (apis[].python): an absolute path or a command looked up on PATH. */
+  python: string;
+  /** apis[].memory_limit_mb: also the data-segment limit of a Python handler's process. */
+  memoryLimitMb: number | undefined;
   gpus: readonly number[];
   logLevel: string;
   host: string;

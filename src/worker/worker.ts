@@ -1,6 +1,8 @@
 /**
- * Worker-thread entry of an API's Piscina pool. Handler instances live here, one per job per thread, created on
- * the first batch of the job that reaches the thread. Every task resolves with an Outcome; nothing is rethrown.
+ * Worker-thread entry of an API's Piscina pool: the task loop. Handler instances are created through the thread's
+ * runtime (runtime.ts: JavaScript in this thread, or Python in a child process of this thread), one per job per
+ * thread, on the first batch of the job that reaches the thread. This file owns timeouts, abort, lease events and
+ * outcomes for both runtimes. Every task resolves with an Outcome; nothing is rethrown.
  */
 import { hostname } from 'node:os';
 import { BroadcastChannel, threadId, workerData as rawWorkerData } from 'node:worker_threads';
@@ -8,9 +10,12 @@ import type { Logger } from 'pino';
 import { createLogger, withMeta } from '../util/log.js';
 import { JetbatchClient } from '../client/client.js';
 import { ErrorCodes, toErrorInfo } from '../errors.js';
-import type { Handler, HandlerClass, HandlerContext, HandlerMetrics } from '../handler.js';
+import type { HandlerContext, HandlerMetrics } from '../handler.js';
 import { importHandler, resolveHandlerPath } from './load-handler.js';
-import { decodeValue, encodeValue } from '../fleet/protocol.js';
+import { decodeValue } from '../fleet/protocol.js';
+import { JsRuntime } from './js-runtime.js';
+import { PythonRuntime } from './python/python-runtime.js';
+import { StageError, type JobHandler, type Runtime } from './runtime.js';
 import {
   channelNames,
   type BatchesTask,
@@ -52,13 +57,12 @@ events.unref();
 const running = new Map<string, Set<AbortController>>();
 /** A job's handler on this thread, and how long its constructor took (ms). */
 interface Instance {
-  handler: Handler;
+  handler: JobHandler<unknown>;
   initMs: number;
 }
 const instances = new Map<string, Promise<Instance>>();
 /** Job specs decoded from their bytes, by job id (a task carries the spec encoded; see BatchesTask.job). */
 const specs = new Map<string, { bytes: Uint8Array; spec: JobSpec }>();
-let handlerClass: Promise<HandlerClass> | undefined;
 let client: Promise<JetbatchClient> | undefined;
 
 control.onmessage = (event: unknown) => {
@@ -67,6 +71,7 @@ control.onmessage = (event: unknown) => {
     instances.delete(msg.jobId);
     specs.delete(msg.jobId);
     jobLogs.delete(msg.jobId);
+    runtime.dropped(msg.jobId);
     return;
   }
   const targets = msg.type === 'shutdown' ? [...running.values()] : [running.get(msg.jobId) ?? new Set<AbortController>()];
@@ -76,21 +81,38 @@ control.onmessage = (event: unknown) => {
   for (const set of targets) for (const ac of set) ac.abort(reason);
 };
 
-class StageError extends Error {
-  constructor(readonly stage: FailureStage, readonly original: unknown) {
-    super('stage');
+/**
+ * The runtime is chosen from the handler's path: `handler.py` (or a `handler` ending in .py) is Python. A path that
+ * cannot be resolved leaves the JavaScript runtime, whose load reports the error with the first task.
+ */
+function pickRuntime(): Runtime {
+  let path: string | undefined;
+  try {
+    path = resolveHandlerPath(data.projectDir, data.handlerPath);
+  } catch {
+    path = undefined;
   }
+  if (path !== undefined && path.endsWith('.py')) {
+    return new PythonRuntime({
+      handlerPath: path,
+      projectDir: data.projectDir,
+      python: data.python,
+      gpu,
+      memoryLimitMb: data.memoryLimitMb,
+      maxLineBytes: data.maxLineBytes,
+      log: baseLog,
+      // The child process was replaced: every job's handler must be constructed again in the new one.
+      onReset: () => instances.clear(),
+    });
+  }
+  return new JsRuntime(() => importHandler(resolveHandlerPath(data.projectDir, data.handlerPath)));
 }
 
-function loadClass(): Promise<HandlerClass> {
-  handlerClass ??= (async () => importHandler(resolveHandlerPath(data.projectDir, data.handlerPath)))();
-  handlerClass.catch(() => { handlerClass = undefined; });
-  return handlerClass;
-}
-
-// Load the handler module as soon as the thread starts, so the first batch does not wait for the import. A failure
-// is not reported here: loadClass() tries again for the first task, which reports it as the task's outcome.
-loadClass().catch(() => undefined);
+const runtime: Runtime = pickRuntime();
+// Load the handler as soon as the thread starts, so the first batch does not wait for the import. A failure is not
+// reported here: the first task's create() tries again and reports it as the task's outcome.
+runtime.preload();
+process.once('exit', () => runtime.close());
 
 const post = (kind: MetricKind) => (name: string, value = 1, labels: Record<string, string> = {}) =>
   events.postMessage({ type: 'metric', kind, name, value, labels } satisfies WorkerEvent);
@@ -127,22 +149,14 @@ function makeContext(job: JobSpec, attempt: number, log: Logger | (() => Logger)
  * gets `initMs`, so the constructor's time is reported once, with the outcome of the task that ran it (another task
  * of the thread may run or finish in between: concurrency > 1, or another job's batches).
  */
-async function instanceFor(job: JobSpec, log: Logger): Promise<{ handler: Handler; initMs?: number }> {
+async function instanceFor(job: JobSpec, log: Logger): Promise<{ handler: JobHandler<unknown>; initMs?: number }> {
   const existing = instances.get(job.job_id);
   if (existing !== undefined) return { handler: (await existing).handler };
-  const created = (async (): Promise<Instance> => {
-    const Cls = await loadClass().catch((err: unknown) => { throw new StageError('load', err); });
-    try {
-      const ctx = makeContext(job, 0, log, new AbortController().signal, null);
-      const t0 = performance.now();
-      const handler = new Cls(job.config, job, ctx);
-      return { handler, initMs: performance.now() - t0 };
-    } catch (err) {
-      throw new StageError('init', err);
-    }
-  })();
+  const created = runtime.create(job, makeContext(job, 0, log, new AbortController().signal, null));
   instances.set(job.job_id, created);
-  created.catch(() => instances.delete(job.job_id));
+  created.catch(() => {
+    if (instances.get(job.job_id) === created) instances.delete(job.job_id);
+  });
   return created;
 }
 
@@ -194,18 +208,16 @@ async function runBatch(task: Batch, announce: boolean): Promise<Outcome> {
   const log = jobLog(task.job.job_id);
   let payload: unknown;
   try {
-    payload = decodeValue(task.payload);
-    if (!Array.isArray(payload)) throw new TypeError(`batch payload is a ${typeof payload}, not an array`);
+    payload = runtime.decode(task.payload);
   } catch (err) {
     return failure('decode', err, started);
   }
-  let instance: { handler: Handler; initMs?: number };
+  let instance: { handler: JobHandler<unknown>; initMs?: number };
   const loading = performance.now();
   try {
     instance = await instanceFor(task.job, log);
   } catch (err) {
-    const s = err as StageError;
-    return failure(s.stage, s.original, started);
+    return err instanceof StageError ? failure(err.stage, err.original, started) : failure('init', err, started);
   }
   // A batch's duration is its own work: loading and constructing the handler (reported as initMs) do not count.
   started += performance.now() - loading;
@@ -213,7 +225,7 @@ async function runBatch(task: Batch, announce: boolean): Promise<Outcome> {
 }
 
 /** Runs handleBatch with the batch's timeout, abort and lease; `started` is when the batch's own work began. */
-async function callHandleBatch(handler: Handler, task: Batch, payload: unknown[], log: Logger, announce: boolean, started: number): Promise<Outcome> {
+async function callHandleBatch(handler: JobHandler<unknown>, task: Batch, payload: unknown, log: Logger, announce: boolean, started: number): Promise<Outcome> {
   const ac = new AbortController();
   const arm = (): NodeJS.Timeout => setTimeout(() => ac.abort(timeoutError(task)), task.timeoutMs);
   let timer = arm();
@@ -227,20 +239,19 @@ async function callHandleBatch(handler: Handler, task: Batch, payload: unknown[]
   });
   let value: unknown;
   try {
-    const h = handler as Handler & { handle_batch?: Handler['handleBatch'] };
-    value = await (typeof h.handleBatch === 'function' ? h.handleBatch(payload, task.batchId, ctx) : h.handle_batch!(payload, task.batchId, ctx));
+    value = await handler.handleBatch(payload, task.batchId, ctx);
   } catch (err) {
     // A handler that gives up because ctx.signal aborted failed for that reason (timeout, stop, shutdown).
-    return failure('batch', ac.signal.aborted ? ac.signal.reason : err, started);
+    if (ac.signal.aborted) return failure('batch', ac.signal.reason, started);
+    return err instanceof StageError ? failure(err.stage, err.original, started) : failure('batch', err, started);
   } finally {
     clearTimeout(timer);
     set.delete(ac);
     if (set.size === 0) running.delete(task.job.job_id);
   }
   const durationMs = performance.now() - started;
-  if (value === undefined) return { ok: true, durationMs, result: null };
   try {
-    return { ok: true, durationMs, result: encodeValue(value) };
+    return { ok: true, durationMs, result: runtime.encodeResult(value) };
   } catch (err) {
     return failure('result', new TypeError(`handleBatch returned a value MessagePack cannot encode: ${(err as Error).message}`), started);
   }
@@ -260,11 +271,8 @@ async function runComplete(task: CompleteTask): Promise<Outcome> {
   try {
     const instance = await instanceFor(task.job, log);
     initMs = instance.initMs;
-    const handler = instance.handler as Handler & { on_job_complete?: Handler['onJobComplete'] };
-    const hook = handler.onJobComplete ?? handler.on_job_complete;
-    if (typeof hook === 'function') {
-      await hook.call(handler, task.summary, makeContext(task.job, 0, log, new AbortController().signal, null));
-    }
+    const hook = instance.handler.onJobComplete;
+    if (hook !== undefined) await hook(task.summary, makeContext(task.job, 0, log, new AbortController().signal, null));
     return withInit({ ok: true, durationMs: performance.now() - started, result: null }, initMs);
   } catch (err) {
     if (err instanceof StageError) return failure(err.stage, err.original, started);
@@ -273,6 +281,7 @@ async function runComplete(task: CompleteTask): Promise<Outcome> {
     instances.delete(task.job.job_id);
     specs.delete(task.job.job_id);
     jobLogs.delete(task.job.job_id);
+    runtime.dropped(task.job.job_id);
   }
 }
 

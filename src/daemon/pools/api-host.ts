@@ -11,7 +11,7 @@ import type { FleetContext } from '../../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../../errors.js';
 import { currentDeployment, fetchProject } from '../../fleet/deployments.js';
 import type { JobRecord } from '../../types.js';
-import type { ApiOptions } from '../config.js';
+import { pythonPath, type ApiOptions } from '../config.js';
 import { apiEnvironment } from './env.js';
 import { ApiPool, type MetricEvent } from './pool.js';
 
@@ -151,6 +151,7 @@ export class ApiHost {
       ...api,
       project: projectDir,
       handler: api.handler === undefined ? undefined : resolve(projectDir, api.handler),
+      python: pythonPath(api.python, projectDir),
     };
     const pool = new ApiPool({
       api: options,

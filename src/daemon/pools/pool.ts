@@ -50,6 +50,8 @@ export class ApiPool {
       apiName: opts.api.name,
       projectDir: opts.api.project,
       handlerPath: opts.api.handler,
+      python: opts.api.python,
+      memoryLimitMb: opts.api.memoryLimitMb,
       gpus: [...opts.api.gpus],
       logLevel: opts.api.logLevel,
       host: opts.host,

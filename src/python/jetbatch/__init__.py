@@ -1,0 +1,22 @@
+"""What a Python handler imports from jetbatch (shipped with the npm package, on the handler process's PYTHONPATH).
+
+- ``PermanentError``: raise it from ``handle_batch`` when a retry cannot help; the batch is dead-lettered at once.
+- ``logger``: a ``logging.Logger`` whose lines carry the job's metadata (``logger.info("msg", extra={...})``).
+- ``client()``: submit and follow jobs from a handler (job chaining).
+"""
+from ._client import ClientError, client
+from ._log import RESERVED_KEYS, logger
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix (bad input, a missing model): the batch is dead-lettered at once.
+    ``code`` is kept on the dead letter (default ``JB_HANDLER_PERMANENT``)."""
+
+    permanent = True
+
+    def __init__(self, message="", code="JB_HANDLER_PERMANENT"):
+        super().__init__(message)
+        self.code = code
+
+
+__all__ = ["PermanentError", "ClientError", "client", "logger", "RESERVED_KEYS"]

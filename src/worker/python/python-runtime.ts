@@ -1,0 +1,255 @@
+/**
+ * The Python runtime: the thread's handler instances live in one long-lived Python process (child.ts), kept across
+ * batches and jobs; the thread keeps its task loop, timeouts and outcomes (worker.ts). Requests go to the process
+ * one at a time. A batch that times out or is aborted kills the process (SIGKILL stops a C extension's loop too);
+ * so does a MemoryError; the next request starts a new one, where every job's handler is constructed again.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { ErrorCodes, JetbatchError, type ErrorCode } from '../../errors.js';
+import type { HandlerContext } from '../../handler.js';
+import type { JobSpec, JobSummary } from '../../types.js';
+import { StageError, type JobHandler, type Runtime } from '../runtime.js';
+import type { FailureStage } from '../thread-protocol.js';
+import { ChildGone, PythonChild } from './child.js';
+import type { Frame } from './frames.js';
+import { answerCall } from './calls.js';
+
+export interface PythonRuntimeOptions {
+  handlerPath: string;
+  projectDir: string;
+  /** Interpreter: a command on PATH or an absolute path. */
+  python: string;
+  gpu: number | null;
+  memoryLimitMb: number | undefined;
+  maxLineBytes: number;
+  /** The thread's logger: the child's output outside any request goes here. */
+  log: Logger;
+  /** The process was replaced: the thread must construct its jobs' handlers again. */
+  onReset(): void;
+}
+
+/** src/python, shipped in the package: from src/worker/python or dist/worker/python. */
+function modulePath(): string {
+  for (const rel of ['../../python', '../../../src/python']) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(`${p}/jetbatch/_runner.py`)) return p;
+  }
+  return fileURLToPath(new URL('../../python', import.meta.url));
+}
+
+const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+/** An ndarray or a MessagePack array header (fixarray, array 16, array 32). */
+const isArrayHeader = (b: number | undefined): boolean => b !== undefined && ((b & 0xf0) === 0x90 || b === 0xdc || b === 0xdd);
+
+/** What the child reports for a failure (src/python/jetbatch/_runner.py, error_info). */
+interface ChildErrorInfo {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string | null;
+  permanent?: boolean;
+  oom?: boolean;
+}
+
+export class PythonRuntime implements Runtime<Uint8Array> {
+  readonly #opts: PythonRuntimeOptions;
+  readonly #modulePath = modulePath();
+  #child: PythonChild | undefined;
+  /** Each process gets a new generation; a handler belongs to the generation that constructed it. */
+  #generation = 0;
+  #lock: Promise<unknown> = Promise.resolve();
+  /** The context of the request running in the child: where its logs go, whose client it uses. */
+  #current: HandlerContext | undefined;
+  #closed = false;
+
+  constructor(opts: PythonRuntimeOptions) {
+    this.#opts = opts;
+  }
+
+  preload(): void {
+    // The process imports handler.py as it starts: a failure is reported to the first job's init.
+    this.#ensureChild();
+  }
+
+  decode(raw: Uint8Array): Uint8Array {
+    // Python decodes the batch; only its outer type is checked here, without decoding it.
+    if (!isArrayHeader(raw[0])) throw new TypeError('batch payload is not a MessagePack array');
+    return raw;
+  }
+
+  create(job: JobSpec, ctx: HandlerContext): Promise<{ handler: JobHandler<Uint8Array>; initMs: number }> {
+    return this.#exclusive(async () => {
+      const child = this.#ensureChild();
+      const generation = this.#generation;
+      const t0 = performance.now();
+      let reply: Frame;
+      try {
+        reply = await this.#request(child, ctx, ['init', job.job_id, job]);
+      } catch (err) {
+        // The process could not start or died while constructing: before its runner was ready it is a load failure.
+        const early = !(err instanceof ChildGone) || err.beforeReady;
+        throw new StageError(early ? 'load' : 'init', this.#goneError(err, early ? ErrorCodes.HANDLER_LOAD_FAILED : ErrorCodes.HANDLER_INIT_FAILED));
+      }
+      if (reply.header[0] === 'error') {
+        const stage = reply.header[1] === 'load' ? 'load' : 'init';
+        throw new StageError(stage, toError(reply.header[2] as ChildErrorInfo));
+      }
+      const initMs = typeof reply.header[1] === 'number' ? reply.header[1] : performance.now() - t0;
+      const hasHook = reply.header[2] === true;
+      const handler: JobHandler<Uint8Array> = {
+        handleBatch: (payload, batchId, c) => this.#batch(generation, job, payload, batchId, c),
+        onJobComplete: hasHook ? (summary, c) => this.#complete(generation, job, summary, c) : undefined,
+      };
+      return { handler, initMs };
+    });
+  }
+
+  encodeResult(value: unknown): Uint8Array | null {
+    return value as Uint8Array | null;
+  }
+
+  dropped(jobId: string): void {
+    this.#child?.send(['drop', jobId]);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#child?.kill();
+    this.#child = undefined;
+  }
+
+  #batch(generation: number, job: JobSpec, payload: Uint8Array, batchId: string, ctx: HandlerContext): Promise<Uint8Array | null> {
+    return this.#exclusive(async () => {
+      const child = this.#sameChild(generation);
+      const signal = ctx.signal;
+      if (signal.aborted) throw signal.reason;
+      // A timeout, stop or shutdown kills the process: the only way to stop Python code that does not return.
+      const onAbort = (): void => this.#replace(child);
+      signal.addEventListener('abort', onAbort, { once: true });
+      let reply: Frame;
+      try {
+        reply = await this.#request(child, ctx, ['batch', job.job_id, batchId, ctx.attempt], payload);
+      } catch (err) {
+        throw this.#goneError(err, ErrorCodes.WORKER_DIED);
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+      if (reply.header[0] === 'ok') return reply.header[1] === true ? reply.tail : null;
+      const info = reply.header[2] as ChildErrorInfo;
+      const stage = reply.header[1] as FailureStage;
+      if (info.oom === true) {
+        // Whatever a MemoryError left behind, the next batch gets a fresh process.
+        this.#replace(child);
+        throw toError({ ...info, code: ErrorCodes.WORKER_OOM, message: `the Python process ran out of memory (memory_limit_mb=${this.#opts.memoryLimitMb ?? 'none'}): ${info.message}` });
+      }
+      if (stage === 'decode' || stage === 'result') throw new StageError(stage, toError(info));
+      throw toError(info);
+    });
+  }
+
+  #complete(generation: number, job: JobSpec, summary: JobSummary, ctx: HandlerContext): Promise<void> {
+    return this.#exclusive(async () => {
+      const child = this.#sameChild(generation);
+      let reply: Frame;
+      try {
+        reply = await this.#request(child, ctx, ['complete', job.job_id, summary]);
+      } catch (err) {
+        throw this.#goneError(err, ErrorCodes.WORKER_DIED);
+      }
+      if (reply.header[0] === 'error') throw toError(reply.header[2] as ChildErrorInfo);
+    });
+  }
+
+  /** The process a handler was constructed in, or an error if it has been replaced since (retried elsewhere). */
+  #sameChild(generation: number): PythonChild {
+    const child = this.#child;
+    if (child === undefined || generation !== this.#generation || !child.alive) {
+      throw new JetbatchError(ErrorCodes.WORKER_DIED, 'the Python process of this handler was replaced before the batch ran');
+    }
+    return child;
+  }
+
+  async #request(child: PythonChild, ctx: HandlerContext, header: unknown[], tail?: Uint8Array): Promise<Frame> {
+    this.#current = ctx;
+    try {
+      return await child.request(header, tail);
+    } finally {
+      this.#current = undefined;
+      if (!child.alive) this.#replace(child);
+    }
+  }
+
+  /** Runs `fn` after every earlier request has finished: the process handles one request at a time. */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn, fn);
+    this.#lock = run.catch(() => undefined);
+    return run;
+  }
+
+  #ensureChild(): PythonChild {
+    if (this.#closed) throw new StageError('load', new JetbatchError(ErrorCodes.ABORTED, 'the worker thread is closing'));
+    if (this.#child !== undefined && this.#child.alive) return this.#child;
+    this.#generation++;
+    const o = this.#opts;
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+    if (o.gpu !== null) env.CUDA_VISIBLE_DEVICES = String(o.gpu);
+    this.#child = new PythonChild({
+      python: o.python,
+      projectDir: o.projectDir,
+      modulePath: this.#modulePath,
+      env,
+      settings: { handler: o.handlerPath, log_level: o.log.level, max_line_bytes: o.maxLineBytes, memory_limit_mb: o.memoryLimitMb ?? null },
+      onOutput: (stream, line) => {
+        const log = this.#current?.log ?? o.log;
+        if (stream === 'stdout') log.info({ stream }, line);
+        else log.warn({ stream }, line);
+      },
+      onFrame: (frame) => this.#onFrame(frame),
+    });
+    return this.#child;
+  }
+
+  /** Kills `child` if it is still the current process; the next request starts a new one. */
+  #replace(child: PythonChild): void {
+    child.kill();
+    if (this.#child !== child) return;
+    this.#child = undefined;
+    this.#opts.onReset();
+  }
+
+  #onFrame(frame: Frame): void {
+    const [kind] = frame.header;
+    if (kind === 'log') {
+      const [, level, msg, fields] = frame.header as [string, string, string, Record<string, unknown> | null];
+      const log = this.#current?.log ?? this.#opts.log;
+      (LEVELS.has(level) ? log[level as 'info'] : log.info).call(log, fields ?? {}, String(msg));
+      return;
+    }
+    if (kind === 'call') {
+      const child = this.#child;
+      const ctx = this.#current;
+      const seq = frame.header[1];
+      void answerCall(ctx, frame.header[2], frame.header[3]).then((answer) => child?.send(['reply', seq, ...answer]));
+    }
+  }
+
+  /** A dead process as the error of the request it was running (anything else thrown passes through). */
+  #goneError(gone: unknown, code: ErrorCode): Error {
+    if (!(gone instanceof ChildGone)) return gone as Error;
+    return new JetbatchError(code, gone.message, { cause: gone });
+  }
+}
+
+/** An Error carrying the child's report: the Python traceback is its stack. */
+function toError(info: ChildErrorInfo): Error {
+  const err = new Error(info.message);
+  err.name = info.name;
+  if (typeof info.stack === 'string') err.stack = info.stack;
+  return Object.assign(err, {
+    ...(typeof info.code === 'string' ? { code: info.code } : {}),
+    permanent: info.permanent === true,
+  });
+}
