@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 nats_bin=$(bash scripts/ensure-nats.sh)
 export PATH="$(dirname "$nats_bin"):$PATH"
+JETBATCH_PYTHON="${JETBATCH_TEST_PYTHON:-}" bash scripts/ensure-torch.sh >/dev/null   # python3-torch for test/mnist-torch.test.ts
 npx tsc -p tsconfig.test.json --noEmit
 files=(test/*.test.ts)
 if [ "$#" -gt 0 ]; then files=("$@"); fi

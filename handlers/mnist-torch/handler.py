@@ -16,8 +16,8 @@ Config (API config in the daemon YAML, overridable per job):
 Device: CUDA when the worker thread has a GPU (jetbatch sets CUDA_VISIBLE_DEVICES from the API's `gpus`) and
 torch.cuda.is_available(); the CPU otherwise (Debian's python3-torch is a CPU build).
 
-A malformed item raises PermanentError: its batch is dead-lettered at once, without retries. A missing or unreadable
-model file raises in __init__, which ends the job as worker_error with the Python error.
+A malformed item raises PermanentError (code MNIST_BAD_ITEM): its batch is dead-lettered at once, without retries.
+A missing or unreadable model file raises in __init__, which ends the job as worker_error with the Python error.
 """
 import os
 import time
@@ -35,11 +35,18 @@ except ImportError:  # plain Python (scripts/train-mnist-torch.py --eval, a unit
     logger = logging.getLogger("mnist-torch")
 
     class PermanentError(Exception):
-        """Stand-in for jetbatch.PermanentError outside jetbatch."""
+        """Stand-in for jetbatch.PermanentError outside jetbatch (same signature)."""
+
+        permanent = True
+
+        def __init__(self, message="", code="JB_HANDLER_PERMANENT"):
+            super().__init__(message)
+            self.code = code
 
 
 PIXELS = 784
 CLASSES = 10
+BAD_ITEM = "MNIST_BAD_ITEM"  # the dead letter's error code for a malformed item
 
 
 class DigitNet(nn.Module):
@@ -103,7 +110,7 @@ def _pixels(item, index):
     item_id = item.get("id") if isinstance(item, dict) else None
     where = f"item {index}" + (f" (id {item_id!r})" if item_id is not None else "")
     if not isinstance(item_id, (str, int)) or isinstance(item_id, bool):
-        raise PermanentError(f"{where}: expected {{id: str | int, pixels: 784 numbers}}")
+        raise PermanentError(f"{where}: expected {{id: str | int, pixels: 784 numbers}}", code=BAD_ITEM)
     px = item.get("pixels")
     try:
         if isinstance(px, (bytes, bytearray, memoryview)):
@@ -111,13 +118,14 @@ def _pixels(item, index):
         elif isinstance(px, (list, tuple, np.ndarray)):
             values = np.asarray(px, dtype=np.float32)
         else:
-            raise PermanentError(f"{where}: pixels must be a list of {PIXELS} numbers or {PIXELS} bytes")
+            raise PermanentError(f"{where}: pixels must be a list of {PIXELS} numbers or {PIXELS} bytes", code=BAD_ITEM)
     except (TypeError, ValueError) as err:
-        raise PermanentError(f"{where}: pixels are not all numbers ({err})") from err
+        raise PermanentError(f"{where}: pixels are not all numbers ({err})", code=BAD_ITEM) from err
     if values.shape != (PIXELS,):
-        raise PermanentError(f"{where}: pixels has {values.size} values, not {PIXELS} (28x28)")
+        raise PermanentError(f"{where}: pixels has {values.size} values, not {PIXELS} (28x28)", code=BAD_ITEM)
     if not np.isfinite(values).all():
-        raise PermanentError(f"{where}: pixel {int(np.argmin(np.isfinite(values)))} is not a finite number")
+        bad = int(np.argmin(np.isfinite(values)))
+        raise PermanentError(f"{where}: pixel {bad} is not a finite number", code=BAD_ITEM)
     return values
 
 
