@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { JetbatchClient } from '../src/client/client.js';
@@ -34,7 +34,9 @@ const digits = loadDigits();
 const { test: heldOut } = split(digits);
 
 test('the committed weights score ≥ 95 % on the held-out digits through handler.py in plain Python (--eval)', { timeout: 120_000 }, async () => {
-  const { stdout } = await run(PYTHON, [join(ROOT, 'scripts', 'train-mnist-torch.py'), '--eval'], { cwd: ROOT });
+  // The script exports the digits with scripts/mnist-export.ts: this Node first on its PATH.
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
+  const { stdout } = await run(PYTHON, [join(ROOT, 'scripts', 'train-mnist-torch.py'), '--eval'], { cwd: ROOT, env });
   const accuracy = /held-out accuracy through handler\.py .*: (\d+\.\d+)%/.exec(stdout);
   assert.ok(accuracy, stdout);
   assert.ok(Number(accuracy[1]) >= 95, stdout);
