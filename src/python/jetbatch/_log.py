@@ -6,9 +6,12 @@ of the line (one level: nested dicts stay nested). A key that jetbatch or the se
 ``extra_`` prefix instead of overwriting it. A line over the daemon's limit (5 MB by default) is dropped with a
 warning line.
 """
+import io
 import json
 import logging
+import os
 import sys
+import threading
 import time
 
 from . import _state
@@ -81,7 +84,7 @@ class _FrameHandler(logging.Handler):
             fields = record_fields(getattr(record, "jetbatch_extra", None))
             if record.exc_info:
                 etype, evalue, _ = record.exc_info
-                fields["err"] = {"type": getattr(etype, "__name__", str(etype)), "message": str(evalue),
+                fields["error"] = {"type": getattr(etype, "__name__", str(etype)), "message": str(evalue),
                                  "stack": self.formatter.formatException(record.exc_info) if self.formatter else
                                  logging.Formatter().formatException(record.exc_info)}
             send(_level_name(record.levelno), record.getMessage(), fields)
@@ -111,3 +114,55 @@ logger.propagate = False
 
 def configure(pino_level):
     logger.setLevel(_FROM_PINO.get(pino_level, logging.INFO))
+
+
+class StreamToLog(io.TextIOBase):
+    """``sys.stdout`` / ``sys.stderr`` of the handler process: each line printed becomes a log line (info for
+    stdout, warn for stderr) sent on the frame channel, so it carries the batch's metadata and arrives in order
+    with the batch's answer. Output written to the file descriptors directly (C libraries, subprocesses) is still
+    read by the worker thread from the process's stdout and stderr pipes."""
+
+    def __init__(self, level, stream, fd):
+        super().__init__()
+        self._level = level
+        self._stream = stream
+        self._fd = fd
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        return self._fd
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        with self._lock:
+            self._partial += text
+            if "\n" not in self._partial:
+                return len(text)
+            *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            self._send(line)
+        return len(text)
+
+    def flush(self):
+        with self._lock:
+            line, self._partial = self._partial, ""
+        if line:
+            self._send(line)
+
+    def _send(self, line):
+        try:
+            send(self._level, line.rstrip("\r"), {"stream": self._stream})
+        except Exception:
+            os.write(self._fd, (line + "\n").encode("utf-8", "replace"))

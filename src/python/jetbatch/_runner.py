@@ -42,13 +42,17 @@ def _limit_memory(mb):
 
 
 def error_info(exc, code=None, prefix=""):
-    """What the worker thread needs of an exception: the Python traceback is the stack."""
+    """What the worker thread needs of an exception: the Python traceback (without the runner's own frames) is the
+    stack."""
     own = getattr(exc, "code", None)
     message = str(exc) or type(exc).__name__
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
     return {
         "name": type(exc).__name__,
         "message": prefix + message,
-        "stack": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "stack": "".join(traceback.format_exception(type(exc), exc, tb)),
         "code": own if isinstance(own, str) else code,
         "permanent": getattr(exc, "permanent", False) is True,
         "oom": isinstance(exc, MemoryError),
@@ -228,6 +232,15 @@ def main():
     _state.call = runner.call
     _state.settings = settings
     _log.configure(settings.get("log_level", "info"))
+    # print() and Python-level stderr become log lines on the channel; a crash's C-level traceback goes to fd 2.
+    sys.stdout = _log.StreamToLog("info", "stdout", 1)
+    sys.stderr = _log.StreamToLog("warn", "stderr", 2)
+    try:
+        import faulthandler
+
+        faulthandler.enable(file=sys.__stderr__)
+    except Exception:
+        pass
     runner.load()
     channel.write(["ready", os.getpid()])
     runner.serve()

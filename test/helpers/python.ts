@@ -1,0 +1,24 @@
+/** Python handler tests: the interpreter (scripts/ensure-python.sh exports it) and the runner processes alive. */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIXTURES } from './daemon.js';
+
+/** An interpreter that can import msgpack and numpy (`python3` on PATH may be a build without them). */
+export const PYTHON = process.env.JETBATCH_TEST_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+
+export const fastBackoff = { initial: '20ms', factor: 2, max: '200ms', jitter: 0.1 };
+
+/** An API serving test/fixtures/<name> with the test interpreter. */
+export function pythonApi(name: string, extra: Record<string, unknown> = {}): Record<string, unknown> & { name: string } {
+  return { name, project: join(FIXTURES, name), python: PYTHON, threads: 1, max_attempts: 3, backoff: fastBackoff, ...extra };
+}
+
+/** Pids of Python handler processes (jetbatch._runner) whose parent is `parent` (default: this test process). */
+export function runnerPids(parent: number = process.pid): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(parent), '-f', 'jetbatch._runner'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}

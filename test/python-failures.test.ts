@@ -1,0 +1,174 @@
+/**
+ * Python handlers fail as JavaScript handlers do: exceptions retried then dead-lettered with their traceback,
+ * PermanentError at once, timeouts of pure-Python and numpy loops, a process killed or exiting mid-batch, a memory
+ * cap, import and constructor failures (worker_error) — and a fresh process after each death.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { JetbatchClient } from '../src/client/client.js';
+import type { Daemon } from '../src/daemon/daemon.js';
+import { startDaemon, tempDir } from './helpers/daemon.js';
+import { NatsServer } from './helpers/nats-server.js';
+import { PYTHON, pythonApi, runnerPids } from './helpers/python.js';
+import { waitUntil } from './helpers/wait.js';
+
+describe('python handlers: failures', () => {
+  let server: NatsServer;
+  let daemon: Daemon;
+  let client: JetbatchClient;
+  const recordDir = tempDir('jetbatch-py-fail-');
+
+  before(async () => {
+    server = await NatsServer.start();
+    daemon = await startDaemon(server.url, [
+      pythonApi('python-failures', { config: { record_dir: recordDir }, batch_timeout: '1500ms' }),
+      { ...pythonApi('python-failures', { memory_limit_mb: 256, max_attempts: 2 }), name: 'py-oom' },
+      pythonApi('python-import-error', { threads: 2 }),
+      pythonApi('python-init-error', { threads: 2 }),
+      { ...pythonApi('python-minimal'), name: 'py-no-python', python: '/nonexistent/bin/python3' },
+    ]);
+    client = await JetbatchClient.connect({ servers: [server.url] });
+  });
+
+  after(async () => {
+    await client?.close();
+    await daemon?.close();
+    await server?.dispose();
+  });
+
+  const wait = (id: string, timeoutMs = 60_000) => client.wait(id, { intervalMs: 100, timeoutMs });
+  const resultsOf = async (id: string): Promise<unknown[]> => {
+    const out = [];
+    for await (const r of client.results(id, { order: 'batch' })) out.push(r.result);
+    return out;
+  };
+
+  test('an exception is retried, then dead-lettered with its Python traceback', async () => {
+    const job = await client.submit({ api_name: 'python-failures', batches: [['ok'], ['raise'], ['ok']], max_attempts: 3 });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'completed_with_failures');
+    assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed], [2, 1]);
+    const [letter] = await client.deadLetters(job.job_id);
+    assert.equal(letter?.batch_id, '1');
+    assert.equal(letter?.attempts, 3);
+    assert.equal(letter?.error.name, 'ValueError');
+    assert.equal(letter?.error.code, 'JB_HANDLER_FAILED');
+    assert.equal(letter?.error.message, "model failed on '1'");
+    assert.match(letter?.error.stack ?? '', /Traceback \(most recent call last\):/);
+    assert.match(letter?.error.stack ?? '', /handler\.py", line \d+, in handle_batch/);
+    assert.match(letter?.error.stack ?? '', /in model_step\n.*\nValueError: model failed on '1'/);
+  });
+
+  test('jetbatch.PermanentError dead-letters at once with its code', async () => {
+    const job = await client.submit({ api_name: 'python-failures', batches: [['permanent'], ['ok']], max_attempts: 5 });
+    const final = await wait(job.job_id);
+    assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed], [1, 1]);
+    const [letter] = await client.deadLetters(job.job_id);
+    assert.equal(letter?.attempts, 1);
+    assert.equal(letter?.error.name, 'PermanentError');
+    assert.equal(letter?.error.code, 'E_BAD_INPUT');
+    assert.match(letter?.error.message ?? '', /bad input in batch 0/);
+  });
+
+  for (const mode of ['loop', 'numpy']) {
+    test(`a ${mode === 'loop' ? 'pure-Python' : 'numpy-bound'} loop is killed at the batch timeout (JB_BATCH_TIMEOUT, retried) and the next batch gets a new process`, async () => {
+      const before = await client.submit({ api_name: 'python-failures', batches: [['ok']] });
+      await wait(before.job_id);
+      const [pidBefore] = (await resultsOf(before.job_id)) as number[];
+      const started = Date.now();
+      const job = await client.submit({ api_name: 'python-failures', batches: [[mode]], max_attempts: 2 });
+      const final = await wait(job.job_id);
+      assert.equal(final.status, 'completed_with_failures');
+      const [letter] = await client.deadLetters(job.job_id);
+      assert.equal(letter?.error.code, 'JB_BATCH_TIMEOUT');
+      assert.equal(letter?.attempts, 2, 'a timeout is retried');
+      assert.ok(Date.now() - started < 20_000, 'two 1.5 s timeouts, not a hang');
+      const next = await client.submit({ api_name: 'python-failures', batches: [['ok']] });
+      assert.equal((await wait(next.job_id)).status, 'succeeded');
+      const [pidAfter] = (await resultsOf(next.job_id)) as number[];
+      assert.notEqual(pidAfter, pidBefore, 'a fresh process');
+      assert.ok(!existsSync(`/proc/${pidBefore}`) || readFileSync(`/proc/${pidBefore}/stat`, 'utf8').includes(') Z'), 'the stuck process is gone');
+    });
+  }
+
+  test('a process killed with SIGKILL mid-batch fails that attempt only; the retry runs in a new process', async () => {
+    const job = await client.submit({ api_name: 'python-failures', batches: [['sleep']], max_attempts: 2, batch_timeout: 60 });
+    const pidFile = join(recordDir, 'pid-0');
+    const pid = Number(await waitUntil('the batch to start', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8'), { timeoutMs: 20_000 }));
+    process.kill(pid, 'SIGKILL');
+    // The retry sleeps as well, in a new process: kill that one too, so the job ends.
+    const second = await waitUntil('the retry to start in a new process', () => {
+      const p = Number(readFileSync(pidFile, 'utf8'));
+      return p !== pid && p;
+    }, { timeoutMs: 20_000 });
+    process.kill(second, 'SIGKILL');
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'completed_with_failures');
+    const [letter] = await client.deadLetters(job.job_id);
+    assert.equal(letter?.attempts, 2);
+    assert.equal(letter?.error.code, 'JB_WORKER_DIED');
+    assert.match(letter?.error.message ?? '', /was killed by SIGKILL/);
+  });
+
+  test('os._exit and a segfault fail the attempt like a crashed thread (JB_WORKER_DIED)', async () => {
+    const job = await client.submit({ api_name: 'python-failures', batches: [['exit'], ['segv'], ['ok']], max_attempts: 1 });
+    const final = await wait(job.job_id);
+    assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed], [1, 2]);
+    const letters = (await client.deadLetters(job.job_id)).sort((a, b) => a.batch_id.localeCompare(b.batch_id));
+    assert.deepEqual(letters.map((l) => l.error.code), ['JB_WORKER_DIED', 'JB_WORKER_DIED']);
+    assert.match(letters[0]!.error.message, /exited with code 7/);
+    assert.match(letters[1]!.error.message, /killed by SIGSEGV/);
+  });
+
+  test('a value MessagePack cannot encode fails the batch at the result stage', async () => {
+    const job = await client.submit({ api_name: 'python-failures', batches: [['unencodable']], max_attempts: 1 });
+    await wait(job.job_id);
+    const [letter] = await client.deadLetters(job.job_id);
+    assert.match(letter?.error.message ?? '', /handle_batch returned a value MessagePack cannot encode: cannot encode a value of type builtins\.object/);
+  });
+
+  test('memory_limit_mb: a MemoryError fails the attempt as JB_WORKER_OOM; the job ends worker_oom', async () => {
+    const job = await client.submit({ api_name: 'py-oom', batches: [['oom'], ['ok']], workers: 1 });
+    const final = await wait(job.job_id, 120_000);
+    assert.equal(final.status, 'worker_oom');
+    assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed], [1, 1]);
+    assert.equal(final.error?.code, 'JB_WORKER_OOM');
+    const [letter] = await client.deadLetters(job.job_id);
+    assert.equal(letter?.error.code, 'JB_WORKER_OOM');
+    assert.equal(letter?.attempts, 2);
+    assert.match(letter?.error.message ?? '', /memory_limit_mb=256/);
+  });
+
+  test('a handler.py that fails to import ends the job worker_error with the Python error', async () => {
+    const job = await client.submit({ api_name: 'python-import-error', items: [1, 2, 3, 4], batch_size: 1, workers: 2 });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'worker_error');
+    assert.equal(final.error?.code, 'JB_HANDLER_LOAD_FAILED');
+    assert.match(final.error?.message ?? '', /ModuleNotFoundError: No module named 'jetbatch_fixture_missing_module'/);
+    assert.equal((await client.deadLetters(job.job_id)).length, 0);
+  });
+
+  test('a constructor that raises ends the job worker_error with the Python error', async () => {
+    const job = await client.submit({ api_name: 'python-init-error', items: [1, 2, 3, 4], batch_size: 1, workers: 2 });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'worker_error');
+    assert.equal(final.error?.code, 'JB_HANDLER_INIT_FAILED');
+    assert.match(final.error?.message ?? '', /cannot load model weights from weights\.pt/);
+  });
+
+  test('a missing interpreter ends the job worker_error naming the path', async () => {
+    const job = await client.submit({ api_name: 'py-no-python', batches: [[1]] });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'worker_error');
+    assert.equal(final.error?.code, 'JB_HANDLER_LOAD_FAILED');
+    assert.match(final.error?.message ?? '', /\/nonexistent\/bin\/python3" was not found/);
+  });
+
+  test('closing the daemon leaves no Python process behind', async () => {
+    assert.ok(PYTHON.length > 0);
+    await daemon.close();
+    await waitUntil('the runner processes to exit', () => runnerPids().length === 0, { timeoutMs: 10_000, detail: () => String(runnerPids()) });
+  });
+});
