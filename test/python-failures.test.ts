@@ -4,7 +4,7 @@
  * cap, import and constructor failures (worker_error) — and a fresh process after each death.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { JetbatchClient } from '../src/client/client.js';
@@ -94,6 +94,7 @@ describe('python handlers: failures', () => {
   }
 
   test('a process killed with SIGKILL mid-batch fails that attempt only; the retry runs in a new process', async () => {
+    rmSync(join(recordDir, 'pid-0'), { force: true });
     const job = await client.submit({ api_name: 'python-failures', batches: [['sleep']], max_attempts: 2, batch_timeout: 60 });
     const pidFile = join(recordDir, 'pid-0');
     const pid = Number(await waitUntil('the batch to start', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8'), { timeoutMs: 20_000 }));
@@ -110,6 +111,18 @@ describe('python handlers: failures', () => {
     assert.equal(letter?.attempts, 2);
     assert.equal(letter?.error.code, 'JB_WORKER_DIED');
     assert.match(letter?.error.message ?? '', /was killed by SIGKILL/);
+  });
+
+  test('stopping a job kills the Python process running its batch', async () => {
+    rmSync(join(recordDir, 'pid-0'), { force: true });
+    const job = await client.submit({ api_name: 'python-failures', batches: [['sleep']], job_id: 'py-stop-1', batch_timeout: 60 });
+    const pidFile = join(recordDir, 'pid-0');
+    const pid = Number(await waitUntil('the batch to start', () => existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8')) && readFileSync(pidFile, 'utf8'), { timeoutMs: 20_000 }));
+    await client.stop(job.job_id);
+    await waitUntil('the process to be gone', () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'), { timeoutMs: 10_000 });
+    assert.equal((await wait(job.job_id)).status, 'stopped');
+    const next = await client.submit({ api_name: 'python-failures', batches: [['ok']] });
+    assert.equal((await wait(next.job_id)).status, 'succeeded', 'a new process serves the next job');
   });
 
   test('os._exit and a segfault fail the attempt like a crashed thread (JB_WORKER_DIED)', async () => {

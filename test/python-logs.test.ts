@@ -4,7 +4,7 @@
  * jetbatch.logger, print() and stderr become: pino lines with the job's metadata that a handler cannot overwrite.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { JetbatchClient } from '../src/client/client.js';
@@ -14,6 +14,14 @@ import { pythonApi, runnerPids } from './helpers/python.js';
 import { waitUntil } from './helpers/wait.js';
 
 type Line = Record<string, unknown>;
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 const linesOf = (output: string): Line[] => output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
 
 describe('python handlers: a Cortex handler.py and logs', () => {
@@ -106,19 +114,23 @@ describe('python handlers: a Cortex handler.py and logs', () => {
     assert.equal(constructed?.batch_id, undefined, 'the constructor has no batch');
   });
 
+  test('a daemon killed with SIGKILL takes its Python processes with it, busy ones too (parent-death signal)', async () => {
+    const extra = await DaemonProcess.spawn(server.url, [pythonApi('python-failures', { threads: 2, config: { record_dir: recordDir } })]);
+    const runners = await waitUntil('two runner processes', () => runnerPids(extra.proc.pid!).length === 2 && runnerPids(extra.proc.pid!), { timeoutMs: 20_000 });
+    // One of them sleeps in a batch: it does not read its request pipe, so only the kernel's signal can end it.
+    await client.submit({ api_name: 'python-failures', batches: [['sleep']], batch_timeout: 600 });
+    const pidFile = join(recordDir, 'pid-0');
+    const busy = Number(await waitUntil('the batch to start', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8'), { timeoutMs: 20_000 }));
+    assert.ok(runners.includes(busy));
+    assert.equal(await extra.kill('SIGKILL'), 'SIGKILL');
+    await waitUntil('the orphaned runners to die', () => !runners.some(alive), { timeoutMs: 10_000, detail: () => String(runners.filter(alive)) });
+  });
+
   test('SIGTERM to the daemons leaves no Python process behind', async () => {
     // Once a daemon exits, its orphans would belong to init: follow the pids themselves.
     const runners = daemons.flatMap((d) => runnerPids(d.proc.pid!));
     assert.equal(runners.length, 4, 'one process per thread of each API on each daemon');
     for (const d of daemons) assert.equal(await d.kill('SIGTERM'), 0, d.output);
-    const alive = (pid: number): boolean => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
     await waitUntil('the runner processes to exit', () => !runners.some(alive), { timeoutMs: 10_000, detail: () => String(runners.filter(alive)) });
   });
 });
