@@ -136,6 +136,8 @@ export interface DaemonRecord {
   lanes?: Record<string, number>;
   /** Batches running (inside handleBatch) on this daemon per job id, at the time of the heartbeat. */
   running?: Record<string, number>;
+  /** APIs whose project this daemon cannot load (missing folder, no handler, import error), with the error. */
+  unhealthy?: Record<string, ErrorInfo>;
 }
 
 /** What `status` returns: the record plus live progress, in the anchor's vocabulary. */
@@ -211,6 +213,10 @@ export interface ApiStatus extends ApiRecord {
   live_daemons: number;
   /** Batches those daemons can run at once: their threads × concurrency for this API, summed. */
   lanes: number;
+  /** Of the live daemons, those that cannot load the API's project: its jobs fail there as worker_error. */
+  unhealthy_daemons: number;
+  /** The error one of those daemons reported, or null when none is unhealthy. */
+  error: ErrorInfo | null;
 }
 
 /** An API counts as served while some daemon confirmed it within this many ms. */

@@ -81,8 +81,11 @@ export function registerClientCommands(program: Command, setExit: (code: number)
     await withClient(flags, async (client) => {
       const record = await client.submit(submission, { requireDaemon: flags.requireDaemon === true });
       // Accepted, but nothing runs it until a daemon serving the API starts: say so rather than sit silently pending.
-      const live = (await client.apis()).find((a) => a.api_name === record.api_name)?.live_daemons ?? 0;
-      if (live === 0) process.stderr.write(`jetbatch: warning: no live daemon serves the API "${record.api_name}" now; job ${record.job_id} waits until one starts (see jetbatch apis)\n`);
+      const api = (await client.apis()).find((a) => a.api_name === record.api_name);
+      if ((api?.live_daemons ?? 0) === 0) process.stderr.write(`jetbatch: warning: no live daemon serves the API "${record.api_name}" now; job ${record.job_id} waits until one starts (see jetbatch apis)\n`);
+      else if (api !== undefined && api.error !== null && api.unhealthy_daemons === api.live_daemons) {
+        process.stderr.write(`jetbatch: warning: every live daemon serving "${record.api_name}" reports it unhealthy (${api.error.message.split('\n')[0]}); job ${record.job_id} will fail unless the project is fixed (see jetbatch apis)\n`);
+      }
       if (!flags.wait) {
         if (flags.json) printJson(record);
         else process.stdout.write(`${record.job_id}\n`);
@@ -236,7 +239,15 @@ export function registerClientCommands(program: Command, setExit: (code: number)
         const names = [...new Set([...served.map((a) => a.api_name), ...deployed.map((d) => d.api_name)])].sort();
         const list = names.map((name) => {
           const s = served.find((a) => a.api_name === name);
-          return { api_name: name, last_seen: s?.last_seen ?? null, live_daemons: s?.live_daemons ?? 0, lanes: s?.lanes ?? 0, versions: deployed.filter((d) => d.api_name === name) };
+          return {
+            api_name: name,
+            last_seen: s?.last_seen ?? null,
+            live_daemons: s?.live_daemons ?? 0,
+            lanes: s?.lanes ?? 0,
+            unhealthy_daemons: s?.unhealthy_daemons ?? 0,
+            error: s?.error ?? null,
+            versions: deployed.filter((d) => d.api_name === name),
+          };
         });
         if (flags.json) printJson(list);
         else {
@@ -244,6 +255,10 @@ export function registerClientCommands(program: Command, setExit: (code: number)
             const v = a.versions[0];
             const live = a.live_daemons === 0 ? `no live daemon (last seen ${a.last_seen ?? 'never'})` : `${a.live_daemons} daemon${a.live_daemons === 1 ? '' : 's'}, ${a.lanes} thread${a.lanes === 1 ? '' : 's'}`;
             process.stdout.write(`${a.api_name}  ${live}  ${v ? `deployed=v${v.version} (${a.versions.length} versions, ${v.deployed_at})` : 'local project'}\n`);
+            if (a.error !== null) {
+              const where = a.unhealthy_daemons === a.live_daemons ? 'every live daemon' : `${a.unhealthy_daemons} of ${a.live_daemons} daemons`;
+              process.stdout.write(`  UNHEALTHY on ${where}: ${a.error.code ?? a.error.name}: ${a.error.message.split('\n')[0]}\n`);
+            }
           }
         }
       });

@@ -237,7 +237,7 @@ export class JetbatchClient {
       if (e === null || e.operation !== 'PUT' || e.value.length === 0) continue;
       const record = e.json<ApiRecord>();
       const live = capacity.get(record.api_name);
-      out.push({ ...record, live_daemons: live?.daemons ?? 0, lanes: live?.lanes ?? 0 });
+      out.push({ ...record, live_daemons: live?.daemons ?? 0, lanes: live?.lanes ?? 0, unhealthy_daemons: live?.unhealthy ?? 0, error: live?.error ?? null });
     }
     return out.sort((a, b) => a.api_name.localeCompare(b.api_name));
   }

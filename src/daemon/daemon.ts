@@ -163,6 +163,8 @@ export class Daemon {
     if (!this.#presence.connected) reasons.push('disconnected from NATS');
     if (this.#draining) reasons.push('draining');
     for (const pool of this.#host.pools()) if (pool.threads === 0) reasons.push(`pool ${pool.api.name} has no threads`);
+    // A project still being checked does not count against readiness: its pool is up, and most checks pass.
+    for (const [api, h] of this.#host.health()) if (h.state === 'unhealthy') reasons.push(`api ${api} unhealthy: ${h.error.message}`);
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -174,7 +176,7 @@ export class Daemon {
     await this.#host.start();
     // The first heartbeat precedes any claim this daemon can make, so a claim's daemon always has an entry.
     const heartbeat = (): Promise<void> =>
-      this.#presence.heartbeat({ host, presence_timeout_ms: this.options.presenceTimeoutMs, lanes: this.#lanes(), running: this.#runners.runningByJob() });
+      this.#presence.heartbeat({ host, presence_timeout_ms: this.options.presenceTimeoutMs, lanes: this.#lanes(), running: this.#runners.runningByJob(), unhealthy: this.#host.unhealthy() });
     await heartbeat();
     // At least every 2 s: the running counts in it are what `jetbatch status` shows.
     this.#heartbeat = this.#every(Math.max(200, Math.min(HEARTBEAT_MAX_MS, Math.floor(this.options.presenceTimeoutMs / 5))), heartbeat);
@@ -227,14 +229,14 @@ export class Daemon {
    * removed or changed APIs stop pulling, their in-flight batches get the shutdown grace to finish and the rest are
    * handed back for redelivery; changed and added APIs then start on fresh pools. NATS settings need a restart.
    */
-  async reload(next: DaemonOptions): Promise<{ closed: string[]; added: string[] }> {
-    if (this.#draining) return { closed: [], added: [] };
+  async reload(next: DaemonOptions): Promise<{ closed: string[]; added: string[]; reloaded: string[] }> {
+    if (this.#draining) return { closed: [], added: [], reloaded: [] };
     await this.#runners.release(this.options.shutdownGraceMs, new Set(this.#host.outdatedBy(next.apis)));
     const result = await this.#host.reconfigure(next.apis);
     for (const record of this.#jobs.ours()) this.#runners.ensure(record);
     await this.#presence.register(this.#apiNames()).catch(() => undefined);
     for (const api of this.#host.apis()) this.metrics.initApi(api.name);
-    this.log.info({ closed: result.closed, added: result.added }, 'configuration reloaded');
+    this.log.info({ closed: result.closed, added: result.added, reloaded: result.reloaded }, 'configuration reloaded');
     return result;
   }
 

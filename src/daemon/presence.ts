@@ -38,7 +38,7 @@ export class Presence {
    * the lanes this daemon offers per API (the fleet's capacity, for scheduling) and the batches running per job (for
    * status).
    */
-  async heartbeat(beat: Pick<DaemonRecord, 'host' | 'presence_timeout_ms' | 'lanes' | 'running'>): Promise<void> {
+  async heartbeat(beat: Pick<DaemonRecord, 'host' | 'presence_timeout_ms' | 'lanes' | 'running' | 'unhealthy'>): Promise<void> {
     const record: DaemonRecord = {
       daemon: this.#daemonId,
       host: beat.host,
@@ -49,6 +49,7 @@ export class Presence {
       presence_timeout_ms: beat.presence_timeout_ms,
       lanes: beat.lanes ?? {},
       running: beat.running ?? {},
+      unhealthy: beat.unhealthy ?? {},
     };
     try {
       await this.#ctx.daemons.put(this.#daemonId, encodeJson(record));

@@ -6,7 +6,7 @@
 import type { FleetContext } from './context.js';
 import { kvKeys } from './kv-keys.js';
 import { Buckets, decodeJson } from './protocol.js';
-import type { DaemonRecord } from '../types.js';
+import type { DaemonRecord, ErrorInfo } from '../types.js';
 
 export interface JobActivity {
   batches: number;
@@ -50,15 +50,30 @@ export async function readActivity(ctx: FleetContext, now = Date.now()): Promise
   return out;
 }
 
-/** Per API: how many live daemons serve it and how many batches they can run at once (threads × concurrency). */
-export async function readCapacity(ctx: FleetContext, now = Date.now()): Promise<Map<string, { daemons: number; lanes: number }>> {
-  const out = new Map<string, { daemons: number; lanes: number }>();
+/** What the live fleet offers an API: daemons serving it, their lanes, and those that cannot load its project. */
+export interface ApiCapacity {
+  daemons: number;
+  /** Batches they can run at once (threads × concurrency), summed. */
+  lanes: number;
+  unhealthy: number;
+  /** The error one unhealthy daemon reported (the first found), or null. */
+  error: ErrorInfo | null;
+}
+
+/** Per API: how many live daemons serve it, how many batches they can run at once, how many cannot load it. */
+export async function readCapacity(ctx: FleetContext, now = Date.now()): Promise<Map<string, ApiCapacity>> {
+  const out = new Map<string, ApiCapacity>();
   for (const d of await liveDaemons(ctx, now)) {
     for (const [api, n] of Object.entries(d.lanes ?? {})) {
       if (typeof n !== 'number' || n <= 0) continue;
-      const c = out.get(api) ?? { daemons: 0, lanes: 0 };
+      const c = out.get(api) ?? { daemons: 0, lanes: 0, unhealthy: 0, error: null };
       c.daemons += 1;
       c.lanes += n;
+      const error = d.unhealthy?.[api];
+      if (error !== undefined && error !== null && typeof error === 'object') {
+        c.unhealthy += 1;
+        c.error ??= error;
+      }
       out.set(api, c);
     }
   }

@@ -6,7 +6,7 @@ import { ErrorCodes, JetbatchError } from '../errors.js';
 import type { HandlerClass } from '../handler.js';
 
 /** JavaScript first; `handler.py` makes a Python API (its module is run by a Python process, not imported here). */
-const CANDIDATES = ['handler.ts', 'handler.mts', 'handler.js', 'handler.mjs', 'handler.cjs', 'handler.py'];
+const CANDIDATES = ['handler.ts', 'handler.mts', 'handler.js', 'handler.mjs', 'handler.cjs'];
 
 export function resolveHandlerPath(projectDir: string, explicit: string | undefined): string {
   if (explicit !== undefined) {
@@ -35,11 +35,13 @@ export async function importHandler(path: string): Promise<HandlerClass> {
   } catch (err) {
     throw new JetbatchError(ErrorCodes.HANDLER_LOAD_FAILED, `cannot import handler ${path}: ${(err as Error).message}`, { cause: err });
   }
-  // A CommonJS-compiled module arrives as { default: { default: Class } }.
+  // One rule: the handler is the module's default export (a CommonJS-compiled module arrives as { default: { default: Class } }).
   const inner = mod.default as { default?: unknown } | undefined;
-  const candidate = typeof mod.default === 'function' ? mod.default : inner?.default ?? mod.Handler;
+  const candidate = typeof mod.default === 'function' ? mod.default : inner?.default;
   if (typeof candidate !== 'function') {
-    throw new JetbatchError(ErrorCodes.HANDLER_LOAD_FAILED, `handler ${path} has no default-exported class`);
+    const named = Object.keys(mod).filter((k) => k !== 'default' && typeof mod[k] === 'function');
+    const hint = named.length > 0 ? ` (it exports ${named.map((n) => `\`${n}\``).join(', ')} by name: write \`export default class ${named[0]} …\`)` : '';
+    throw new JetbatchError(ErrorCodes.HANDLER_LOAD_FAILED, `handler ${path} has no default-exported class${hint}`);
   }
   const proto = (candidate as { prototype?: Record<string, unknown> }).prototype ?? {};
   if (typeof proto.handleBatch !== 'function' && typeof proto.handle_batch !== 'function') {

@@ -1,8 +1,9 @@
 /**
- * The pools of the APIs this daemon serves. A local API (a `project` folder) has one pool; a deployed API has one
- * pool per project version in use, created when a job of that version arrives (the version is downloaded from the
- * Object Store once) and closed when its last job ends and a newer version exists. So running jobs finish on the
- * version they started with while new jobs use the new one.
+ * The pools of the APIs this daemon serves, one per project version in use. A deployed API's versions come from the
+ * Object Store (downloaded once, when a job of that version arrives); a local API (a `project` folder) gets a new
+ * generation when SIGHUP finds its files changed. An outdated version's pool closes when its last job ends, so
+ * running jobs finish on the code they started with while new jobs use the new one. Every new pool's project is
+ * checked (project-check.ts); the last check's result is the API's health.
  */
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -11,9 +12,12 @@ import type { FleetContext } from '../../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../../errors.js';
 import { currentDeployment, fetchProject } from '../../fleet/deployments.js';
 import type { JobRecord } from '../../types.js';
-import { pythonPath, type ApiOptions } from '../config.js';
+import type { ApiOptions } from '../config.js';
+import { projectFingerprint } from '../../project/fingerprint.js';
+import type { ErrorInfo } from '../../types.js';
 import { apiEnvironment } from './env.js';
 import { ApiPool, type MetricEvent } from './pool.js';
+import { checkProject, type ProjectHealth } from './project-check.js';
 
 export interface HostDeps {
   ctx: FleetContext;
@@ -33,10 +37,16 @@ export interface HostDeps {
 interface PoolEntry {
   key: string;
   api: string;
-  /** Deployed version, or null for a local project. */
-  version: number | null;
+  /** Deployed version, or the generation of a local project (1 at start, +1 per SIGHUP that finds it changed). */
+  version: number;
   pool: ApiPool;
   jobs: Set<string>;
+}
+
+/** A local project's current generation and the fingerprint of its files when that generation began. */
+interface LocalCode {
+  generation: number;
+  fingerprint: string;
 }
 
 export class ApiHost {
@@ -45,7 +55,10 @@ export class ApiHost {
   readonly #pools = new Map<string, PoolEntry>();
   readonly #creating = new Map<string, Promise<PoolEntry>>();
   readonly #byJob = new Map<string, PoolEntry>();
+  /** Per API, the newest version in use: a deployed version number or a local generation. */
   readonly #latest = new Map<string, number>();
+  readonly #local = new Map<string, LocalCode>();
+  readonly #health = new Map<string, ProjectHealth>();
 
   constructor(deps: HostDeps, apis: readonly ApiOptions[]) {
     this.#deps = deps;
@@ -54,7 +67,19 @@ export class ApiHost {
 
   /** Starts the pools of local APIs (deployed ones start with their first job). */
   async start(): Promise<void> {
-    for (const a of this.#apis.values()) if (!a.deployed) await this.#entry(a, null);
+    for (const a of this.#apis.values()) if (!a.deployed) await this.#startLocal(a, 1);
+  }
+
+  /** The result of each API's last project check; an API none was run for yet (deployed, no job so far) is absent. */
+  health(): ReadonlyMap<string, ProjectHealth> {
+    return this.#health;
+  }
+
+  /** APIs whose last project check failed, with the error. */
+  unhealthy(): Record<string, ErrorInfo> {
+    const out: Record<string, ErrorInfo> = {};
+    for (const [api, h] of this.#health) if (h.state === 'unhealthy') out[api] = h.error;
+    return out;
   }
 
   serves(api: string): boolean {
@@ -75,10 +100,11 @@ export class ApiHost {
     if (existing !== undefined) return existing.pool;
     const api = this.#apis.get(record.api_name);
     if (api === undefined) throw new JetbatchError(ErrorCodes.UNKNOWN_API, `this daemon does not serve ${record.api_name}`);
-    let version: number | null = null;
+    let version = this.#local.get(api.name)?.generation ?? 1;
     if (api.deployed) {
-      version = record.project_version ?? (await currentDeployment(this.#deps.ctx, api.name))?.deployment.version ?? null;
-      if (version === null) throw new JetbatchError(ErrorCodes.HANDLER_LOAD_FAILED, `no project is deployed for API ${api.name} (jetbatch deploy DIR --name ${api.name})`);
+      const deployed = record.project_version ?? (await currentDeployment(this.#deps.ctx, api.name))?.deployment.version;
+      if (deployed === undefined) throw new JetbatchError(ErrorCodes.HANDLER_LOAD_FAILED, `no project is deployed for API ${api.name} (jetbatch deploy DIR --name ${api.name})`);
+      version = deployed;
       this.#latest.set(api.name, Math.max(version, this.#latest.get(api.name) ?? 0));
     }
     const entry = await this.#entry(api, version);
@@ -93,11 +119,14 @@ export class ApiHost {
     if (entry === undefined) return;
     this.#byJob.delete(jobId);
     entry.jobs.delete(jobId);
-    if (entry.version !== null && entry.jobs.size === 0 && entry.version < (this.#latest.get(entry.api) ?? 0)) {
-      this.#pools.delete(entry.key);
-      void entry.pool.close();
-      this.#deps.log.info({ api_name: entry.api, version: entry.version }, 'closed the pool of an outdated project version');
-    }
+    if (entry.jobs.size === 0) this.#closeIfOutdated(entry);
+  }
+
+  #closeIfOutdated(entry: PoolEntry): void {
+    if (entry.jobs.size > 0 || entry.version >= (this.#latest.get(entry.api) ?? 0) || !this.#pools.has(entry.key)) return;
+    this.#pools.delete(entry.key);
+    void entry.pool.close();
+    this.#deps.log.info({ api_name: entry.api, version: entry.version }, 'closed the pool of an outdated project version');
   }
 
   /** APIs that a reconfiguration to `apis` removes or changes. */
@@ -110,7 +139,7 @@ export class ApiHost {
    * Applies a new API list (SIGHUP). Returns the names whose pools were closed (removed or changed APIs); the
    * caller must have stopped their jobs' runners first, and restarts runners for changed and added APIs after.
    */
-  async reconfigure(apis: readonly ApiOptions[]): Promise<{ closed: string[]; added: string[] }> {
+  async reconfigure(apis: readonly ApiOptions[]): Promise<{ closed: string[]; added: string[]; reloaded: string[] }> {
     const next = new Map(apis.map((a) => [a.name, a]));
     const closed = this.outdatedBy(apis);
     const added = [...next.keys()].filter((n) => !this.#apis.has(n) || closed.includes(n));
@@ -120,12 +149,40 @@ export class ApiHost {
       for (const j of entry.jobs) this.#byJob.delete(j);
       await entry.pool.close();
     }
+    for (const name of closed) {
+      this.#local.delete(name);
+      this.#latest.delete(name);
+      this.#health.delete(name);
+    }
     this.#apis = next;
     for (const name of added) {
       const a = next.get(name)!;
-      if (!a.deployed) await this.#entry(a, null);
+      if (!a.deployed) await this.#startLocal(a, 1);
     }
-    return { closed, added };
+    return { closed, added, reloaded: await this.#reloadChangedCode() };
+  }
+
+  /**
+   * Local projects whose files changed since their pool was made get a new generation: a fresh pool (new threads,
+   * so the handler module is imported afresh) for new jobs; running jobs keep the pool they started on.
+   */
+  async #reloadChangedCode(): Promise<string[]> {
+    const reloaded: string[] = [];
+    for (const [name, code] of [...this.#local]) {
+      const api = this.#apis.get(name);
+      if (api === undefined || api.deployed) continue;
+      if ((await projectFingerprint(api.project)) === code.fingerprint) continue;
+      await this.#startLocal(api, code.generation + 1);
+      reloaded.push(name);
+      for (const entry of [...this.#pools.values()]) if (entry.api === name) this.#closeIfOutdated(entry);
+    }
+    return reloaded;
+  }
+
+  async #startLocal(api: ApiOptions, generation: number): Promise<void> {
+    this.#local.set(api.name, { generation, fingerprint: await projectFingerprint(api.project) });
+    this.#latest.set(api.name, generation);
+    await this.#entry(api, generation);
   }
 
   async close(): Promise<void> {
@@ -133,8 +190,8 @@ export class ApiHost {
     this.#pools.clear();
   }
 
-  async #entry(api: ApiOptions, version: number | null): Promise<PoolEntry> {
-    const key = `${api.name}@${version ?? 'local'}`;
+  async #entry(api: ApiOptions, version: number): Promise<PoolEntry> {
+    const key = `${api.name}@${version}`;
     const have = this.#pools.get(key);
     if (have !== undefined) return have;
     let creating = this.#creating.get(key);
@@ -145,14 +202,14 @@ export class ApiHost {
     return creating;
   }
 
-  async #create(api: ApiOptions, version: number | null, key: string): Promise<PoolEntry> {
-    const projectDir = version === null ? api.project : await fetchProject(this.#deps.ctx, this.#deps.stateDir, api.name, version);
+  async #create(api: ApiOptions, version: number, key: string): Promise<PoolEntry> {
+    const projectDir = api.deployed ? await fetchProject(this.#deps.ctx, this.#deps.stateDir, api.name, version) : api.project;
     const options: ApiOptions = {
       ...api,
       project: projectDir,
       handler: api.handler === undefined ? undefined : resolve(projectDir, api.handler),
-      python: pythonPath(api.python, projectDir),
     };
+    const env = apiEnvironment(projectDir, this.#deps.environment);
     const pool = new ApiPool({
       api: options,
       host: this.#deps.host,
@@ -160,12 +217,28 @@ export class ApiHost {
       pretty: this.#deps.pretty,
       maxLineBytes: this.#deps.maxLineBytes,
       nats: this.#deps.nats,
-      env: apiEnvironment(projectDir, this.#deps.environment),
+      env,
       onMetric: (event) => this.#deps.onMetric(api.name, event),
     });
     const entry: PoolEntry = { key, api: api.name, version, pool, jobs: new Set() };
     this.#pools.set(key, entry);
-    if (version !== null) this.#deps.log.info({ api_name: api.name, version, project: projectDir }, 'loaded a deployed project version');
+    if (api.deployed) this.#deps.log.info({ api_name: api.name, version, project: projectDir }, 'loaded a deployed project version');
+    else if (version > 1) this.#deps.log.info({ api_name: api.name, generation: version, project: projectDir }, 'project files changed: new jobs use a fresh pool');
+    void this.#check(api.name, version, { projectDir, handlerPath: options.handler, env });
     return entry;
+  }
+
+  /** Checks a new pool's project; the result stands for the API while that pool is its newest. */
+  async #check(api: string, version: number, input: Parameters<typeof checkProject>[0]): Promise<void> {
+    this.#health.set(api, { state: 'checking' });
+    const error = await checkProject(input).catch((err: unknown) => ({ name: 'Error', code: ErrorCodes.INTERNAL, message: `checking the project failed: ${(err as Error).message}` }));
+    if (this.#latest.get(api) !== undefined && version < this.#latest.get(api)!) return;
+    if (!this.#apis.has(api)) return;
+    if (error === null) {
+      this.#health.set(api, { state: 'ok' });
+      return;
+    }
+    this.#health.set(api, { state: 'unhealthy', error });
+    this.#deps.log.error({ api_name: api, project: input.projectDir, error: { code: error.code, message: error.message } }, 'API unhealthy: its handler cannot be loaded; its jobs will fail as worker_error until the project is fixed (then SIGHUP)');
   }
 }
