@@ -1,7 +1,8 @@
 /**
  * Which files of a handler project travel with it (the anchor's rules): everything except dotfiles and
  * dot-folders, the API config file at the root, symbolic links, and what `.jetbatchignore` or `.cortexignore`
- * exclude (gitignore syntax). `.env` at the root is the one dotfile kept: it becomes the API's environment.
+ * exclude (gitignore syntax). `.env` at the root is the one dotfile kept: it becomes the API's environment. Python's
+ * compiled files (`__pycache__` folders, `*.pyc`, `*.pyo`) stay behind too: each host compiles for its interpreter.
  */
 import { readdir, readFile, lstat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
@@ -10,6 +11,8 @@ import ignore, { type Ignore } from 'ignore';
 export const IGNORE_FILES = ['.jetbatchignore', '.cortexignore'] as const;
 /** API config files that stay behind (ours and the anchor's). */
 export const CONFIG_FILES = ['jetbatch.yaml', 'jetbatch.yml', 'cortex.yaml', 'cortex.yml'] as const;
+/** Build products of Python that never travel. */
+const isPythonCache = (name: string, directory: boolean): boolean => (directory ? name === '__pycache__' : /\.py[co]$/.test(name));
 
 export interface ProjectFile {
   /** POSIX path relative to the project root. */
@@ -49,6 +52,7 @@ export async function listProjectFiles(root: string): Promise<Listing> {
       const atRoot = rel === '';
       if (e.name.startsWith('.') && !(atRoot && e.name === '.env' && e.isFile())) continue;
       if (atRoot && (CONFIG_FILES as readonly string[]).includes(e.name)) continue;
+      if (isPythonCache(e.name, e.isDirectory())) continue;
       if (e.isDirectory()) {
         if (ig.ignores(`${path}/`)) continue;
         await walk(path);
