@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 nats_bin=$(bash scripts/ensure-nats.sh)
 export PATH="$(dirname "$nats_bin"):$PATH"
+# The interpreter of the Python handler tests (test/helpers/python.ts): msgpack and numpy, Debian's when none is set.
+JETBATCH_TEST_PYTHON=$(JETBATCH_PYTHON="${JETBATCH_TEST_PYTHON:-}" bash scripts/ensure-python.sh)
+export JETBATCH_TEST_PYTHON
 JETBATCH_PYTHON="${JETBATCH_TEST_PYTHON:-}" bash scripts/ensure-torch.sh >/dev/null   # python3-torch for test/mnist-torch.test.ts
 npx tsc -p tsconfig.test.json --noEmit
 files=(test/*.test.ts)
