@@ -1,9 +1,9 @@
 /**
  * The PyTorch example (handlers/mnist-torch, issue #15 item 7) run by a real daemon in Python worker processes: the
  * 2,000 held-out digits come back one prediction per item with accuracy ≥ 95 %, pixels sent as MessagePack bin give
- * the same labels as lists, a malformed item is dead-lettered at once (jetbatch.PermanentError), a missing weights
- * file ends the job as worker_error, the training script's --eval passes in plain Python, and
- * `npm run demo -- --python` works.
+ * the same labels as lists, a thread with a GPU works (on the CPU without CUDA), a malformed item is dead-lettered at
+ * once (jetbatch.PermanentError), a missing weights file ends the job as worker_error, the training script's --eval
+ * passes in plain Python, and `npm run demo -- --python` works.
  *
  * The interpreter is $JETBATCH_TEST_PYTHON (scripts/test.sh), else Debian's /usr/bin/python3; it needs torch, numpy
  * and msgpack (scripts/ensure-torch.sh installs Debian's packages).
@@ -51,6 +51,8 @@ describe('mnist-torch handler (PyTorch, one Python process per worker thread) on
     server = await NatsServer.start();
     daemon = await startDaemon(server.url, [
       { name: 'mnist-torch', project: PROJECT, python: PYTHON, threads: 2, config: { model: 'model.pt', torch_threads: 1 } },
+      // CUDA_VISIBLE_DEVICES=0 in the child: on the GPU where torch has CUDA, on the CPU otherwise (Debian's CPU build).
+      { name: 'mnist-torch-gpu', project: PROJECT, python: PYTHON, threads: 1, gpus: [0] },
     ]);
     client = await JetbatchClient.connect({ servers: [server.url] });
   });
@@ -93,6 +95,18 @@ describe('mnist-torch handler (PyTorch, one Python process per worker thread) on
       labels.push(got.map((p) => p.label));
     }
     assert.deepEqual(labels[1], labels[0]);
+  });
+
+  test('a thread with a GPU runs the same model (on the CPU when this torch has no CUDA)', async () => {
+    const ids = heldOut.slice(0, 200);
+    const record = await client.submit({ api_name: 'mnist-torch-gpu', items: toItems(digits, ids), batch_size: 100 });
+    const final = await client.wait(record.job_id, { intervalMs: 100, timeoutMs: 60_000 });
+    assert.equal(final.status, 'succeeded', JSON.stringify(final.error ?? final.batch_metrics));
+    const got: Prediction[] = [];
+    for await (const r of client.results(record.job_id, { order: 'batch' })) got.push(...(r.result as Prediction[]));
+    assert.deepEqual(got.map((p) => p.id), ids);
+    const right = got.filter((p) => p.label === digits.labels[p.id as number]).length;
+    assert.ok(right / ids.length >= 0.95, `accuracy ${right / ids.length}`);
   });
 
   test('a malformed item dead-letters its batch without retries (PermanentError)', async () => {
