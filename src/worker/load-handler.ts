@@ -1,6 +1,6 @@
 /** Finds and imports a handler module (TypeScript through tsx, no build step) and returns its class. */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import type { HandlerClass } from '../handler.js';
@@ -26,7 +26,12 @@ export function resolveHandlerPath(projectDir: string, explicit: string | undefi
 export async function importHandler(path: string): Promise<HandlerClass> {
   let mod: Record<string, unknown>;
   try {
-    if (/\.(c|m)?ts$/.test(path)) {
+    if (/\.(c|m)?ts$/.test(path) && isCommonJs(path)) {
+      // tsx's ESM loader would run a CommonJS-format module from a data: URL, and its stack traces would show that
+      // URL-encoded source; its CommonJS loader keeps the file's path and source-mapped lines.
+      const { require: tsRequire } = await import('tsx/cjs/api');
+      mod = tsRequire(path, import.meta.url) as Record<string, unknown>;
+    } else if (/\.(c|m)?ts$/.test(path)) {
       const { tsImport } = await import('tsx/esm/api');
       mod = (await tsImport(path, import.meta.url)) as Record<string, unknown>;
     } else {
@@ -48,4 +53,18 @@ export async function importHandler(path: string): Promise<HandlerClass> {
     throw new JetbatchError(ErrorCodes.HANDLER_LOAD_FAILED, `handler ${path}: the default export has no handleBatch method`);
   }
   return candidate as HandlerClass;
+}
+
+/** Whether Node treats a TypeScript file as CommonJS: `.cts`, or `.ts` outside a package of `"type": "module"`. */
+function isCommonJs(path: string): boolean {
+  if (path.endsWith('.cts')) return true;
+  if (path.endsWith('.mts')) return false;
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    try {
+      return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { type?: unknown }).type !== 'module';
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return true;
+    }
+    if (dirname(dir) === dir) return true;
+  }
 }
