@@ -29,6 +29,7 @@ _LEVELS = [
     (logging.INFO, "info"),
     (logging.DEBUG, "debug"),
 ]
+_PINO_NUMBERS = {"trace": 10, "debug": 20, "info": 30, "warn": 40, "error": 50, "fatal": 60}
 _FROM_PINO = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
               "error": logging.ERROR, "fatal": logging.CRITICAL, "silent": logging.CRITICAL + 10}
 
@@ -97,7 +98,8 @@ def send(level, msg, fields):
     limit = int(_state.settings.get("max_line_bytes") or 5 * 1024 * 1024)
     channel = _state.channel
     if channel is None:
-        sys.stderr.write(json.dumps(dict(fields, level=level, time=int(time.time() * 1000), msg=msg), default=str) + "\n")
+        line = dict(fields, level=_PINO_NUMBERS.get(level, 30), time=int(time.time() * 1000), msg=msg)
+        sys.__stderr__.write(json.dumps(line, default=str) + "\n")
         return
     size = len(msg.encode("utf-8", "replace")) + len(json.dumps(fields, default=str))
     if size > limit:
