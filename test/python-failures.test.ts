@@ -11,6 +11,7 @@ import { JetbatchClient } from '../src/client/client.js';
 import type { Daemon } from '../src/daemon/daemon.js';
 import { startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
+import { parseExposition, valueOf } from './helpers/prometheus.js';
 import { PYTHON, pythonApi, runnerPids } from './helpers/python.js';
 import { waitUntil } from './helpers/wait.js';
 
@@ -23,7 +24,7 @@ describe('python handlers: failures', () => {
   before(async () => {
     server = await NatsServer.start();
     daemon = await startDaemon(server.url, [
-      pythonApi('python-failures', { config: { record_dir: recordDir }, batch_timeout: '1500ms' }),
+      pythonApi('python-failures', { config: { record_dir: recordDir, batch_timeout_s: 1.5 }, batch_timeout: '1500ms' }),
       { ...pythonApi('python-failures', { memory_limit_mb: 256, max_attempts: 2 }), name: 'py-oom' },
       pythonApi('python-import-error', { threads: 2 }),
       pythonApi('python-init-error', { threads: 2 }),
@@ -92,6 +93,17 @@ describe('python handlers: failures', () => {
       assert.ok(!existsSync(`/proc/${pidBefore}`) || readFileSync(`/proc/${pidBefore}/stat`, 'utf8').includes(') Z'), 'the stuck process is gone');
     });
   }
+
+  test('jetbatch.extend_lease() keeps a long batch alive past its timeout; jetbatch.metrics reach /metrics', async () => {
+    const job = await client.submit({ api_name: 'python-failures', batches: [['lease']], max_attempts: 1 });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'succeeded', JSON.stringify(final.error));
+    assert.deepEqual(await resultsOf(job.job_id), ['survived']);
+    const a = daemon.metricsAddress!;
+    const exp = parseExposition(await (await fetch(`http://${a.host}:${a.port}/metrics`)).text());
+    assert.equal(valueOf(exp, 'jetbatch_handler_leases_extended', { api_name: 'python-failures', mode: 'lease' }), 1);
+    assert.equal(valueOf(exp, 'jetbatch_handler_lease_batch_seconds_count', { api_name: 'python-failures' }), 1);
+  });
 
   test('a process killed with SIGKILL mid-batch fails that attempt only; the retry runs in a new process', async () => {
     rmSync(join(recordDir, 'pid-0'), { force: true });

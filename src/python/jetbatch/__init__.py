@@ -3,8 +3,10 @@
 - ``PermanentError``: raise it from ``handle_batch`` when a retry cannot help; the batch is dead-lettered at once.
 - ``logger``: a ``logging.Logger`` whose lines carry the job's metadata (``logger.info("msg", extra={...})``).
 - ``client()``: submit and follow jobs from a handler (job chaining).
+- ``extend_lease()``: a long batch is still healthy; ``metrics``: handler metrics on the daemon's /metrics.
 """
 from ._client import ClientError, client
+from ._handler_api import extend_lease, metrics
 from ._log import RESERVED_KEYS, logger
 
 
@@ -19,4 +21,4 @@ class PermanentError(Exception):
         self.code = code
 
 
-__all__ = ["PermanentError", "ClientError", "client", "logger", "RESERVED_KEYS"]
+__all__ = ["PermanentError", "ClientError", "client", "extend_lease", "logger", "metrics", "RESERVED_KEYS"]

@@ -228,6 +228,16 @@ export class PythonRuntime implements Runtime<Uint8Array> {
       (LEVELS.has(level) ? log[level as 'info'] : log.info).call(log, fields ?? {}, String(msg));
       return;
     }
+    if (kind === 'lease') {
+      this.#current?.extendLease();
+      return;
+    }
+    if (kind === 'metric') {
+      const [, method, name, value, labels] = frame.header as [string, string, string, number, Record<string, string> | null];
+      const metrics = this.#current?.metrics;
+      if (metrics !== undefined && (method === 'increment' || method === 'gauge' || method === 'observe')) metrics[method](String(name), Number(value), labels ?? {});
+      return;
+    }
     if (kind === 'call') {
       const child = this.#child;
       const ctx = this.#current;
