@@ -4,13 +4,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JetbatchClient } from '../src/client/client.js';
 import { ErrorCodes, JetbatchError } from '../src/errors.js';
-import { FIXTURES, ROOT, startDaemon, tempDir } from './helpers/daemon.js';
+import { FIXTURES, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
+import { runCli } from './helpers/cli.js';
 import { waitUntil } from './helpers/wait.js';
 
 describe('apis: live daemons and lanes', () => {
@@ -77,11 +77,5 @@ describe('apis: live daemons and lanes', () => {
     }
   });
 
-  function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), ...args, '--server', server.url], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) =>
-        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr }),
-      );
-    });
-  }
+  const cli = (...args: string[]) => runCli(args, server.url);
 });

@@ -6,7 +6,6 @@
  * look like from outside: counts that do not move, no batch started after pause returned, exact counts after resume.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,9 +16,10 @@ import { JetbatchError, type ErrorCode } from '../src/errors.js';
 import { PAUSE_SETTLE_MS } from '../src/fleet/lifecycle.js';
 import { Subjects, encodeValue } from '../src/fleet/protocol.js';
 import type { JobRecord, JobStatus } from '../src/types.js';
-import { FIXTURES, ROOT, readRecords, startDaemon, tempDir } from './helpers/daemon.js';
+import { FIXTURES, readRecords, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { intervals } from './helpers/timeline.js';
+import { runCli, type CliResult } from './helpers/cli.js';
 import { waitUntil } from './helpers/wait.js';
 
 const API = 'pc';
@@ -29,12 +29,6 @@ interface Reply {
   job?: JobRecord;
   jobs?: JobStatus[];
   error?: { code: string; message: string; details?: string[] };
-}
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
 }
 
 /** Rejects unless `promise` fails with a JetbatchError of `code` whose message matches `pattern`. */
@@ -85,18 +79,7 @@ describe('pause, resume and priority: client, one-request API, CLI', () => {
     assert.match(reply.error?.message ?? '', pattern);
   }
 
-  function cli(...args: string[]): Promise<CliResult> {
-    return new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), ...args, '--server', server.url],
-        { cwd: ROOT, timeout: 60_000 },
-        // A child killed at the timeout has no exit code: -1, and its signal goes into stderr for the failure message.
-        (err, stdout, stderr) =>
-          resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr: err?.signal ? `${stderr}\n(killed by ${err.signal} after 60 s)` : stderr }),
-      );
-    });
-  }
+  const cli = (...args: string[]): Promise<CliResult> => runCli(args, server.url);
 
   /** Runs the CLI and fails unless it exits 0; returns its stdout. */
   async function cliOk(...args: string[]): Promise<string> {

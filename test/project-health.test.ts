@@ -6,22 +6,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JetbatchClient } from '../src/client/client.js';
 import type { Daemon } from '../src/daemon/daemon.js';
 import { DaemonProcess, FIXTURES, ROOT, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
+import { runCli } from './helpers/cli.js';
 import { waitUntil } from './helpers/wait.js';
 
-function cli(url: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), ...args, '--server', url], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr }),
-    );
-  });
-}
+const cli = (url: string, ...args: string[]) => runCli(args, url);
 
 /** A JS handler project in a temp folder returning `code` for every batch, after `delay_ms` (job config). */
 function codeProject(dir: string, code: string): void {

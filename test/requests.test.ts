@@ -6,7 +6,6 @@
  * client's and the CLI's job-id checks use the same code, and the CLI exits 2 for it.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ClosedConnectionError, DrainingConnectionError, connect, type NatsConnection } from '@nats-io/transport-node';
@@ -20,6 +19,7 @@ import { ErrorCodes, JetbatchError, type ErrorCode } from '../src/errors.js';
 import { Subjects, encodeValue } from '../src/fleet/protocol.js';
 import type { JobRecord, JobStatus } from '../src/types.js';
 import { FIXTURES, ROOT, daemonConfig, startDaemon, tempDir } from './helpers/daemon.js';
+import { runCli } from './helpers/cli.js';
 import { NatsServer } from './helpers/nats-server.js';
 
 interface Reply {
@@ -175,11 +175,7 @@ describe('one rule for every request', () => {
   test('the CLI maps JB_INVALID_REQUEST to the bad-input exit code 2', async () => {
     assert.equal(exitCodeFor(new JetbatchError(ErrorCodes.INVALID_REQUEST, 'x')), ExitCodes.badInput);
     assert.equal(exitCodeFor(new JetbatchError(ErrorCodes.INVALID_SUBMISSION, 'x')), ExitCodes.badInput);
-    const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
-      execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'status', 'a.b', '--server', server.url], { cwd: ROOT, timeout: 60_000 }, (err, _stdout, stderr) =>
-        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stderr }),
-      );
-    });
+    const r = await runCli(['status', 'a.b'], server.url);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /JB_INVALID_REQUEST: job_id: /);
   });
