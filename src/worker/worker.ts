@@ -105,7 +105,8 @@ function pickRuntime(): Runtime {
       onReset: () => instances.clear(),
     });
   }
-  return new JsRuntime(() => importHandler(resolveHandlerPath(data.projectDir, data.handlerPath)));
+  // async: a project with no handler module rejects (reported with the first task) instead of throwing at load.
+  return new JsRuntime(async () => importHandler(resolveHandlerPath(data.projectDir, data.handlerPath)));
 }
 
 const runtime: Runtime = pickRuntime();
