@@ -41,9 +41,9 @@ export const ErrorCodes = {
   HANDLER_PERMANENT: 'JB_HANDLER_PERMANENT',
   /** The batch ran past its batch timeout and was aborted. */
   BATCH_TIMEOUT: 'JB_BATCH_TIMEOUT',
-  /** The worker thread died while running the batch. */
+  /** The worker thread, or a Python handler's process, died while running the batch. */
   WORKER_DIED: 'JB_WORKER_DIED',
-  /** The worker thread exceeded its memory limit. */
+  /** The worker thread exceeded its memory limit, or a Python handler's process raised MemoryError under it. */
   WORKER_OOM: 'JB_WORKER_OOM',
   /** A batch message could not be decoded; it is dead-lettered at once. */
   UNDECODABLE: 'JB_UNDECODABLE',
