@@ -64,7 +64,7 @@ function cudaUnavailable(gpu: number, cause: unknown): PermanentError {
   return new PermanentError(
     `cannot start ONNX Runtime's CUDA provider on GPU ${gpu}: ${(cause as Error).message.split('\n')[0]}. ` +
       'The CUDA provider needs CUDA 12 + cuDNN 9 and onnxruntime-node installed with its CUDA binaries ' +
-      '(remove `onnxruntime-node-install=skip` from .npmrc, or set ONNXRUNTIME_NODE_INSTALL=cuda12, then `npm ci`); ' +
+      '(`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` after `npm ci`); ' +
       'or set `cpu_fallback: true` in the API config to run on the CPU.',
     { cause, code: 'MNIST_CUDA_UNAVAILABLE' },
   );
