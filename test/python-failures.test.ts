@@ -137,6 +137,15 @@ describe('python handlers: failures', () => {
     assert.equal((await wait(next.job_id)).status, 'succeeded', 'a new process serves the next job');
   });
 
+  test('a process forked by the handler that prints cannot corrupt the frame channel', async () => {
+    const job = await client.submit({ api_name: 'python-failures', batches: [['fork'], ['ok'], ['fork'], ['ok']], max_attempts: 1, batch_timeout: 60 });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'succeeded', JSON.stringify(final.error));
+    const results = await resultsOf(job.job_id);
+    assert.equal(typeof (results[0] as { forked: number }).forked, 'number');
+    assert.equal(results[1], results[3], 'the same process served every batch: it never broke');
+  });
+
   test('os._exit and a segfault fail the attempt like a crashed thread (JB_WORKER_DIED)', async () => {
     const job = await client.submit({ api_name: 'python-failures', batches: [['exit'], ['segv'], ['ok']], max_attempts: 1 });
     const final = await wait(job.job_id);

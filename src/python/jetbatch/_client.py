@@ -40,6 +40,8 @@ class Client:
     def _call(method, args):
         if _state.call is None:
             raise ClientError("jetbatch.client() works only inside a jetbatch worker", "JB_INTERNAL")
+        if not _state.channel.usable():
+            raise ClientError("jetbatch.client() cannot be used in a process forked by the handler", "JB_INTERNAL")
         if threading.current_thread() is not threading.main_thread():
             raise ClientError("jetbatch.client() calls must be made from the handler's main thread", "JB_INTERNAL")
         ok, value = _state.call(method, args)

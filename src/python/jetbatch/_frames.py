@@ -4,6 +4,7 @@
 
 The header is ``[kind, ...fields]``; the tail carries bytes that are already MessagePack (a batch, a result).
 """
+import os
 import struct
 import threading
 
@@ -19,6 +20,12 @@ class Channel:
         self._in = open(read_fd, "rb", buffering=0)
         self._out = open(write_fd, "wb", buffering=0)
         self._write_lock = threading.Lock()
+        #: Only this process may use the channel: a forked child (multiprocessing, a DataLoader worker) inherits
+        #: the descriptors, and its frames would interleave with ours.
+        self.pid = os.getpid()
+
+    def usable(self):
+        return self.pid == os.getpid()
 
     def _read_exact(self, n):
         buf = bytearray(n)

@@ -6,7 +6,7 @@ from . import _state
 def extend_lease():
     """Tells the fleet a long batch is still healthy: its deadline moves back by one batch timeout (as
     ``ctx.extendLease()`` does for JavaScript). Call it from a long ``handle_batch`` now and then."""
-    if _state.channel is not None:
+    if _state.channel is not None and _state.channel.usable():
         _state.channel.write(["lease"])
 
 
@@ -16,7 +16,7 @@ class _Metrics:
 
     @staticmethod
     def _send(method, name, value, labels):
-        if _state.channel is not None:
+        if _state.channel is not None and _state.channel.usable():
             _state.channel.write(["metric", method, str(name), float(value), {str(k): str(v) for k, v in (labels or {}).items()}])
 
     def increment(self, name, value=1, labels=None):

@@ -97,9 +97,11 @@ def send(level, msg, fields):
     """Sends one log record to the worker thread (or, outside a worker, prints it as a JSON line on stderr)."""
     limit = int(_state.settings.get("max_line_bytes") or 5 * 1024 * 1024)
     channel = _state.channel
-    if channel is None:
+    if channel is None or not channel.usable():
+        # Outside a worker, or in a process forked by the handler: a JSON line on stderr (the worker thread logs
+        # what arrives on the process's stderr).
         line = dict(fields, level=_PINO_NUMBERS.get(level, 30), time=int(time.time() * 1000), msg=msg)
-        sys.__stderr__.write(json.dumps(line, default=str) + "\n")
+        os.write(2, (json.dumps(line, default=str) + "\n").encode("utf-8", "replace"))
         return
     size = len(msg.encode("utf-8", "replace")) + len(json.dumps(fields, default=str))
     if size > limit:
@@ -164,7 +166,31 @@ class StreamToLog(io.TextIOBase):
             self._send(line)
 
     def _send(self, line):
+        channel = _state.channel
         try:
+            if channel is None or not channel.usable():
+                raise OSError("no channel in this process")
             send(self._level, line.rstrip("\r"), {"stream": self._stream})
         except Exception:
             os.write(self._fd, (line + "\n").encode("utf-8", "replace"))
+
+    @property
+    def buffer(self):
+        """For code that writes bytes (``sys.stdout.buffer.write``): decoded as UTF-8 into the same lines."""
+        return _BytesToText(self)
+
+
+class _BytesToText(io.RawIOBase):
+    def __init__(self, text):
+        super().__init__()
+        self._text = text
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self._text.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+    def flush(self):
+        self._text.flush()
