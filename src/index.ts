@@ -1,5 +1,7 @@
 /** The public API of the `jetbatch` package: the client, the handler contract, errors and record types. */
-export { JetbatchClient, type ResultsOptions, type SubmitOptions, type WaitOptions } from './client/client.js';
+export { JetbatchClient, type ResultsOptions, type StreamSubmitClientOptions, type SubmitOptions, type WaitOptions } from './client/client.js';
+export type { StreamProgress } from './fleet/stream-submit.js';
+export type { StreamSettingsInput } from './fleet/stream-settings.js';
 export type { SubmitProgress } from './fleet/submit.js';
 export type { StoredDeadLetter } from './client/dead-letters.js';
 export type { Deployment } from './fleet/deployments.js';
@@ -11,6 +13,7 @@ export type {
   BatchMetrics,
   BatchResult,
   DeadLetter,
+  EnqueueCheckpoint,
   ErrorInfo,
   JobRecord,
   JobSpec,

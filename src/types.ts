@@ -95,6 +95,18 @@ export interface JobRecord {
   paused_at?: string | null;
   /** Milliseconds the job spent paused before the current pause: its job timeout does not run while it is paused. */
   paused_ms?: number;
+  /** A streamed submission's progress (see fleet/stream-submit.ts); absent for a job submitted whole. */
+  enqueue?: EnqueueCheckpoint | null;
+}
+
+/** How far a streamed submission got: renewed about every second while it publishes, final once it is `pending`. */
+export interface EnqueueCheckpoint {
+  /** Batches the stream acknowledged: batch ids 0 … batches − 1. */
+  batches: number;
+  /** SHA-256 (hex) of those batches' MessagePack bytes, in order: a resumed submission must match it. */
+  digest: string;
+  /** Malformed input lines the submitter skipped (counted and reported, never silently dropped). */
+  bad_lines: number;
 }
 
 /**
@@ -159,8 +171,20 @@ export interface JobStatus {
   batch_metrics: BatchMetrics;
   start_time: string;
   end_time: string | null;
+  /** Job timeout in seconds, counted from start_time without paused time; null = none (no default applies). */
   timeout: number | null;
+  /** Deliveries per batch before dead-lettering, as the job set it; null = the API's (see from_api_config). */
   max_attempts: number | null;
+  /** Per-batch timeout in seconds, as the job set it; null = the API's (see from_api_config). */
+  batch_timeout: number | null;
+  /** Retry delays as the job set them; null, or the keys it leaves out, = the API's (see from_api_config). */
+  backoff: Partial<BackoffOptions> | null;
+  /**
+   * The settings the job leaves, wholly or partly, to the API's config. Each daemon applies its own config of the
+   * API (its YAML; `max_attempts` 3, `batch_timeout` 600 s, backoff 1 s × 2 up to 60 s, jitter 0.2 where the YAML
+   * sets none) to the batches it runs, so the client cannot know one value in effect for the fleet.
+   */
+  from_api_config: Array<'max_attempts' | 'batch_timeout' | 'backoff'>;
   config: Record<string, unknown>;
   error?: ErrorInfo;
   /** The completion claim, while a daemon completes the job and on a job that completed: who ran onJobComplete. */

@@ -60,7 +60,7 @@ describe('jetbatch submit: bad input is exit 2 before connecting', () => {
     ['--priority that is not a number', ['echo', '--items', items, '--batch-size', '2', '--priority', 'high'], /--priority must be a number, got "high"/],
     ['--job-id with a dot', ['echo', '--items', items, '--batch-size', '2', '--job-id', 'a.b'], /job_id: /],
     ['an API name with a dot', ['Bad.Name', '--items', items, '--batch-size', '2'], /api_name: /],
-    ['--batches holding items, not batches', ['echo', '--batches', items], /batches\.0: /],
+    ['--batches holding items, not batches', ['echo', '--batches', items], /holds no valid batches: 3 malformed lines \(line 1: batch 0: must be a non-empty array of items\)/],
     ['an unreadable --items file', ['echo', '--items', join(dir, 'missing.json'), '--batch-size', '2'], /cannot read /],
   ];
   for (const [label, args, message] of cases) {

@@ -1,12 +1,32 @@
-import { describe, test } from 'node:test';
+/** The submit input reader: JSON Lines streamed (plain, gzip, line numbers), one-document files, malformed lines. */
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseValues } from '../src/cli/read-input.js';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { openInput, type ReadOptions, type ReadStats } from '../src/cli/read-input.js';
 import { ErrorCodes, JetbatchError } from '../src/errors.js';
+import { tempDir } from './helpers/daemon.js';
 
-function assertInvalid(text: string, ...patterns: RegExp[]): JetbatchError {
+const dir = tempDir('jetbatch-read-input-');
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+const STRICT: ReadOptions = { batches: false, strict: true, maxBadLines: null };
+
+async function read(text: string | Buffer, options: Partial<ReadOptions> = {}, name = 'items.jsonl'): Promise<{ values: unknown[]; stats: ReadStats }> {
+  const file = join(dir, `${n++}-${name}`);
+  writeFileSync(file, text);
+  const reader = await openInput(file, { ...STRICT, ...options });
+  const values: unknown[] = [];
+  for await (const v of reader.values) values.push(v);
+  return { values, stats: reader.stats };
+}
+
+async function assertInvalid(text: string, options: Partial<ReadOptions>, ...patterns: RegExp[]): Promise<JetbatchError> {
   let caught: unknown;
   try {
-    parseValues(text, 'items.jsonl');
+    await read(text, options);
   } catch (err) {
     caught = err;
   }
@@ -17,56 +37,105 @@ function assertInvalid(text: string, ...patterns: RegExp[]): JetbatchError {
   return caught;
 }
 
-describe('parseValues', () => {
-  test('a JSON array gives its elements', () => {
-    assert.deepEqual(parseValues('[1, "two", {"three": 3}, null, [4]]', 'f'), [1, 'two', { three: 3 }, null, [4]]);
+describe('reading submit input', () => {
+  test('a JSON array gives its elements', async () => {
+    assert.deepEqual((await read('[1, "two", {"three": 3}, null, [4]]')).values, [1, 'two', { three: 3 }, null, [4]]);
   });
 
-  test('a pretty-printed JSON array over many lines, with surrounding whitespace', () => {
-    const text = '\n  [\n  {"a": 1},\n  {"a": 2}\n]\n\n';
-    assert.deepEqual(parseValues(text, 'f'), [{ a: 1 }, { a: 2 }]);
+  test('a pretty-printed JSON array over many lines, with surrounding whitespace', async () => {
+    assert.deepEqual((await read('\n  [\n  {"a": 1},\n  {"a": 2}\n]\n\n')).values, [{ a: 1 }, { a: 2 }]);
   });
 
-  test('JSON Lines give one value per line', () => {
-    assert.deepEqual(parseValues('{"a":1}\n{"a":2}\n"s"\n42\nnull\n', 'f'), [{ a: 1 }, { a: 2 }, 's', 42, null]);
+  test('JSON Lines give one value per line', async () => {
+    assert.deepEqual((await read('{"a":1}\n{"a":2}\n"s"\n42\nnull\n')).values, [{ a: 1 }, { a: 2 }, 's', 42, null]);
   });
 
-  test('JSON Lines: blank and whitespace-only lines are skipped, CRLF endings accepted', () => {
-    assert.deepEqual(parseValues('{"a":1}\n\n   \n{"a":2}\r\n\t\n{"a":3}', 'f'), [{ a: 1 }, { a: 2 }, { a: 3 }]);
+  test('JSON Lines: blank and whitespace-only lines are skipped, CRLF endings accepted, no final newline needed', async () => {
+    assert.deepEqual((await read('{"a":1}\n\n   \n{"a":2}\r\n\t\n{"a":3}')).values, [{ a: 1 }, { a: 2 }, { a: 3 }]);
   });
 
-  test('JSON Lines whose lines are arrays (one batch per line) give one array per line', () => {
-    assert.deepEqual(parseValues('[1,2]\n[3]\n', 'batches.jsonl'), [[1, 2], [3]]);
+  test('JSON Lines whose lines are arrays (one batch per line) give one array per line', async () => {
+    assert.deepEqual((await read('[1,2]\n[3]\n', { batches: true })).values, [[1, 2], [3]]);
   });
 
-  test('a bad JSON line is rejected, naming its line number', () => {
-    const err = assertInvalid('{"a":1}\n{"a":2}\n{"a":\n{"a":4}\n', /line 3\b/);
-    assert.doesNotMatch(err.message, /line [124]\b/);
+  test('gzip-compressed JSON Lines (.gz) are decompressed as they stream; bytes count the compressed file', async () => {
+    const text = Array.from({ length: 5000 }, (_, i) => JSON.stringify({ i, pad: 'x'.repeat(50) })).join('\n');
+    const gz = gzipSync(text);
+    const { values, stats } = await read(gz, {}, 'items.jsonl.gz');
+    assert.equal(values.length, 5000);
+    assert.deepEqual(values[4999], { i: 4999, pad: 'x'.repeat(50) });
+    assert.equal(stats.bytes, gz.length);
+    assert.equal(stats.totalBytes, gz.length);
   });
 
-  test('line numbers count blank lines in the middle', () => {
-    assertInvalid('{"a":1}\n\n\n{oops}\n', /line 4\b/);
+  test('multi-byte UTF-8 split across read chunks survives', async () => {
+    const line = JSON.stringify({ s: 'ü€😀'.repeat(100_000) });
+    const { values } = await read(`${line}\n${line}\n`);
+    assert.deepEqual(values, [JSON.parse(line), JSON.parse(line)]);
   });
 
-  test('line numbers count leading blank lines', () => {
-    assertInvalid('\n\n{"a":1}\n{oops}\n', /line 4\b/);
+  describe('strict', () => {
+    test('a bad JSON line is rejected, naming its line number', async () => {
+      const err = await assertInvalid('{"a":1}\n{"a":2}\n{"a":\n{"a":4}\n', {}, /line 3\b/);
+      assert.doesNotMatch(err.message, /line [124]\b/);
+    });
+
+    test('line numbers count blank lines, leading and in the middle', async () => {
+      await assertInvalid('{"a":1}\n\n\n{oops}\n', {}, /line 4\b/);
+      await assertInvalid('\n\n{"a":1}\n{oops}\n', {}, /line 4\b/);
+    });
+
+    test('an item the job cannot take (a __proto__ key) is a bad line', async () => {
+      await assertInvalid('{"a":1}\n{"__proto__":{"x":1}}\n', {}, /line 2: item: a "__proto__" key/);
+    });
+
+    test('with --batches, a line that is not a non-empty array is a bad line', async () => {
+      await assertInvalid('[1]\n[]\n', { batches: true }, /line 2: batch: must be a non-empty array/);
+      await assertInvalid('[1, 2, 3]', { batches: true }, /line 1: batch 0: must be a non-empty array/);
+    });
+
+    test('an unterminated JSON array is rejected', async () => {
+      await assertInvalid('[1, 2,', {}, /not valid JSON/);
+    });
   });
 
-  test('a JSON object (not an array) spread over lines is rejected', () => {
-    assertInvalid('{\n  "items": [1, 2, 3]\n}\n', /line 1\b/);
+  test('a JSON object (not an array) spread over lines is rejected, strict or not', async () => {
+    await assertInvalid('{\n  "items": [1, 2, 3]\n}\n', {}, /line 1\b/);
+    await assertInvalid('{\n  "items": [1, 2, 3]\n}\n', { strict: false }, /line 1: expected a JSON array or JSON Lines/);
   });
 
-  test('a one-line JSON object is read as JSON Lines holding one value', () => {
-    // Documents current behaviour: a single-line object is a valid one-value JSON Lines file, not a rejection.
-    assert.deepEqual(parseValues('{"items": [1, 2, 3]}', 'f'), [{ items: [1, 2, 3] }]);
+  test('a one-line JSON object is one value', async () => {
+    assert.deepEqual((await read('{"items": [1, 2, 3]}')).values, [{ items: [1, 2, 3] }]);
   });
 
-  test('an unterminated JSON array is rejected', () => {
-    assertInvalid('[1, 2,', /not valid JSON/);
+  test('empty and whitespace-only input is rejected', async () => {
+    await assertInvalid('', {}, /empty/);
+    await assertInvalid('  \n\n\t \n', {}, /empty/);
   });
 
-  test('empty and whitespace-only input is rejected', () => {
-    assertInvalid('', /empty/);
-    assertInvalid('  \n\n\t \n', /empty/);
+  describe('not strict: malformed lines are skipped, counted and sampled', () => {
+    test('the rest is read; each bad line is counted with its number and why', async () => {
+      const { values, stats } = await read('{"a":1}\n{oops\n{"a":2}\n\n{"__proto__":{}}\n{"a":3}\n', { strict: false });
+      assert.deepEqual(values, [{ a: 1 }, { a: 2 }, { a: 3 }]);
+      assert.equal(stats.badLines, 2);
+      assert.equal(stats.values, 3);
+      assert.deepEqual(stats.samples.map((s) => s.line), [2, 5]);
+      assert.match(stats.samples[0]!.message, /not valid JSON/);
+    });
+
+    test('a malformed first line does not turn the file into one document', async () => {
+      const { values, stats } = await read('{oops\n{"a":1}\n{"a":2}\n', { strict: false });
+      assert.deepEqual(values, [{ a: 1 }, { a: 2 }]);
+      assert.deepEqual(stats.samples.map((s) => s.line), [1]);
+    });
+
+    test('more than --max-bad-lines fails, naming the limit and the last line', async () => {
+      await assertInvalid('{"a":1}\nx\ny\n{"a":2}\nz\n', { strict: false, maxBadLines: 2 }, /more than 2 malformed lines/, /line 5/);
+      assert.equal((await read('{"a":1}\nx\ny\n{"a":2}\n', { strict: false, maxBadLines: 2 })).stats.badLines, 2);
+    });
+  });
+
+  test('a missing file fails at once', async () => {
+    await assert.rejects(openInput(join(dir, 'missing.jsonl'), STRICT), (err: unknown) => err instanceof JetbatchError && /cannot read /.test(err.message));
   });
 });

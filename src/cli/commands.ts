@@ -5,101 +5,16 @@ import { Command } from 'commander';
 import type { JetbatchClient } from '../client/client.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { decodeValue } from '../fleet/protocol.js';
-import { checkSubmission } from '../fleet/submission.js';
 import type { JobRecord, JobStatus, JobStatusName } from '../types.js';
 import { isTerminal } from '../types.js';
 import { durationArg, statusListArg } from './args.js';
 import { ExitCodes, intArg, numberArg, printJson, withClient, withConnectionOptions, type ConnectionFlags } from './common.js';
 import { statusLine, statusReport } from './format.js';
 import { progressView } from './progress.js';
-import { readValues } from './read-input.js';
-
-interface SubmitFlags extends ConnectionFlags {
-  items?: string;
-  batches?: string;
-  batchSize?: number;
-  workers?: number;
-  priority?: number;
-  config?: string;
-  timeout?: number;
-  batchTimeout?: number;
-  maxAttempts?: number;
-  jobId?: string;
-  wait?: boolean;
-  json?: boolean;
-  requireDaemon?: boolean;
-}
-
-/** Parses a flag's JSON text; what the value must be is the submission schema's to say. */
-function parseJsonFlag(flag: string, text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${flag} is not valid JSON: ${(err as Error).message}`);
-  }
-}
-
-export function exitCodeOfStatus(s: JobStatus): number {
-  return s.status === 'succeeded' ? ExitCodes.ok : ExitCodes.jobFailed;
-}
+import { exitCodeOfStatus, registerSubmit } from './submit.js';
 
 export function registerClientCommands(program: Command, setExit: (code: number) => void): void {
-  withConnectionOptions(
-    program
-      .command('submit')
-      .description('submit a job: items split into batches, or ready-made batches')
-      .argument('<api>', 'API name')
-      .option('--items <file>', 'JSON array or JSON Lines of items ("-" for stdin)')
-      .option('--batches <file>', 'JSON array or JSON Lines of batches, each an array of items')
-      .option('--batch-size <n>', 'items per batch (with --items)', numberArg('--batch-size'))
-      .option('--workers <n>', 'most batches of this job in flight across the fleet (default 1)', numberArg('--workers'))
-      .option('--priority <n>', 'integer -1000..1000 (default 0): free threads go to the API\'s highest-priority job first', numberArg('--priority'))
-      .option('--config <json>', 'job config (JSON object), merged over the API config')
-      .option('--timeout <duration>', 'job timeout: 30s, 5m, 2h, 1d, 500ms (a bare number is seconds)', durationArg('--timeout'))
-      .option('--batch-timeout <duration>', 'per-batch timeout, as --timeout (overrides the API default)', durationArg('--batch-timeout'))
-      .option('--max-attempts <n>', 'deliveries per batch before dead-lettering', numberArg('--max-attempts'))
-      .option('--job-id <id>', 'job id (a resubmission with the same id enqueues nothing twice)')
-      .option('--wait', 'wait for the job to end; exit 0 only if it succeeded')
-      .option('--require-daemon', 'refuse (exit 2) when no live daemon serves the API, instead of warning and leaving the job pending')
-      .option('--json', 'print JSON (the job record, or with --wait the final status)'),
-  ).action(async (api: string, flags: SubmitFlags) => {
-    // The flags become the submission as given; checkSubmission is the one check of it (exactly one of items or
-    // batches, batch_size with items, types and ranges), run before connecting so bad input is exit 2 without a server.
-    const input: Record<string, unknown> = { api_name: api };
-    if (flags.items !== undefined) input.items = await readValues(flags.items);
-    if (flags.batches !== undefined) input.batches = await readValues(flags.batches);
-    // --batch-size goes with --items; beside --batches alone it has always been ignored.
-    if (flags.batchSize !== undefined && flags.items !== undefined) input.batch_size = flags.batchSize;
-    if (flags.workers !== undefined) input.workers = flags.workers;
-    if (flags.priority !== undefined) input.priority = flags.priority;
-    if (flags.config !== undefined) input.config = parseJsonFlag('--config', flags.config);
-    if (flags.timeout !== undefined) input.timeout = flags.timeout;
-    if (flags.batchTimeout !== undefined) input.batch_timeout = flags.batchTimeout;
-    if (flags.maxAttempts !== undefined) input.max_attempts = flags.maxAttempts;
-    if (flags.jobId !== undefined) input.job_id = flags.jobId;
-    const submission = checkSubmission(input);
-    await withClient(flags, async (client) => {
-      const record = await client.submit(submission, { requireDaemon: flags.requireDaemon === true });
-      // Accepted, but nothing runs it until a daemon serving the API starts: say so rather than sit silently pending.
-      const api = (await client.apis()).find((a) => a.api_name === record.api_name);
-      if ((api?.live_daemons ?? 0) === 0) process.stderr.write(`jetbatch: warning: no live daemon serves the API "${record.api_name}" now; job ${record.job_id} waits until one starts (see jetbatch apis)\n`);
-      else if (api !== undefined && api.error !== null && api.unhealthy_daemons === api.live_daemons) {
-        process.stderr.write(`jetbatch: warning: every live daemon serving "${record.api_name}" reports it unhealthy (${api.error.message.split('\n')[0]}); job ${record.job_id} will fail unless the project is fixed (see jetbatch apis)\n`);
-      }
-      if (!flags.wait) {
-        if (flags.json) printJson(record);
-        else process.stdout.write(`${record.job_id}\n`);
-        return;
-      }
-      if (!flags.json) process.stderr.write(`submitted job ${record.job_id} (${record.total_batch_count} batches)\n`);
-      const view = progressView();
-      const final = await client.wait(record.job_id, { onStatus: (s) => view.update(s) });
-      view.stop();
-      if (flags.json) printJson(final);
-      else process.stdout.write(statusReport(final));
-      setExit(exitCodeOfStatus(final));
-    });
-  });
+  registerSubmit(program, setExit);
 
   withConnectionOptions(
     program

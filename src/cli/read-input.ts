@@ -1,58 +1,220 @@
-/** Reads items or batches for `submit`: a JSON array, or JSON Lines (one value per line); `-` is stdin. */
-import { readFile } from 'node:fs/promises';
+/**
+ * Reads the items or batches of `submit` as a stream, with memory bounded by one line: JSON Lines (one value per
+ * line), gzip-compressed when the file name ends in `.gz`, `-` for stdin. A file that is one JSON document (an
+ * array of values, pretty-printed or not) is read whole instead, up to MAX_DOCUMENT_BYTES.
+ *
+ * A malformed line (not JSON, or a value the job cannot take) fails the read with its line number when `strict`;
+ * otherwise it is skipped, counted and kept as a sample for the report, and the read fails only once more than
+ * `maxBadLines` were skipped.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import { ErrorCodes, JetbatchError } from '../errors.js';
+import { checkShape } from '../fleet/submission.js';
 
-/** Stdin can be read once: a second `-` (say `--items - --batches -`) gets the same text. */
-let stdinText: Promise<string> | undefined;
+/** Largest file read as one JSON document; JSON Lines have no limit. */
+export const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
+/** Malformed lines kept for the report. */
+const SAMPLES = 10;
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+export interface ReadOptions {
+  /** Each value must be a non-empty array (a batch), not an item. */
+  batches: boolean;
+  strict: boolean;
+  /** Skipped lines tolerated; null for no limit. */
+  maxBadLines: number | null;
 }
 
-async function readText(file: string): Promise<string> {
-  if (file === '-') return (stdinText ??= readStdin());
+export interface BadLine {
+  line: number;
+  message: string;
+}
+
+/** What a read has seen so far (for the progress bar and the report). */
+export class ReadStats {
+  /** Bytes read from the file (compressed bytes for `.gz`). */
+  bytes = 0;
+  /** The file's size, or null for stdin. */
+  totalBytes: number | null = null;
+  values = 0;
+  badLines = 0;
+  readonly samples: BadLine[] = [];
+}
+
+export interface InputReader {
+  values: AsyncIterable<unknown>;
+  stats: ReadStats;
+}
+
+function sourceName(file: string): string {
+  return file === '-' ? 'stdin' : file;
+}
+
+/** Opens the input; fails at once (JB_INVALID_SUBMISSION) if the file cannot be read. */
+export async function openInput(file: string, options: ReadOptions): Promise<InputReader> {
+  const stats = new ReadStats();
+  let raw: Readable;
+  if (file === '-') raw = process.stdin;
+  else {
+    try {
+      const st = await stat(file);
+      if (!st.isFile()) throw new Error('not a file');
+      stats.totalBytes = st.size;
+    } catch (err) {
+      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `cannot read ${file}: ${(err as Error).message}`);
+    }
+    raw = createReadStream(file, { highWaterMark: 1 << 20 });
+  }
+  raw.on('data', (chunk: Buffer) => (stats.bytes += chunk.length));
+  const text = file.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
+  return { values: readValues(text, sourceName(file), options, stats), stats };
+}
+
+/** Lines of a byte stream, decoded as UTF-8, numbered from 1. */
+async function* lines(input: AsyncIterable<Buffer | string>): AsyncGenerator<[number, string]> {
+  const decoder = new TextDecoder();
+  let rest = '';
+  let n = 0;
+  for await (const chunk of input) {
+    const text = rest + (typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }));
+    let start = 0;
+    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', start)) {
+      yield [++n, text.slice(start, i)];
+      start = i + 1;
+    }
+    rest = text.slice(start);
+  }
+  rest += decoder.decode();
+  if (rest.length > 0) yield [++n, rest];
+}
+
+async function* readValues(input: Readable, source: string, options: ReadOptions, stats: ReadStats): AsyncGenerator<unknown> {
+  const it = lines(input)[Symbol.asyncIterator]();
+  const problem: Problem = (line, message) => {
+    if (options.strict) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} line ${line}: ${message}`);
+    stats.badLines++;
+    if (stats.samples.length < SAMPLES) stats.samples.push({ line, message });
+    if (options.maxBadLines !== null && stats.badLines > options.maxBadLines) {
+      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source}: more than ${options.maxBadLines} malformed lines (--max-bad-lines); the last, line ${line}: ${message}`);
+    }
+  };
+  // The first non-empty line decides the format: JSON Lines, or one JSON document read whole.
+  let first: [number, string] | undefined;
+  for (let r = await it.next(); !r.done; r = await it.next()) {
+    if (r.value[1].trim().length > 0) {
+      first = r.value;
+      break;
+    }
+  }
+  if (first === undefined) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} is empty`);
+  let firstValue: { value: unknown } | undefined;
   try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `cannot read ${file}: ${(err as Error).message}`);
+    firstValue = { value: JSON.parse(first[1]) };
+  } catch {
+    // not a value on its own line: one document over several lines, or a malformed first line
+  }
+  if (firstValue === undefined) {
+    yield* document(first, it, source, options, stats, problem);
+    return;
+  }
+  const second = await nextNonEmpty(it);
+  if (second === undefined) {
+    // A single line: a JSON array there is the list of values, anything else is one value.
+    yield* accepted(Array.isArray(firstValue.value) ? firstValue.value : [firstValue.value], first[0], options, stats, problem);
+    return;
+  }
+  yield* accepted([firstValue.value], first[0], options, stats, problem);
+  for (let r: IteratorResult<[number, string]> | undefined = { done: false, value: second }; r !== undefined && !r.done; r = await it.next()) {
+    const [n, text] = r.value;
+    if (text.trim().length === 0) continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      problem(n, `not valid JSON: ${(err as Error).message}`);
+      continue;
+    }
+    yield* accepted([value], n, options, stats, problem);
+  }
+}
+
+async function nextNonEmpty(it: AsyncIterator<[number, string]>): Promise<[number, string] | undefined> {
+  for (let r = await it.next(); !r.done; r = await it.next()) if (r.value[1].trim().length > 0) return r.value;
+  return undefined;
+}
+
+/** Reports a malformed line (its number; for a value of a one-document file, the document's first line). */
+type Problem = (line: number, message: string) => void;
+
+/**
+ * Values that passed the item (or batch) checks, counted; the others are reported as problems of `line`, naming
+ * their index when the line held several (a one-line JSON array, or a whole document).
+ */
+function* accepted(values: unknown[], line: number, options: ReadOptions, stats: ReadStats, problem: Problem): Generator<unknown> {
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    const what = `${options.batches ? 'batch' : 'item'}${values.length > 1 ? ` ${i}` : ''}`;
+    const message = options.batches && (!Array.isArray(value) || value.length === 0)
+      ? `${what}: must be a non-empty array of items`
+      : checkShape(value, what, true);
+    if (message !== null) {
+      problem(line, message);
+      continue;
+    }
+    stats.values++;
+    yield value;
   }
 }
 
 /**
- * A text that parses as one JSON array is that array; a single other JSON value is one item. Anything else is read
- * as JSON Lines (so `[1,2]\n[3]` is two batches). Errors name the line, counted in the original text.
+ * The input did not start with a value on one line: read it whole as one JSON document (an array of values), or,
+ * if it is not one, as JSON Lines whose first line is malformed.
  */
-export function parseValues(text: string, source: string): unknown[] {
-  if (text.trim().length === 0) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} is empty`);
-  let whole: { value: unknown } | undefined;
+async function* document(
+  first: [number, string],
+  it: AsyncIterator<[number, string]>,
+  source: string,
+  options: ReadOptions,
+  stats: ReadStats,
+  problem: Problem,
+): AsyncGenerator<unknown> {
+  const parts = [first[1]];
+  let size = first[1].length;
+  const numbered: Array<[number, string]> = [first];
+  for (let r = await it.next(); !r.done; r = await it.next()) {
+    size += r.value[1].length + 1;
+    if (size > MAX_DOCUMENT_BYTES) {
+      throw new JetbatchError(
+        ErrorCodes.INVALID_SUBMISSION,
+        `${source} line ${first[0]} is not a JSON value on its own, and a JSON document larger than ${MAX_DOCUMENT_BYTES / 1024 / 1024} MiB is not read whole: write JSON Lines (one value per line; e.g. jq -c '.[]' FILE)`,
+      );
+    }
+    parts.push(r.value[1]);
+    numbered.push(r.value);
+  }
+  let whole: unknown;
   try {
-    whole = { value: JSON.parse(text) };
+    whole = JSON.parse(parts.join('\n'));
   } catch {
-    // not a single JSON document: JSON Lines
-  }
-  if (whole !== undefined) {
-    if (Array.isArray(whole.value)) return whole.value;
-    if (text.trim().includes('\n')) {
-      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} line 1: expected a JSON array or JSON Lines, found a multi-line JSON ${typeof whole.value}`);
+    // JSON Lines after all, starting with a malformed line
+    for (const [n, text] of numbered) {
+      if (text.trim().length === 0) continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (err) {
+        problem(n, `not valid JSON: ${(err as Error).message}`);
+        continue;
+      }
+      yield* accepted([value], n, options, stats, problem);
     }
-    return [whole.value];
+    return;
   }
-  const out: unknown[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line.length === 0) continue;
-    try {
-      out.push(JSON.parse(line));
-    } catch (err) {
-      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} line ${i + 1} is not valid JSON: ${(err as Error).message}`);
-    }
+  if (!Array.isArray(whole)) {
+    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} line ${first[0]}: expected a JSON array or JSON Lines, found a multi-line JSON ${whole === null ? 'null' : typeof whole}`);
   }
-  return out;
+  yield* accepted(whole, first[0], options, stats, problem);
 }
 
-export async function readValues(file: string): Promise<unknown[]> {
-  return parseValues(await readText(file), file === '-' ? 'stdin' : file);
-}

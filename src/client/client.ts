@@ -17,6 +17,8 @@ import { getJob, listJobs } from '../fleet/registry.js';
 import { deployProject, listDeployments, type Deployment } from '../fleet/deployments.js';
 import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dead-letters.js';
 import { submitPrepared, type SubmitProgress } from '../fleet/submit.js';
+import { checkStreamSettings, inBatches, type StreamSettingsInput } from '../fleet/stream-settings.js';
+import { submitStream, type StreamProgress } from '../fleet/stream-submit.js';
 import { checkJobId, prepareSubmission, type SubmissionInput } from '../fleet/submission.js';
 import type { ApiRecord, ApiStatus, BatchResult, JobRecord, JobStatus } from '../types.js';
 import { isTerminal } from '../types.js';
@@ -30,6 +32,15 @@ export interface SubmitOptions {
    * Refuse (JB_UNKNOWN_API) when no live daemon serves the API now, instead of leaving the job `pending` until one
    * starts. @defaultValue false
    */
+  requireDaemon?: boolean;
+}
+
+export interface StreamSubmitClientOptions {
+  /** Called after every acknowledged batch (for progress bars). */
+  onProgress?: (progress: StreamProgress) => void;
+  /** Malformed input lines the caller skipped so far: stored with each checkpoint (see EnqueueCheckpoint). */
+  badLines?: () => number;
+  /** As in SubmitOptions. @defaultValue false */
   requireDaemon?: boolean;
 }
 
@@ -104,6 +115,21 @@ export class JetbatchClient {
       throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no live daemon serves the API "${prepared.api_name}" now (see \`jetbatch apis\`); nothing was submitted`);
     }
     return submitPrepared(this.#ctx, prepared, options.onEnqueued);
+  }
+
+  /**
+   * Submits a job whose input is a stream of any length, published as it is read with bounded memory (see
+   * fleet/stream-submit.ts). With `batch_size` in `settings`, `source` yields items, grouped into batches here;
+   * without it, `source` yields batches (arrays of items). The same job id and settings submitted again after an
+   * interruption continue where the first submission's last checkpoint left off.
+   */
+  async submitStream(settings: StreamSettingsInput, source: AsyncIterable<unknown>, options: StreamSubmitClientOptions = {}): Promise<JobRecord> {
+    const checked = checkStreamSettings(settings);
+    if (options.requireDaemon === true && ((await readCapacity(this.#ctx)).get(checked.api_name)?.daemons ?? 0) === 0) {
+      throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no live daemon serves the API "${checked.api_name}" now (see \`jetbatch apis\`); nothing was submitted`);
+    }
+    const batches = checked.batch_size === null ? asBatches(source) : inBatches(source, checked.batch_size);
+    return submitStream(this.#ctx, checked, batches, { maxBatchBytes: maxBodyBytes(this.#ctx.nc), onProgress: options.onProgress, badLines: options.badLines });
   }
 
   async record(jobId: string): Promise<JobRecord> {
@@ -246,5 +272,15 @@ export class JetbatchClient {
   close(): Promise<void> {
     this.#closing ??= this.#ownsConnection ? this.#ctx.nc.drain().catch(() => this.#ctx.nc.close()) : Promise.resolve();
     return this.#closing;
+  }
+}
+
+/** A stream of batches as given; anything but a non-empty array is refused with its position. */
+async function* asBatches(source: AsyncIterable<unknown>): AsyncGenerator<unknown[]> {
+  let i = 0;
+  for await (const b of source) {
+    if (!Array.isArray(b) || b.length === 0) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${i}: must be a non-empty array of items`);
+    i++;
+    yield b;
   }
 }

@@ -36,20 +36,25 @@ const backoffSchema = z
   .partial()
   .strict();
 
+/** A job's settings: everything of a submission but its items or batches (also the settings of a streamed job). */
+export const settingsShape = {
+  api_name: z.string().regex(API_NAME_PATTERN, 'must match ' + API_NAME_PATTERN.source),
+  job_id: jobIdSchema.optional(),
+  batch_size: z.number().int().min(1).max(1_000_000).optional(),
+  workers: z.number().int().min(1).max(10_000).default(1),
+  priority: z.number().int().min(-1000).max(1000).default(0),
+  config: plainObject.default({}),
+  timeout: z.number().positive().max(31_536_000).nullable().default(null),
+  batch_timeout: z.number().positive().max(86_400).nullable().default(null),
+  max_attempts: z.number().int().min(1).max(1000).nullable().default(null),
+  backoff: backoffSchema.nullable().default(null),
+};
+
 export const submissionSchema = z
   .object({
-    api_name: z.string().regex(API_NAME_PATTERN, 'must match ' + API_NAME_PATTERN.source),
-    job_id: jobIdSchema.optional(),
+    ...settingsShape,
     items: z.array(z.unknown()).min(1, 'must hold at least one item').optional(),
-    batch_size: z.number().int().min(1).max(1_000_000).optional(),
     batches: z.array(z.array(z.unknown()).min(1, 'a batch must hold at least one item')).min(1).optional(),
-    workers: z.number().int().min(1).max(10_000).default(1),
-    priority: z.number().int().min(-1000).max(1000).default(0),
-    config: plainObject.default({}),
-    timeout: z.number().positive().max(31_536_000).nullable().default(null),
-    batch_timeout: z.number().positive().max(86_400).nullable().default(null),
-    max_attempts: z.number().int().min(1).max(1000).nullable().default(null),
-    backoff: backoffSchema.nullable().default(null),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -103,7 +108,7 @@ export const MAX_DEPTH = 64;
  * Walks a value once: too deep (or circular) is refused before anything recurses on it elsewhere, and in items a
  * `__proto__` key is refused because the MessagePack decoder in the worker would refuse the whole batch.
  */
-function checkShape(value: unknown, where: string, forbidProto: boolean): string | null {
+export function checkShape(value: unknown, where: string, forbidProto: boolean): string | null {
   const stack: Array<[unknown, number]> = [[value, 1]];
   while (stack.length > 0) {
     const [v, depth] = stack.pop()!;

@@ -28,19 +28,24 @@ export function enqueueDeadline(now: number, batches: number): string {
   return new Date(now + 120_000 + batches * 2).toISOString();
 }
 
+/** Throws JB_UNKNOWN_API unless some daemon registered the API within API_STALE_MS. */
+export async function checkApiServed(ctx: FleetContext, apiName: string): Promise<void> {
+  const api = await ctx.apis.get(apiName);
+  if (api === null || api.operation !== 'PUT' || api.value.length === 0) {
+    throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no daemon serves an API named "${apiName}" (see \`jetbatch apis\`)`);
+  }
+  const lastSeen = Date.parse((api.json<ApiRecord>()).last_seen);
+  if (!(Date.now() - lastSeen < API_STALE_MS)) {
+    throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no daemon has served the API "${apiName}" since ${new Date(lastSeen).toISOString()}; start one`);
+  }
+}
+
 export async function submitPrepared(
   ctx: FleetContext,
   job: PreparedJob,
   onEnqueued?: (progress: SubmitProgress) => void,
 ): Promise<JobRecord> {
-  const api = await ctx.apis.get(job.api_name);
-  if (api === null || api.operation !== 'PUT' || api.value.length === 0) {
-    throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no daemon serves an API named "${job.api_name}" (see \`jetbatch apis\`)`);
-  }
-  const lastSeen = Date.parse((api.json<ApiRecord>()).last_seen);
-  if (!(Date.now() - lastSeen < API_STALE_MS)) {
-    throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no daemon has served the API "${job.api_name}" since ${new Date(lastSeen).toISOString()}; start one`);
-  }
+  await checkApiServed(ctx, job.api_name);
   const now = Date.now();
   const fresh: JobRecord = {
     job_id: job.job_id,

@@ -1,0 +1,68 @@
+/**
+ * The settings of a streamed job (fleet/stream-submit.ts): a submission without its items or batches, checked by
+ * the same rules, plus how the stream is cut into batches. The spec hash covers the settings and that mode, not the
+ * content (unknown until the stream ends): a resumed stream's content is checked against the checkpoint's digest.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { ErrorCodes, JetbatchError } from '../errors.js';
+import { checkShape, formatIssues, newJobId, settingsShape } from './submission.js';
+import type { BackoffOptions } from '../types.js';
+
+const streamSettingsSchema = z.object(settingsShape).strict();
+
+/** Input of `submitStream`: `batch_size` given means the stream yields items; absent, it yields batches. */
+export type StreamSettingsInput = z.input<typeof streamSettingsSchema>;
+
+export interface StreamSettings {
+  job_id: string;
+  api_name: string;
+  /** Items per batch when the stream yields items; null when it yields ready-made batches. */
+  batch_size: number | null;
+  workers: number;
+  priority: number;
+  config: Record<string, unknown>;
+  timeout: number | null;
+  batch_timeout: number | null;
+  max_attempts: number | null;
+  backoff: Partial<BackoffOptions> | null;
+  spec_hash: string;
+}
+
+/** Validates a streamed job's settings. Throws JB_INVALID_SUBMISSION listing every problem by key path. */
+export function checkStreamSettings(input: unknown): StreamSettings {
+  const parsed = streamSettingsSchema.safeParse(input);
+  if (!parsed.success) {
+    const details = formatIssues(parsed.error);
+    throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `invalid submission: ${details.join('; ')}`, { details });
+  }
+  const s = parsed.data;
+  const shape = checkShape(s.config, 'config', false);
+  if (shape !== null) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `invalid submission: ${shape}`, { details: [shape] });
+  const settings = {
+    api_name: s.api_name,
+    batch_size: s.batch_size ?? null,
+    workers: s.workers,
+    priority: s.priority,
+    config: s.config,
+    timeout: s.timeout,
+    batch_timeout: s.batch_timeout,
+    max_attempts: s.max_attempts,
+    backoff: s.backoff,
+  };
+  const spec_hash = createHash('sha256').update('stream\n').update(JSON.stringify(settings)).digest('hex').slice(0, 32);
+  return { ...settings, job_id: s.job_id ?? newJobId(), spec_hash };
+}
+
+/** Groups a stream of items into batches of `size` (the last may be shorter). */
+export async function* inBatches<T>(items: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
+  let batch: T[] = [];
+  for await (const item of items) {
+    batch.push(item);
+    if (batch.length >= size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}

@@ -1,0 +1,226 @@
+/**
+ * Submission of a job whose batches arrive as a stream (a JSON Lines file of any size, stdin): each batch is encoded
+ * and published as it comes, with a bounded window of unacknowledged publishes, so memory does not grow with the
+ * input. The record stays `enqueuing` until the stream ends, and carries a checkpoint, renewed about every second:
+ * how many batches are acknowledged by the stream (a prefix) and a digest of their bytes, with the enqueue deadline
+ * pushed forward.
+ *
+ * Resuming: the same job id and settings submitted again after an interruption re-reads the input, checks that
+ * its first `checkpoint.batches` batches hash to the checkpoint's digest (else JB_JOB_CONFLICT, nothing published),
+ * skips them, and publishes the rest. Batches published after the last checkpoint and before the interruption are
+ * published again with the same Nats-Msg-Id, which the batches stream drops as duplicates within its duplicate
+ * window (10 minutes): resume within that window and no batch runs twice.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { headers } from '@nats-io/transport-node';
+import type { PubAck } from '@nats-io/jetstream';
+import type { FleetContext } from './context.js';
+import { ErrorCodes, JetbatchError, toErrorInfo } from '../errors.js';
+import { discardQueue, endJob, publishEvent } from './lifecycle.js';
+import { Headers, Streams, Subjects, batchMsgId, encodeValue } from './protocol.js';
+import { createJob, getJob, transitionJob } from './registry.js';
+import { checkApiServed, enqueueDeadline, type SubmitProgress } from './submit.js';
+import { currentDeployment } from './deployments.js';
+import type { StreamSettings } from './stream-settings.js';
+import { checkShape } from './submission.js';
+import type { EnqueueCheckpoint, JobRecord } from '../types.js';
+
+/** PubAcks awaited at once. */
+const PUBLISH_WINDOW = 256;
+/** How often (ms) the checkpoint is written while publishing. */
+const CHECKPOINT_MS = 1000;
+
+export interface StreamProgress extends SubmitProgress {
+  /** Batches of an interrupted submission skipped because its checkpoint covers them. */
+  skipped: number;
+}
+
+export interface StreamSubmitOptions {
+  /** Largest encoded batch accepted, in bytes. */
+  maxBatchBytes: number;
+  onProgress?: (progress: StreamProgress) => void;
+  /** Read by the caller after each checkpoint, stored with it (e.g. malformed input lines skipped so far). */
+  badLines?: () => number;
+}
+
+/**
+ * Publishes the batches of `source` as job `settings.job_id`. Returns the record once the job is `pending` (or as
+ * found when it had already finished enqueuing). A batch that cannot be encoded or is too large ends the job as
+ * `enqueue_failed` and throws; so does a stop while enqueuing (JB_JOB_ENDED).
+ */
+export async function submitStream(ctx: FleetContext, settings: StreamSettings, source: AsyncIterable<unknown[]>, options: StreamSubmitOptions): Promise<JobRecord> {
+  await checkApiServed(ctx, settings.api_name);
+  const now = Date.now();
+  const empty = createHash('sha256').digest('hex');
+  const fresh: JobRecord = {
+    job_id: settings.job_id,
+    api_name: settings.api_name,
+    status: 'enqueuing',
+    workers: settings.workers,
+    priority: settings.priority,
+    total_batch_count: 0,
+    config: settings.config,
+    timeout: settings.timeout,
+    batch_timeout: settings.batch_timeout,
+    max_attempts: settings.max_attempts,
+    backoff: settings.backoff,
+    project_version: (await currentDeployment(ctx, settings.api_name))?.deployment.version ?? null,
+    spec_hash: settings.spec_hash,
+    start_time: new Date(now).toISOString(),
+    end_time: null,
+    enqueue_deadline: enqueueDeadline(now, 0),
+    error: null,
+    batch_metrics: null,
+    batches_in_queue: null,
+    completion: null,
+    paused_at: null,
+    paused_ms: 0,
+    enqueue: { batches: 0, digest: empty, bad_lines: 0 },
+  };
+  let resumeFrom: EnqueueCheckpoint = fresh.enqueue!;
+  if (await createJob(ctx.jobs, fresh)) {
+    await publishEvent(ctx, fresh, 'submitted');
+  } else {
+    const existing = await getJob(ctx.jobs, settings.job_id);
+    if (existing === null) throw new JetbatchError(ErrorCodes.INTERNAL, `job ${settings.job_id} vanished during submission`);
+    if (existing.record.spec_hash !== settings.spec_hash) {
+      throw new JetbatchError(ErrorCodes.JOB_CONFLICT, `job ${settings.job_id} exists with different settings; pick another job id`);
+    }
+    if (existing.record.status !== 'enqueuing') return existing.record;
+    resumeFrom = existing.record.enqueue ?? resumeFrom;
+  }
+  return new StreamPublisher(ctx, settings, options, resumeFrom).run(source);
+}
+
+class StreamPublisher {
+  readonly #ctx: FleetContext;
+  readonly #settings: StreamSettings;
+  readonly #options: StreamSubmitOptions;
+  readonly #resume: EnqueueCheckpoint;
+  readonly #subject: string;
+  readonly #hash: Hash = createHash('sha256');
+  readonly #window: Array<Promise<PubAck>> = [];
+  /** Batches read from the source (the next batch id). */
+  #read = 0;
+  /** Batches acknowledged by the stream, or skipped by the checkpoint: always a prefix. */
+  #acked = 0;
+  #lastCheckpoint = performance.now();
+
+  constructor(ctx: FleetContext, settings: StreamSettings, options: StreamSubmitOptions, resume: EnqueueCheckpoint) {
+    this.#ctx = ctx;
+    this.#settings = settings;
+    this.#options = options;
+    this.#resume = resume;
+    this.#subject = Subjects.batch(settings.api_name, settings.job_id);
+  }
+
+  async run(source: AsyncIterable<unknown[]>): Promise<JobRecord> {
+    try {
+      for await (const items of source) await this.#add(items);
+      if (this.#read < this.#resume.batches) {
+        throw new JetbatchError(ErrorCodes.JOB_CONFLICT, `job ${this.#settings.job_id}: the input has ${this.#read} batches, fewer than the ${this.#resume.batches} an earlier submission of this id already enqueued`);
+      }
+      if (this.#read === 0) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, 'the input holds no items');
+      await this.#drain();
+    } catch (err) {
+      await Promise.allSettled(this.#window);
+      throw await this.#failed(err);
+    }
+    return this.#finish();
+  }
+
+  async #add(items: unknown[]): Promise<void> {
+    const index = this.#read++;
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeValue(items);
+    } catch (err) {
+      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${index} cannot be encoded as MessagePack: ${(err as Error).message}`, { cause: err });
+    }
+    if (bytes.byteLength > this.#options.maxBatchBytes) {
+      throw new JetbatchError(ErrorCodes.PAYLOAD_TOO_LARGE, `batch ${index} is ${bytes.byteLength} bytes encoded; the limit is ${this.#options.maxBatchBytes} (use a smaller batch size)`);
+    }
+    const shape = checkShape(items, `batch ${index}`, true);
+    if (shape !== null) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, shape);
+    this.#hash.update(bytes);
+    if (index < this.#resume.batches) {
+      // Enqueued by the interrupted submission: checked against its digest once the whole prefix is read.
+      if (index === this.#resume.batches - 1) this.#verifyPrefix();
+      this.#acked = index + 1;
+      this.#options.onProgress?.({ enqueued: this.#acked, total: this.#read, skipped: this.#acked });
+      return;
+    }
+    const h = headers();
+    h.set(Headers.jobId, this.#settings.job_id);
+    h.set(Headers.batchId, String(index));
+    h.set(Headers.apiName, this.#settings.api_name);
+    h.set(Headers.generation, '0');
+    this.#window.push(this.#ctx.js.publish(this.#subject, bytes, { msgID: batchMsgId(this.#settings.job_id, String(index), 0), headers: h, expect: { streamName: Streams.batches } }));
+    if (this.#window.length >= PUBLISH_WINDOW) await this.#settleOldest();
+    if (performance.now() - this.#lastCheckpoint >= CHECKPOINT_MS) await this.#checkpoint();
+  }
+
+  #verifyPrefix(): void {
+    if (this.#hash.copy().digest('hex') === this.#resume.digest) return;
+    throw new JetbatchError(ErrorCodes.JOB_CONFLICT, `job ${this.#settings.job_id}: the input's first ${this.#resume.batches} batches differ from those an earlier submission of this id enqueued; pick another job id`);
+  }
+
+  async #settleOldest(): Promise<void> {
+    await this.#window.shift();
+    this.#acked++;
+    this.#options.onProgress?.({ enqueued: this.#acked, total: this.#read, skipped: Math.min(this.#acked, this.#resume.batches) });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#window.length > 0) await this.#settleOldest();
+  }
+
+  /** Waits for every publish so far, then records the acknowledged prefix; fails if the job ended meanwhile. */
+  async #checkpoint(): Promise<void> {
+    await this.#drain();
+    this.#lastCheckpoint = performance.now();
+    const checkpoint = this.#currentCheckpoint();
+    const done = await transitionJob(this.#ctx.jobs, this.#settings.job_id, (current) =>
+      current.status === 'enqueuing'
+        ? { ...current, total_batch_count: checkpoint.batches, enqueue: checkpoint, enqueue_deadline: enqueueDeadline(Date.now(), 0) }
+        : null,
+    );
+    if (done === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${this.#settings.job_id} was removed during submission`);
+    if (done.record.status !== 'enqueuing') {
+      throw new JetbatchError(ErrorCodes.JOB_ENDED, `job ${this.#settings.job_id} ended as ${done.record.status} while its batches were being enqueued`);
+    }
+  }
+
+  #currentCheckpoint(): EnqueueCheckpoint {
+    return { batches: this.#acked, digest: this.#hash.copy().digest('hex'), bad_lines: this.#options.badLines?.() ?? 0 };
+  }
+
+  async #finish(): Promise<JobRecord> {
+    const checkpoint = this.#currentCheckpoint();
+    const done = await transitionJob(this.#ctx.jobs, this.#settings.job_id, (current) =>
+      current.status === 'enqueuing' ? { ...current, status: 'pending', total_batch_count: checkpoint.batches, enqueue: checkpoint } : null,
+    );
+    if (done === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${this.#settings.job_id} was removed during submission`);
+    if (!done.changed && done.record.status !== 'pending' && done.record.end_time !== null) {
+      await discardQueue(this.#ctx, done.record);
+      throw new JetbatchError(ErrorCodes.JOB_ENDED, `job ${this.#settings.job_id} ended as ${done.record.status} while its batches were being enqueued`);
+    }
+    return done.record;
+  }
+
+  /**
+   * A failure while enqueuing. Bad input (a batch that cannot be encoded, too large, too few batches to resume)
+   * ends the job as `enqueue_failed` and discards what was queued: resubmitting cannot fix it. Anything else (a
+   * lost connection, the process interrupted) leaves the job `enqueuing` to be resumed with the same job id.
+   */
+  async #failed(err: unknown): Promise<unknown> {
+    const code = (err as { code?: unknown }).code;
+    if (code !== ErrorCodes.INVALID_SUBMISSION && code !== ErrorCodes.PAYLOAD_TOO_LARGE) {
+      if (err instanceof JetbatchError) return err;
+      return new JetbatchError(ErrorCodes.INTERNAL, `enqueuing job ${this.#settings.job_id} failed after ${this.#acked} batches: ${(err as Error).message}; submit again with --job-id ${this.#settings.job_id} to continue`, { cause: err });
+    }
+    const ended = await endJob(this.#ctx, this.#settings.job_id, 'enqueue_failed', toErrorInfo(err)).catch(() => null);
+    if (ended !== null) await discardQueue(this.#ctx, ended.record).catch(() => undefined);
+    return err;
+  }
+}
