@@ -80,6 +80,29 @@ export function metricsOf(counts: LiveCounts): BatchMetrics {
   return { succeeded: counts.succeeded, failed: counts.failed, avg_time_per_batch: counts.avgTimePerBatch };
 }
 
+const BACKOFF_KEYS = ['initial_ms', 'factor', 'max_ms', 'jitter'] as const;
+
+export type JobSettings = Pick<JobStatus, 'timeout' | 'max_attempts' | 'batch_timeout' | 'backoff' | 'from_api_config'>;
+
+/**
+ * The limits of a job as its status shows them: the record's values, and the settings it leaves to the API's config
+ * of each daemon (null, or absent from a publisher that left the field out; a backoff missing some keys).
+ */
+export function settingsOf(record: JobRecord): JobSettings {
+  const fromApiConfig: JobStatus['from_api_config'] = [];
+  if ((record.max_attempts ?? null) === null) fromApiConfig.push('max_attempts');
+  if ((record.batch_timeout ?? null) === null) fromApiConfig.push('batch_timeout');
+  const backoff = record.backoff ?? null;
+  if (backoff === null || BACKOFF_KEYS.some((k) => backoff[k] === undefined)) fromApiConfig.push('backoff');
+  return {
+    timeout: record.timeout ?? null,
+    max_attempts: record.max_attempts ?? null,
+    batch_timeout: record.batch_timeout ?? null,
+    backoff,
+    from_api_config: fromApiConfig,
+  };
+}
+
 /**
  * The status view of a record: stored figures when the job has ended, live ones otherwise. `activity` (what the
  * fleet runs now) is read when not given; pass one reading for a list of jobs.
@@ -110,8 +133,7 @@ export async function jobStatus(ctx: FleetContext, record: JobRecord, activity?:
     batch_metrics: batchMetrics,
     start_time: record.start_time,
     end_time: record.end_time,
-    timeout: record.timeout,
-    max_attempts: record.max_attempts,
+    ...settingsOf(record),
     config: record.config,
   };
   if (record.error !== null) status.error = record.error;
