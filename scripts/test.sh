@@ -8,6 +8,9 @@ export PATH="$(dirname "$nats_bin"):$PATH"
 JETBATCH_TEST_PYTHON=$(JETBATCH_PYTHON="${JETBATCH_TEST_PYTHON:-}" bash scripts/ensure-python.sh)
 export JETBATCH_TEST_PYTHON
 JETBATCH_PYTHON="${JETBATCH_TEST_PYTHON:-}" bash scripts/ensure-torch.sh >/dev/null   # python3-torch for test/mnist-torch.test.ts
+# Chromium for the browser tests of `jetbatch ui` (test/ui.test.ts), Debian's when none is set.
+JETBATCH_TEST_CHROMIUM=$(bash scripts/ensure-chromium.sh)
+export JETBATCH_TEST_CHROMIUM
 npx tsc -p tsconfig.test.json --noEmit
 files=(test/*.test.ts)
 if [ "$#" -gt 0 ]; then files=("$@"); fi

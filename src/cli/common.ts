@@ -16,12 +16,13 @@ export interface ConnectionFlags {
   tlsKey?: string;
 }
 
-export function withConnectionOptions(cmd: Command): Command {
+/** `natsTokenFlag`: the NATS token's flag, `--nats-token` where `--token` means something else (`jetbatch ui`). */
+export function withConnectionOptions(cmd: Command, natsTokenFlag: '--token' | '--nats-token' = '--token'): Command {
   return cmd
     .addOption(new Option('--server <url>', 'NATS server URL (comma-separate several)').env('NATS_URL').default('nats://127.0.0.1:4222'))
     .addOption(new Option('--user <name>', 'NATS user').env('NATS_USER'))
     .addOption(new Option('--password <pass>', 'NATS password').env('NATS_PASSWORD'))
-    .addOption(new Option('--token <token>', 'NATS auth token').env('NATS_TOKEN'))
+    .addOption(new Option(`${natsTokenFlag} <token>`, 'NATS auth token').env('NATS_TOKEN'))
     .addOption(new Option('--nkey-seed-file <path>', 'file holding an NKey seed'))
     .addOption(new Option('--creds <path>', 'NATS .creds file').env('NATS_CREDS'))
     .addOption(new Option('--tls-ca <path>', 'CA certificate to verify the server'))

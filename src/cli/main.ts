@@ -4,6 +4,7 @@ import { JetbatchError } from '../errors.js';
 import { registerClientCommands } from './commands.js';
 import { exitCodeFor } from './common.js';
 import { registerStart } from './start.js';
+import { registerUi } from './ui.js';
 import { packageVersion } from './version.js';
 
 // `jetbatch results JOB | head` closes the pipe early: that is not an error.
@@ -21,6 +22,7 @@ const program = new Command('jetbatch')
 
 registerStart(program);
 registerClientCommands(program, (code) => (exitCode = code));
+registerUi(program);
 
 try {
   await program.parseAsync(process.argv);
