@@ -7,7 +7,12 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { connect, headers } from '@nats-io/transport-node';
 import { JetbatchClient } from '../src/client/client.js';
+import { Buckets, Headers, Streams, Subjects, encodeJson, encodeValue } from '../src/fleet/protocol.js';
+import type { JobRecord } from '../src/types.js';
 import type { Daemon } from '../src/daemon/daemon.js';
 import { startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
@@ -29,7 +34,7 @@ describe('python handlers: failures', () => {
       pythonApi('python-import-error', { threads: 2 }),
       pythonApi('python-init-error', { threads: 2 }),
       { ...pythonApi('python-minimal'), name: 'py-no-python', python: '/nonexistent/bin/python3' },
-    ]);
+    ], { log_level: process.env.PYFAIL_LOG ?? "warn" });
     client = await JetbatchClient.connect({ servers: [server.url] });
   });
 
@@ -198,6 +203,45 @@ describe('python handlers: failures', () => {
     assert.equal(final.status, 'worker_error');
     assert.equal(final.error?.code, 'JB_HANDLER_LOAD_FAILED');
     assert.match(final.error?.message ?? '', /\/nonexistent\/bin\/python3" was not found/);
+  });
+
+  test('an undecodable batch is dead-lettered at once, whether the thread or Python finds it', async () => {
+    const job = await client.submit({ api_name: 'python-failures', batches: [['ok']], job_id: 'py-undecodable-1', max_attempts: 5 });
+    await wait(job.job_id);
+    const nc = await connect({ servers: server.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await waitUntil('the completion event of the job', () => jsm.streams.getMessage(Streams.events, { last_by_subj: Subjects.event('python-failures', job.job_id, 'completed') }).then(() => true, () => false), { timeoutMs: 10_000 });
+      const js = jetstream(nc);
+      // Not MessagePack; an array header with its items cut off (only Python's decoder sees that); a map.
+      const bodies = [new Uint8Array([0xc1, 0xc1]), new Uint8Array([0x92, 0x01]), encodeValue({ not: 'an array' })];
+      for (const [i, body] of bodies.entries()) {
+        const h = headers();
+        h.set(Headers.jobId, job.job_id);
+        h.set(Headers.apiName, 'python-failures');
+        h.set(Headers.batchId, String(i + 1));
+        await js.publish(Subjects.batch('python-failures', job.job_id), body, { headers: h });
+      }
+      const kv = await new Kvm(nc).open(Buckets.jobs);
+      const rec = (await kv.get(job.job_id))!.json<JobRecord>();
+      await kv.put(job.job_id, encodeJson({ ...rec, status: 'running', end_time: null, batch_metrics: null, total_batch_count: 4 }));
+    } finally {
+      await nc.close();
+    }
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'completed_with_failures');
+    const letters = (await client.deadLetters(job.job_id)).sort((a, b) => a.batch_id.localeCompare(b.batch_id));
+    assert.deepEqual(letters.map((l) => [l.batch_id, l.attempts, l.error.code]), [['1', 1, 'JB_UNDECODABLE'], ['2', 1, 'JB_UNDECODABLE'], ['3', 1, 'JB_UNDECODABLE']]);
+    assert.match(letters[1]!.error.stack ?? '', /Traceback/, 'the Python decoder found it');
+  });
+
+  test('replaced processes count as worker restarts on /metrics, by reason', async () => {
+    const a = daemon.metricsAddress!;
+    const exp = parseExposition(await (await fetch(`http://${a.host}:${a.port}/metrics`)).text());
+    const restarts = (api: string, reason: string) => valueOf(exp, 'jetbatch_worker_restarts_total', { api_name: api, reason }) ?? 0;
+    assert.ok(restarts('python-failures', 'timeout') >= 4, 'two loops, two attempts each');
+    assert.ok(restarts('python-failures', 'crash') >= 4, 'two SIGKILLs, os._exit, a segfault');
+    assert.equal(restarts('py-oom', 'oom'), 2);
   });
 
   test('closing the daemon leaves no Python process behind', async () => {

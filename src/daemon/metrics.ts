@@ -66,7 +66,7 @@ export class DaemonMetrics {
   });
   readonly workerDeaths = new Counter({
     name: 'jetbatch_worker_restarts_total',
-    help: 'Worker threads that died or were terminated and replaced, by reason: crash, oom, timeout, aborted (stop/shutdown).',
+    help: 'Worker threads, or Python handler processes, that died or were terminated and replaced, by reason: crash, oom, timeout, aborted (stop/shutdown).',
     labelNames: ['api_name', 'reason'] as const,
     registers: [this.registry],
   });

@@ -14,6 +14,16 @@ export class StageError extends Error {
   }
 }
 
+/**
+ * Thrown by a runtime that had to kill or lost its process while the batch ran: the batch fails with `original`, and
+ * the outcome records `why` (the daemon counts it among worker restarts).
+ */
+export class ProcessReplaced extends Error {
+  constructor(readonly why: 'timeout' | 'aborted' | 'crash' | 'oom', readonly original: unknown) {
+    super('the handler process was replaced');
+  }
+}
+
 /** One job's handler on this thread. */
 export interface JobHandler<P> {
   /**

@@ -15,7 +15,7 @@ import { importHandler, resolveHandlerPath } from './load-handler.js';
 import { decodeValue } from '../fleet/protocol.js';
 import { JsRuntime } from './js-runtime.js';
 import { PythonRuntime } from './python/python-runtime.js';
-import { StageError, type JobHandler, type Runtime } from './runtime.js';
+import { ProcessReplaced, StageError, type JobHandler, type Runtime } from './runtime.js';
 import {
   channelNames,
   type BatchesTask,
@@ -243,8 +243,11 @@ async function callHandleBatch(handler: JobHandler<unknown>, task: Batch, payloa
     value = await handler.handleBatch(payload, task.batchId, ctx);
   } catch (err) {
     // A handler that gives up because ctx.signal aborted failed for that reason (timeout, stop, shutdown).
-    if (ac.signal.aborted) return failure('batch', ac.signal.reason, started);
-    return err instanceof StageError ? failure(err.stage, err.original, started) : failure('batch', err, started);
+    if (err instanceof StageError && !ac.signal.aborted) return failure(err.stage, err.original, started);
+    const replaced = err instanceof ProcessReplaced ? err : undefined;
+    const outcome = failure('batch', ac.signal.aborted ? ac.signal.reason : replaced !== undefined ? replaced.original : err, started);
+    if (replaced !== undefined) outcome.terminated = replaced.why;
+    return outcome;
   } finally {
     clearTimeout(timer);
     set.delete(ac);

@@ -162,7 +162,8 @@ class Runner:
     def batch(self, job_id, batch_id, tail):
         job = self.jobs.get(job_id)
         if job is None:
-            self.channel.write(["error", "batch", error_info(RuntimeError("no handler for job %s in this process" % job_id), "JB_WORKER_DIED")])
+            # Dropped (the job ended, then ran again) after the thread last constructed it: the thread sends init.
+            self.channel.write(["error", "missing", None])
             return
         try:
             payload = self.msgpack.unpackb(tail, raw=False, strict_map_key=False, timestamp=3)
@@ -190,7 +191,10 @@ class Runner:
 
     def complete(self, job_id, summary):
         job = self.jobs.pop(job_id, None)
-        if job is not None and job.hook is not None:
+        if job is None:
+            self.channel.write(["error", "missing", None])
+            return
+        if job.hook is not None:
             try:
                 job.hook(summary) if job.hook_args >= 1 else job.hook()
             except BaseException as e:

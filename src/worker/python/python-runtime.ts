@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, JetbatchError, type ErrorCode } from '../../errors.js';
 import type { HandlerContext } from '../../handler.js';
 import type { JobSpec, JobSummary } from '../../types.js';
-import { StageError, type JobHandler, type Runtime } from '../runtime.js';
+import { ProcessReplaced, StageError, type JobHandler, type Runtime } from '../runtime.js';
 import type { FailureStage } from '../thread-protocol.js';
 import { ChildGone, PythonChild } from './child.js';
 import type { Frame } from './frames.js';
@@ -86,7 +86,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
       const t0 = performance.now();
       let reply: Frame;
       try {
-        reply = await this.#request(child, ctx, ['init', job.job_id, job]);
+        [reply] = (await this.#request(child, ctx, [[['init', job.job_id, job]]])) as [Frame];
       } catch (err) {
         // The process could not start or died while constructing: before its runner was ready it is a load failure.
         const early = !(err instanceof ChildGone) || err.beforeReady;
@@ -130,19 +130,21 @@ export class PythonRuntime implements Runtime<Uint8Array> {
       signal.addEventListener('abort', onAbort, { once: true });
       let reply: Frame;
       try {
-        reply = await this.#request(child, ctx, ['batch', job.job_id, batchId, ctx.attempt], payload);
+        reply = await this.#onInstance(child, ctx, job, ['batch', job.job_id, batchId, ctx.attempt], payload);
       } catch (err) {
-        throw this.#goneError(err, ErrorCodes.WORKER_DIED);
+        if (err instanceof StageError) throw err;
+        const why = !signal.aborted ? 'crash' : (signal.reason as { code?: unknown } | undefined)?.code === ErrorCodes.BATCH_TIMEOUT ? 'timeout' : 'aborted';
+        throw new ProcessReplaced(why, this.#goneError(err, ErrorCodes.WORKER_DIED));
       } finally {
         signal.removeEventListener('abort', onAbort);
       }
       if (reply.header[0] === 'ok') return reply.header[1] === true ? reply.tail : null;
-      const info = reply.header[2] as ChildErrorInfo;
+      const info = errorOf(reply);
       const stage = reply.header[1] as FailureStage;
       if (info.oom === true) {
         // Whatever a MemoryError left behind, the next batch gets a fresh process.
         this.#replace(child);
-        throw toError({ ...info, code: ErrorCodes.WORKER_OOM, message: `the Python process ran out of memory (memory_limit_mb=${this.#opts.memoryLimitMb ?? 'none'}): ${info.message}` });
+        throw new ProcessReplaced('oom', toError({ ...info, code: ErrorCodes.WORKER_OOM, message: `the Python process ran out of memory (memory_limit_mb=${this.#opts.memoryLimitMb ?? 'none'}): ${info.message}` }));
       }
       if (stage === 'decode' || stage === 'result') throw new StageError(stage, toError(info));
       throw toError(info);
@@ -154,12 +156,27 @@ export class PythonRuntime implements Runtime<Uint8Array> {
       const child = this.#sameChild(generation);
       let reply: Frame;
       try {
-        reply = await this.#request(child, ctx, ['complete', job.job_id, summary]);
+        reply = await this.#onInstance(child, ctx, job, ['complete', job.job_id, summary]);
       } catch (err) {
+        if (err instanceof StageError) throw err;
         throw this.#goneError(err, ErrorCodes.WORKER_DIED);
       }
-      if (reply.header[0] === 'error') throw toError(reply.header[2] as ChildErrorInfo);
+      if (reply.header[0] === 'error') throw toError(errorOf(reply));
     });
+  }
+
+  /**
+   * Sends a request about the job's handler. A process that no longer has it (a drop of the job's previous run — it
+   * ended, then ran again — reached the process after this handler was constructed) gets it constructed again first,
+   * as the thread would after an 'ended' message.
+   */
+  async #onInstance(child: PythonChild, ctx: HandlerContext, job: JobSpec, header: unknown[], tail?: Uint8Array): Promise<Frame> {
+    const [reply] = await this.#request(child, ctx, [[header, tail]]);
+    if (reply!.header[0] !== 'error' || reply!.header[1] !== 'missing') return reply!;
+    // Both frames are written at once, so no other drop can come between the construction and the request.
+    const [init, again] = await this.#request(child, ctx, [[['init', job.job_id, job]], [header, tail]]);
+    if (init!.header[0] === 'error') throw new StageError(init!.header[1] === 'load' ? 'load' : 'init', toError(init!.header[2] as ChildErrorInfo));
+    return again!;
   }
 
   /** The process a handler was constructed in, or an error if it has been replaced since (retried elsewhere). */
@@ -171,10 +188,17 @@ export class PythonRuntime implements Runtime<Uint8Array> {
     return child;
   }
 
-  async #request(child: PythonChild, ctx: HandlerContext, header: unknown[], tail?: Uint8Array): Promise<Frame> {
+  /** Sends requests (written at once, answered in order) and waits for their replies; `ctx` gets their logs. */
+  async #request(child: PythonChild, ctx: HandlerContext, requests: Array<[unknown[], Uint8Array?]>): Promise<Frame[]> {
     this.#current = ctx;
     try {
-      return await child.request(header, tail);
+      const replies = requests.map(([header, tail]) => child.request(header, tail));
+      // Every reply is awaited, so none is left rejected and unhandled when an earlier one fails.
+      const settled = await Promise.allSettled(replies);
+      return settled.map((r) => {
+        if (r.status === 'rejected') throw r.reason;
+        return r.value;
+      });
     } finally {
       this.#current = undefined;
       if (!child.alive) this.#replace(child);
@@ -251,6 +275,12 @@ export class PythonRuntime implements Runtime<Uint8Array> {
     if (!(gone instanceof ChildGone)) return gone as Error;
     return new JetbatchError(code, gone.message, { cause: gone });
   }
+}
+
+/** The report of an `error` reply (never missing from a well-behaved runner). */
+function errorOf(reply: Frame): ChildErrorInfo {
+  const info = reply.header[2] as ChildErrorInfo | null | undefined;
+  return info ?? { name: 'Error', message: `the Python process answered ${String(reply.header[1])} without details` };
 }
 
 /** An Error carrying the child's report: the Python traceback is its stack. */
