@@ -4,7 +4,7 @@
  * cap, import and constructor failures (worker_error) — and a fresh process after each death.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -20,6 +20,10 @@ import { parseExposition, valueOf } from './helpers/prometheus.js';
 import { PYTHON, pythonApi, runnerPids } from './helpers/python.js';
 import { waitUntil } from './helpers/wait.js';
 
+/** An interpreter without site-packages, so without msgpack: the runner must say so. */
+const noMsgpack = join(tempDir('jetbatch-py-nomsgpack-'), 'python');
+writeFileSync(noMsgpack, `#!/bin/sh\nexec ${PYTHON} -S "$@"\n`, { mode: 0o755 });
+
 describe('python handlers: failures', () => {
   let server: NatsServer;
   let daemon: Daemon;
@@ -34,6 +38,7 @@ describe('python handlers: failures', () => {
       pythonApi('python-import-error', { threads: 2 }),
       pythonApi('python-init-error', { threads: 2 }),
       { ...pythonApi('python-minimal'), name: 'py-no-python', python: '/nonexistent/bin/python3' },
+      { ...pythonApi('python-minimal'), name: 'py-no-msgpack', python: noMsgpack },
     ], { log_level: process.env.PYFAIL_LOG ?? "warn" });
     client = await JetbatchClient.connect({ servers: [server.url] });
   });
@@ -233,6 +238,14 @@ describe('python handlers: failures', () => {
     const letters = (await client.deadLetters(job.job_id)).sort((a, b) => a.batch_id.localeCompare(b.batch_id));
     assert.deepEqual(letters.map((l) => [l.batch_id, l.attempts, l.error.code]), [['1', 1, 'JB_UNDECODABLE'], ['2', 1, 'JB_UNDECODABLE'], ['3', 1, 'JB_UNDECODABLE']]);
     assert.match(letters[1]!.error.stack ?? '', /Traceback/, 'the Python decoder found it');
+  });
+
+  test('an interpreter that cannot import msgpack ends the job worker_error saying so', async () => {
+    const job = await client.submit({ api_name: 'py-no-msgpack', batches: [[1]] });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'worker_error');
+    assert.equal(final.error?.code, 'JB_HANDLER_LOAD_FAILED');
+    assert.match(final.error?.message ?? '', /exited with code 3[\s\S]*cannot import msgpack/);
   });
 
   test('replaced processes count as worker restarts on /metrics, by reason', async () => {
