@@ -23,6 +23,7 @@ describe('python handlers: the contract', () => {
       pythonApi('python-contract', { config: { label: 'api-label', record_dir: recordDir } }),
       pythonApi('python-minimal', { threads: 2, config: { factor: 2, record_dir: recordDir } }),
       pythonApi('python-client', { config: { next_api: 'python-minimal' } }),
+      { ...pythonApi('python-contract', { gpus: [5], config: { record_dir: recordDir } }), name: 'py-gpu' },
     ]);
     client = await JetbatchClient.connect({ servers: [server.url] });
   });
@@ -58,6 +59,8 @@ describe('python handlers: the contract', () => {
     assert.deepEqual(new Uint8Array(first.raw as Uint8Array), new Uint8Array([0, 1]), 'bytes stay bytes');
     assert.deepEqual(first.pair, [1, 'two'], 'tuple → list');
     assert.equal(first.cwd, join(FIXTURES, 'python-contract'), 'the process runs in the project folder');
+    assert.equal(first.cuda, null, 'no GPUs listed: CUDA_VISIBLE_DEVICES not set');
+    assert.equal(first.unbuffered, '1');
     // One thread, one process, one instance per job: its batches counted up on the same instance.
     assert.deepEqual(results.map((r) => (r.result as { instance_batches: number }).instance_batches).sort(), [1, 2, 3]);
     const hook = readFileSync(join(recordDir, `complete-${job.job_id}.json`), 'utf8').trim().split('\n');
@@ -65,6 +68,12 @@ describe('python handlers: the contract', () => {
     const summary = JSON.parse(hook[0]!) as { status: string; batch_metrics: { succeeded: number } };
     assert.equal(summary.status, 'succeeded');
     assert.equal(summary.batch_metrics.succeeded, 4);
+  });
+
+  test("the thread's GPU is the process's CUDA_VISIBLE_DEVICES", async () => {
+    const job = await client.submit({ api_name: 'py-gpu', batches: [[{ n: 1 }]] });
+    assert.equal((await wait(job.job_id)).status, 'succeeded');
+    for await (const r of client.results(job.job_id)) assert.equal((r.result as { cuda: string }).cuda, '5');
   });
 
   test('a new Handler per job in the same long-lived process', async () => {
@@ -78,8 +87,8 @@ describe('python handlers: the contract', () => {
     };
     assert.equal((await read(a.job_id)).instance_batches, 1);
     assert.equal((await read(b.job_id)).instance_batches, 1, 'a fresh instance for the second job');
-    // One process per thread (1 + 2 + 1), kept across jobs (python-minimal's threads may not have started yet).
-    await waitUntil('one Python process per thread', () => runnerPids().length === 4, { timeoutMs: 10_000, detail: () => execSync('ps -ef --forest').toString() });
+    // One process per thread (1 + 2 + 1 + 1), kept across jobs (python-minimal's threads may not have started yet).
+    await waitUntil('one Python process per thread', () => runnerPids().length === 5, { timeoutMs: 10_000, detail: () => execSync('ps -ef --forest').toString() });
   });
 
   test('the short signatures: __init__(config), handle_batch(payload), on_job_complete()', async () => {
