@@ -23,10 +23,13 @@ const prefix = join(scratch, 'prefix');
 /** Where a user keeps their config and handler project: outside the clone. */
 const outside = join(scratch, 'elsewhere');
 
-/** npm older than 11.16 ignores package.json's allowScripts (and would download onnxruntime's CUDA libraries). */
+/**
+ * npm 10 ignores package.json's allowScripts (and would download onnxruntime's CUDA libraries); npm 11 reads it from
+ * 11.16 and skips denied packages' scripts by 11.17 (checked here with 11.19).
+ */
 const npmVersion = spawnSync('npm', ['--version'], { encoding: 'utf8' }).stdout.trim();
 const [npmMajor = 0, npmMinor = 0] = npmVersion.split('.').map(Number);
-const npmHasAllowScripts = npmMajor > 11 || (npmMajor === 11 && npmMinor >= 16);
+const npmHasAllowScripts = npmMajor > 11 || (npmMajor === 11 && npmMinor >= 17);
 
 /** The environment of a user's shell: none of the npm_* variables `npm test` sets for this process. */
 function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -116,7 +119,7 @@ describe('a clone, used as README.md says', { skip: existsSync(join(ROOT, '.git'
     rmSync(scratch, { recursive: true, force: true });
   });
 
-  test('npm ci succeeds without a warning and builds dist/', { skip: npmHasAllowScripts ? false : `npm ${npmVersion} < 11.16 ignores allowScripts` }, () => {
+  test('npm ci succeeds without a warning and builds dist/', { skip: npmHasAllowScripts ? false : `npm ${npmVersion} < 11.17 does not honour allowScripts` }, () => {
     const out = ok(install, 'npm ci');
     const warnings = `${out}\n${install.stderr}`.split('\n').filter((l) => /^npm warn/i.test(l));
     assert.deepEqual(warnings, [], 'npm ci warned');
