@@ -68,7 +68,7 @@ export function throughputChart(d: ChartData): string {
   const first = Math.min(...d.times);
   const last = Math.max(...d.times);
   const span = Math.max(last - first, 1000);
-  const buckets = Math.max(1, Math.min(40, Math.ceil(span / 1000)));
+  const buckets = Math.max(2, Math.min(40, Math.ceil(span / 250)));
   const bucketMs = span / buckets;
   const counts = new Array<number>(buckets).fill(0);
   for (const t of d.times) counts[Math.min(buckets - 1, Math.floor((t - first) / bucketMs))]! += 1;

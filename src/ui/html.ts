@@ -38,6 +38,11 @@ export function raw(text: string): Html {
   return new Html(text);
 }
 
+/** `01-31 12:00:00` (UTC, no year: table cells; the full time is in the title). */
+export function compactTime(iso: string | null | undefined): string {
+  return shortTime(iso).slice(5);
+}
+
 /** `2026-01-31 12:00:00` (UTC) from an ISO time; '' for none. */
 export function shortTime(iso: string | null | undefined): string {
   if (iso === null || iso === undefined || iso === '') return '';

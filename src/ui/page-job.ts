@@ -111,7 +111,7 @@ export function jobPage(d: JobPageData): Html {
   const p = jobPayload(d.status);
   const id = d.record.job_id;
   const f = (name: string, cls = ''): Html => html`<span data-f="${name}"${cls === '' ? '' : html` class="${cls}"`}>${p.fields[name] ?? ''}</span>`;
-  const stat = (label: string, name: string, sub?: Html): Html => html`<div class="stat stat-${name}"><div class="label">${label}</div><div class="value">${f(name)}</div>${sub ?? ''}</div>`;
+  const stat = (label: string, name: string, sub?: Html, cls = ''): Html => html`<div class="stat stat-${name}"><div class="label">${label}</div><div class="value${cls === '' ? '' : ` ${cls}`}">${f(name)}</div>${sub ?? ''}</div>`;
   const disabledWhy = d.tokenEnabled ? '' : html` title="read-only: start jetbatch ui with --token to enable"`;
   const chartSrc = (kind: string): string => `/jobs/${encodeURIComponent(id)}/chart/${kind}.svg`;
   const body = html`<section class="head job-head">
@@ -133,7 +133,7 @@ export function jobPage(d: JobPageData): Html {
   <div class="stats">
     ${stat('Succeeded', 'succeeded')}${stat('Failed', 'failed')}${stat('Queued', 'queued')}
     ${stat('Running now', 'running', html`<div class="sub">${f('running_on')}</div>`)}${stat('Avg batch', 'avg')}
-    ${stat('Started (UTC)', 'start')}${stat('Ended (UTC)', 'end')}${stat('Duration', 'duration')}
+    ${stat('Started (UTC)', 'start', undefined, 'time')}${stat('Ended (UTC)', 'end', undefined, 'time')}${stat('Duration', 'duration')}
   </div>
   <p class="error-box" id="job-error"${p.fields.error === '' ? html` hidden` : ''}>${f('error')}</p>
 </section>

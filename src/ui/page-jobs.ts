@@ -1,5 +1,5 @@
 /** The jobs page: filters, status counts, one page of jobs newest first, a pager. */
-import { count, duration, html, layout, pct, shortTime, type Html } from './html.js';
+import { compactTime, count, duration, html, layout, pct, type Html } from './html.js';
 import { STATUS_FILTERS, type JobPage, type JobQuery, type StatusFilter } from './job-cache.js';
 import type { JobRow } from './rows.js';
 import { table, type Row, type TableData } from './table.js';
@@ -13,8 +13,8 @@ export const JOB_COLUMNS: ReadonlyArray<string | [string, string]> = [
   ['Queued', 'num'],
   ['Running', 'num'],
   ['Priority', 'num'],
-  'Started (UTC)',
-  'Ended (UTC)',
+  'Started',
+  'Ended',
   ['Duration', 'num'],
 ];
 
@@ -43,8 +43,8 @@ export function jobRow(r: JobRow): Row {
       num(r.queued),
       { ...num(r.running), ...(r.running_daemons > 0 ? { title: `on ${r.running_daemons} daemon${r.running_daemons === 1 ? '' : 's'}` } : {}) },
       num(r.priority),
-      { t: shortTime(r.start_time), c: 'time', title: r.start_time },
-      { t: shortTime(r.end_time), c: 'time', title: r.end_time ?? '' },
+      { t: compactTime(r.start_time), c: 'time', title: r.start_time },
+      { t: compactTime(r.end_time), c: 'time', title: r.end_time ?? '' },
       { t: duration(r.duration_ms), c: 'num' },
     ],
   };

@@ -50,6 +50,7 @@ function renderTable(tbody, data) {
     ? [el('tr', { class: 'empty' }, el('td', { colspan: tbody.dataset.columns }, data.empty))]
     : data.rows.map((r) => el('tr', { class: r.c, 'data-id': r.id }, ...r.cells.map(cellNode)));
   tbody.replaceChildren(...rows);
+  tbody.dataset.rendered = 'js';
 }
 
 function setLive(on) {
@@ -117,6 +118,8 @@ function jobPage() {
     const r = await fetch(`/api/jobs/${enc}/dead-letters`);
     if (r.ok) renderTable(document.getElementById('dead-letters'), (await r.json()).table);
   };
+  let lastStatus = null;
+  void refreshDeadLetters();
   stream(`/api/jobs/${enc}/stream`, 'job', (p) => {
     setFields(p.fields);
     const badge = document.getElementById('status-badge');
@@ -128,8 +131,9 @@ function jobPage() {
     const canMutate = body.dataset.tokenEnabled === 'yes';
     if (stopBtn && !stopBtn.classList.contains('confirm')) stopBtn.disabled = !(canMutate && p.actions.stop);
     if (replayBtn && !replayBtn.classList.contains('confirm')) replayBtn.disabled = !(canMutate && p.actions.replay);
-    if (failed !== null && p.failed !== failed) void refreshDeadLetters();
+    if (failed !== null && (p.failed !== failed || p.status !== lastStatus)) void refreshDeadLetters();
     failed = p.failed;
+    lastStatus = p.status;
     if (p.terminal && !terminal) refreshCharts();
     terminal = p.terminal;
   });
@@ -161,10 +165,12 @@ function jobPage() {
         const r = await fetch(`/api/jobs/${enc}/${action}`, { method: 'POST', headers });
         const out = await r.json().catch(() => ({}));
         if (r.ok) show(out.message || `${action}: done`, false);
-        else show(`${action} refused (${r.status}): ${(out.error && out.error.message) || r.statusText}`, true);
+        else {
+          show(`${action} refused (${r.status}): ${(out.error && out.error.message) || r.statusText}`, true);
+          btn.disabled = false;
+        }
       } catch (err) {
         show(`${action} failed: ${err}`, true);
-      } finally {
         btn.disabled = false;
       }
     });

@@ -1,0 +1,214 @@
+/**
+ * `jetbatch ui` in a real browser (Debian's headless Chromium driven by playwright-core) against a real nats-server
+ * and daemon: live progress without reloads, dead letters, stop with and without the token, replay, escaping of
+ * hostile strings, the fleet page, the screenshot for the README, and the job list without JavaScript.
+ * Screenshots go to a temp folder; with JETBATCH_UI_SCREENSHOTS=docs they replace docs/ui.png and docs/ui-job.png.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { JetbatchClient } from '../src/client/client.js';
+import type { Daemon } from '../src/daemon/daemon.js';
+import { FIXTURES, ROOT, startDaemon, tempDir } from './helpers/daemon.js';
+import { NatsServer } from './helpers/nats-server.js';
+import { UI_TOKEN, launchChromium, startUi } from './helpers/ui.js';
+import { waitUntil } from './helpers/wait.js';
+
+let nats: NatsServer;
+let daemon: Daemon;
+let client: JetbatchClient;
+let server: Awaited<ReturnType<typeof startUi>>;
+let browser: Browser;
+let base: string;
+const recordDir = tempDir('jetbatch-ui-rec-');
+const shots = process.env.JETBATCH_UI_SCREENSHOTS === 'docs' ? join(ROOT, 'docs') : mkdtempSync(join(tmpdir(), 'jetbatch-ui-shots-'));
+
+before(async () => {
+  nats = await NatsServer.start();
+  daemon = await startDaemon(nats.url, [
+    { name: 'recorder', project: join(FIXTURES, 'recorder'), threads: 2 },
+    { name: 'hostile', project: join(FIXTURES, 'ui-hostile'), threads: 1, max_attempts: 1 },
+  ]);
+  client = await JetbatchClient.connect({ servers: [nats.url] });
+  server = await startUi(nats.url);
+  base = server.ui.url;
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  await client?.close();
+  await daemon?.close();
+  await nats?.dispose();
+});
+
+/** A page that records dialogs and navigations, so a test can say none happened. */
+async function openPage(path: string): Promise<{ page: Page; dialogs: string[]; navigations: () => number }> {
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  const dialogs: string[] = [];
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  let navigations = 0;
+  page.on('framenavigated', (f) => {
+    if (f === page.mainFrame()) navigations++;
+  });
+  await page.goto(base + path);
+  return { page, dialogs, navigations: () => navigations };
+}
+
+const items = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+test('the jobs page shows a job submitted after it opened, and its progress reaching succeeded, without a reload', async () => {
+  const { page, navigations } = await openPage('/jobs');
+  await page.locator('#live.on').waitFor({ timeout: 10_000 });
+  const navigated = navigations();
+  const job = await client.submit({ api_name: 'recorder', items: items(40), batch_size: 2, workers: 2, config: { record_dir: recordDir, delay_ms: 200 } });
+  const row = page.locator(`#job-rows tr[data-id="${job.job_id}"]`);
+  await row.waitFor({ timeout: 10_000 });
+  // Seen while it runs, then done: the same row, updated in place.
+  await page.locator(`#job-rows tr[data-id="${job.job_id}"] .badge`, { hasText: 'running' }).waitFor({ timeout: 10_000 });
+  await page.locator(`#job-rows tr[data-id="${job.job_id}"] .badge`, { hasText: 'succeeded' }).waitFor({ timeout: 30_000 });
+  assert.equal(navigations(), navigated, 'the page was reloaded');
+  const cells = await row.locator('td').allTextContents();
+  assert.match(cells[2]!, /100%/);
+  assert.match(cells[2]!, /20 \/ 20 batches/);
+  assert.equal(cells[3], '20'); // succeeded
+  assert.equal((await client.status(job.job_id)).status, 'succeeded');
+  await page.close();
+});
+
+test('a job page shows progress live, its charts, results and each dead letter with its error and payload', async () => {
+  const job = await client.submit({ api_name: 'hostile', items: ['alpha', 'beta', 'gamma', 'delta'], batch_size: 1, config: { fail: ['1', '3'], message: 'model exploded on this batch', code: 'E_MODEL' } });
+  const final = await client.wait(job.job_id, { timeoutMs: 30_000 });
+  assert.equal(final.status, 'completed_with_failures');
+  const { page } = await openPage(`/jobs/${job.job_id}`);
+  assert.equal(await page.locator('#status-badge').textContent(), 'completed with failures');
+  const letters = page.locator('#dead-letters tr');
+  assert.equal(await letters.count(), 2);
+  const text = (await letters.allTextContents()).join('\n');
+  assert.match(text, /E_MODEL: model exploded on this batch/);
+  assert.match(text, /\["beta"\]/); // payload preview of batch 1
+  assert.match(text, /\["delta"\]/);
+  assert.equal(await page.locator('[data-f="failed"]').first().textContent(), '2');
+  assert.equal(await page.locator('#results tr').count(), 2);
+  // The charts are images served by the UI, loaded without errors.
+  for (const id of ['#chart-durations', '#chart-throughput']) {
+    const loaded = await page.evaluate(`(() => { const img = document.querySelector('${id}'); return img.complete && img.naturalWidth > 0; })()`);
+    assert.ok(loaded, `${id} did not load`);
+  }
+  const svg = await (await fetch(`${base}/jobs/${job.job_id}/chart/durations.svg`)).text();
+  assert.match(svg, /n=2/);
+  await page.close();
+});
+
+test('stop needs the token: refused without it and with a wrong one (nothing stopped), done with it', async () => {
+  const job = await client.submit({ api_name: 'recorder', items: items(200), batch_size: 1, workers: 1, config: { record_dir: recordDir, delay_ms: 300 } });
+  const { page } = await openPage(`/jobs/${job.job_id}`);
+  await page.locator('#status-badge.st-running').waitFor({ timeout: 15_000 });
+  const stop = page.locator('#btn-stop');
+  // Without a token: two clicks (arm, send) and a refusal on the page.
+  await stop.click();
+  await stop.click();
+  await page.locator('#action-msg.err', { hasText: 'refused (401)' }).waitFor({ timeout: 10_000 });
+  // Straight requests from the page: no header, a wrong token, the token as Basic credentials (a browser attaches
+  // those by itself, so they must not do).
+  // (A string: tsx would wrap a function's inner functions in a helper the page does not have.)
+  const post = (headers: Record<string, string>): Promise<number> =>
+    page.evaluate(`fetch('/api/jobs/${job.job_id}/stop', { method: 'POST', headers: ${JSON.stringify(headers)} }).then((r) => r.status)`);
+  const statuses = [await post({}), await post({ Authorization: 'Bearer wrong-token-wrong-token' }), await post({ Authorization: `Basic ${Buffer.from(`x:${UI_TOKEN}`).toString('base64')}` })];
+  assert.deepEqual(statuses, [401, 403, 401]);
+  assert.equal((await client.status(job.job_id)).status, 'running', 'a refused stop stopped the job');
+  // With the token.
+  await page.locator('#token').fill(UI_TOKEN);
+  await stop.click();
+  await stop.click();
+  await page.locator('#action-msg:not(.err)', { hasText: 'stopped' }).waitFor({ timeout: 10_000 });
+  await page.locator('#status-badge.st-stopped').waitFor({ timeout: 10_000 });
+  assert.equal((await client.status(job.job_id)).status, 'stopped');
+  assert.ok(await stop.isDisabled(), 'stop stays enabled on a stopped job');
+  await page.close();
+});
+
+const HOSTILE = `<script>window.__pwned='script'</script><img src=x onerror="window.__pwned='img';alert(1)"><svg onload="window.__pwned='svg'"></svg>"'\`</td></tr>`;
+
+test('strings from NATS are text: nothing in a job\'s config, error, payload or result runs, on any page', async () => {
+  const job = await client.submit({
+    api_name: 'hostile',
+    items: [HOSTILE, 'fine', { html: HOSTILE }],
+    batch_size: 1,
+    config: { fail: ['0'], message: HOSTILE, code: `E_${HOSTILE}`, result: HOSTILE, [HOSTILE]: HOSTILE },
+  });
+  assert.equal((await client.wait(job.job_id, { timeoutMs: 30_000 })).status, 'completed_with_failures');
+  const res = await fetch(`${base}/jobs/${job.job_id}`);
+  const csp = res.headers.get('content-security-policy') ?? '';
+  assert.match(csp, /script-src 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline/);
+  const html = await res.text();
+  assert.ok(!html.includes('<img src=x'), 'unescaped markup in the server-rendered page');
+  assert.ok(!html.includes("<script>window"), 'unescaped script in the server-rendered page');
+
+  const { page, dialogs } = await openPage(`/jobs/${job.job_id}`);
+  // The dead letters are rendered again by app.js (DOM and textContent) once the page has loaded.
+  await page.locator('#dead-letters[data-rendered="js"]').waitFor({ timeout: 10_000 });
+  await page.locator('#live.on').waitFor({ timeout: 10_000 });
+  const config = await page.locator('#job-config').textContent();
+  assert.ok(config?.includes(`<script>window.__pwned='script'</script>`), 'the config is not shown as text');
+  const dlq = (await page.locator('#dead-letters').textContent()) ?? '';
+  assert.ok(dlq.includes(`PermanentError`) || dlq.includes('E_<script>'), dlq);
+  assert.ok(dlq.includes(`<img src=x onerror=`), 'the error / payload is not shown as text');
+  assert.ok(((await page.locator('#results').textContent()) ?? '').includes('<svg onload='), 'the result is not shown as text');
+  // Replay its dead letters from the page (with the token): the JavaScript-rendered table holds them again.
+  await page.locator('#token').fill(UI_TOKEN);
+  await page.locator('#btn-replay').click();
+  await page.locator('#btn-replay').click();
+  await page.locator('#action-msg:not(.err)', { hasText: 'replayed 1 dead-lettered batch' }).waitFor({ timeout: 15_000 });
+  assert.equal((await client.wait(job.job_id, { timeoutMs: 30_000 })).status, 'completed_with_failures');
+  for (const path of ['/jobs', `/jobs?api=hostile`, '/fleet']) {
+    await page.goto(base + path);
+    await page.locator('#live.on').waitFor({ timeout: 10_000 });
+  }
+  await page.goto(`${base}/jobs/${job.job_id}`);
+  await page.locator('#dead-letters[data-rendered="js"]').waitFor({ timeout: 10_000 });
+  assert.equal(await page.evaluate('typeof window.__pwned'), 'undefined', 'injected script ran');
+  assert.deepEqual(dialogs, [], 'an injected alert() fired');
+  assert.equal(await page.locator('img[src="x"], svg[onload], script:not([src])').count(), 0, 'injected elements in the DOM');
+  await page.close();
+});
+
+test('fleet page: each API with its live daemons and threads; a daemon that shut down shows as gone', async () => {
+  const { page } = await openPage('/fleet');
+  const api = page.locator('#fleet-apis tr[data-id="recorder"]');
+  await api.waitFor({ timeout: 10_000 });
+  assert.deepEqual((await api.locator('td').allTextContents()).slice(0, 4), ['recorder', 'serving', '1', '2']);
+  const second = await startDaemon(nats.url, [{ name: 'recorder', project: join(FIXTURES, 'recorder'), threads: 3 }]);
+  try {
+    await waitUntil('two live daemons on the page', async () => (await page.locator('#fleet-daemons tr.live').count()) === 2, { timeoutMs: 15_000 });
+    await page.locator('#fleet-apis tr[data-id="recorder"] td:nth-child(4)', { hasText: '5' }).waitFor({ timeout: 10_000 });
+  } finally {
+    await second.close();
+  }
+  await page.locator('#fleet-daemons tr.gone', { hasText: 'gone: shut down' }).waitFor({ timeout: 15_000 });
+  assert.equal(await page.locator('#fleet-daemons tr.live').count(), 1);
+  await page.close();
+});
+
+test('screenshot of the jobs page and a job page (README)', async () => {
+  // A running job too, so the picture shows a bar in progress.
+  const running = await client.submit({ api_name: 'recorder', items: items(400), batch_size: 4, workers: 2, priority: 5, config: { record_dir: recordDir, delay_ms: 250 } });
+  const { page } = await openPage('/jobs');
+  await page.locator(`#job-rows tr[data-id="${running.job_id}"] .badge`, { hasText: 'running' }).waitFor({ timeout: 15_000 });
+  await waitUntil('some progress on the running job', async () => (await client.status(running.job_id)).batch_metrics.succeeded >= 8, { timeoutMs: 30_000 });
+  await page.locator(`#job-rows tr[data-id="${running.job_id}"] td:nth-child(4):not(:text-is("0"))`).waitFor({ timeout: 10_000 });
+  await page.screenshot({ path: join(shots, 'ui.png') });
+  await page.goto(`${base}/jobs/${running.job_id}`);
+  await page.locator('#live.on').waitFor({ timeout: 10_000 });
+  await page.screenshot({ path: join(shots, 'ui-job.png') });
+  await client.stop(running.job_id);
+  await page.close();
+});
