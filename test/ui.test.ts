@@ -9,9 +9,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Kvm } from '@nats-io/kv';
 import type { Browser, Page } from 'playwright-core';
 import { JetbatchClient } from '../src/client/client.js';
 import type { Daemon } from '../src/daemon/daemon.js';
+import type { JobRecord } from '../src/types.js';
 import { FIXTURES, ROOT, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { UI_TOKEN, launchChromium, startUi } from './helpers/ui.js';
@@ -211,4 +213,88 @@ test('screenshot of the jobs page and a job page (README)', async () => {
   await page.screenshot({ path: join(shots, 'ui-job.png') });
   await client.stop(running.job_id);
   await page.close();
+});
+
+const BULK = 10_000;
+
+/** Job records written straight into JETBATCH_JOBS, in the shape fleet/registry.ts writes (ended jobs). */
+async function writeBulkJobs(): Promise<void> {
+  const kv = await new Kvm(server.nc).open('JETBATCH_JOBS');
+  const t0 = Date.parse('2026-01-01T00:00:00.000Z');
+  const record = (i: number): JobRecord => {
+    const failed = i % 10 === 0 ? 1 : 0;
+    return {
+      job_id: `bulk-${String(i).padStart(5, '0')}`,
+      api_name: 'bulk',
+      status: failed > 0 ? 'completed_with_failures' : 'succeeded',
+      workers: 4,
+      total_batch_count: 10,
+      config: { n: i },
+      timeout: null,
+      batch_timeout: null,
+      max_attempts: null,
+      backoff: null,
+      project_version: null,
+      spec_hash: `hash-${i}`,
+      start_time: new Date(t0 + i * 1000).toISOString(),
+      end_time: new Date(t0 + i * 1000 + 750).toISOString(),
+      enqueue_deadline: new Date(t0 + i * 1000 + 60_000).toISOString(),
+      error: null,
+      batch_metrics: { succeeded: 10 - failed, failed, avg_time_per_batch: 0.05 },
+      batches_in_queue: 0,
+      completion: null,
+      priority: i % 7 === 0 ? 10 : 0,
+      paused_at: null,
+    };
+  };
+  const encoder = new TextEncoder();
+  for (let start = 0; start < BULK; start += 1000) {
+    await Promise.all(Array.from({ length: Math.min(1000, BULK - start) }, (_, k) => kv.put(record(start + k).job_id, encoder.encode(JSON.stringify(record(start + k))))));
+  }
+}
+
+test('10,000 jobs: a page of them renders in under a second, newest first, filtered and paged', async () => {
+  await writeBulkJobs();
+  await waitUntil('the UI to hold the 10,000 jobs', async () => {
+    const r = (await (await fetch(`${base}/api/jobs?api=bulk`)).json()) as { total: number };
+    return r.total === BULK;
+  }, { timeoutMs: 60_000 });
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  for (const path of ['/jobs', '/jobs?api=bulk', '/jobs?api=bulk&page=150', '/jobs?status=completed_with_failures&page=20']) {
+    const t0 = performance.now();
+    await page.goto(base + path);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 1000, `${path} took ${Math.round(ms)} ms`);
+    assert.equal(await page.locator('#job-rows tr').count(), 50, path);
+  }
+  await page.goto(`${base}/jobs?api=bulk&page=150`);
+  // Newest first: page 150 of 200 starts at the 7,451st newest job.
+  assert.equal(await page.locator('#job-rows tr').first().getAttribute('data-id'), 'bulk-02549');
+  assert.match((await page.locator('#pager-pos').textContent()) ?? '', /Page 150 of 200 · 10,000 jobs/);
+  await page.goto(`${base}/jobs?api=bulk&status=completed_with_failures`);
+  assert.match((await page.locator('#pager-pos').textContent()) ?? '', /of 20 · 1,000 jobs/);
+  await page.close();
+});
+
+test('with JavaScript disabled the job list works: rows, filters and paging are plain HTML', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1440, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(`${base}/jobs?api=bulk`);
+  assert.equal(await page.locator('#job-rows tr').count(), 50);
+  assert.equal(await page.locator('#job-rows tr').first().getAttribute('data-id'), 'bulk-09999');
+  assert.equal(await page.locator('#live').textContent(), 'static');
+  assert.ok(await page.locator('noscript').count() > 0);
+  await page.locator('select[name="status"]').selectOption('completed_with_failures');
+  await page.locator('#filters button[type="submit"]').click();
+  await page.waitForURL(/status=completed_with_failures/);
+  const badges = await page.locator('#job-rows .badge').allTextContents();
+  assert.equal(badges.length, 50);
+  assert.ok(badges.every((b) => b === 'completed with failures'), badges.join());
+  await page.locator('.pager a[rel="next"]').click();
+  await page.waitForURL(/page=2/);
+  assert.match((await page.locator('#pager-pos').textContent()) ?? '', /Page 2 of 20/);
+  await page.locator('#job-rows tr a').first().click();
+  await page.waitForURL(/\/jobs\/bulk-/);
+  assert.equal(await page.locator('#status-badge').textContent(), 'completed with failures');
+  await context.close();
 });
