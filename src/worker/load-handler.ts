@@ -6,7 +6,7 @@ import { ErrorCodes, JetbatchError } from '../errors.js';
 import type { HandlerClass } from '../handler.js';
 
 /** JavaScript first; `handler.py` makes a Python API (its module is run by a Python process, not imported here). */
-const CANDIDATES = ['handler.ts', 'handler.mts', 'handler.js', 'handler.mjs', 'handler.cjs'];
+const CANDIDATES = ['handler.ts', 'handler.mts', 'handler.js', 'handler.mjs', 'handler.cjs', 'handler.py'];
 
 export function resolveHandlerPath(projectDir: string, explicit: string | undefined): string {
   if (explicit !== undefined) {

@@ -12,7 +12,7 @@ import type { FleetContext } from '../../fleet/context.js';
 import { ErrorCodes, JetbatchError } from '../../errors.js';
 import { currentDeployment, fetchProject } from '../../fleet/deployments.js';
 import type { JobRecord } from '../../types.js';
-import type { ApiOptions } from '../config.js';
+import { pythonPath, type ApiOptions } from '../config.js';
 import { projectFingerprint } from '../../project/fingerprint.js';
 import type { ErrorInfo } from '../../types.js';
 import { apiEnvironment } from './env.js';
@@ -208,6 +208,7 @@ export class ApiHost {
       ...api,
       project: projectDir,
       handler: api.handler === undefined ? undefined : resolve(projectDir, api.handler),
+      python: pythonPath(api.python, projectDir),
     };
     const env = apiEnvironment(projectDir, this.#deps.environment);
     const pool = new ApiPool({
