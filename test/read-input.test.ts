@@ -19,7 +19,7 @@ async function read(text: string | Buffer, options: Partial<ReadOptions> = {}, n
   writeFileSync(file, text);
   const reader = await openInput(file, { ...STRICT, ...options });
   const values: unknown[] = [];
-  for await (const v of reader.values) values.push(v);
+  for await (const run of reader.values) values.push(...run);
   return { values, stats: reader.stats };
 }
 

@@ -9,7 +9,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { checkShape } from '../fleet/submission.js';
@@ -44,7 +44,8 @@ export class ReadStats {
 }
 
 export interface InputReader {
-  values: AsyncIterable<unknown>;
+  /** The values, in runs of those read together (one per read chunk: few awaits per value, at any file size). */
+  values: AsyncIterable<unknown[]>;
   stats: ReadStats;
 }
 
@@ -65,33 +66,71 @@ export async function openInput(file: string, options: ReadOptions): Promise<Inp
     } catch (err) {
       throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `cannot read ${file}: ${(err as Error).message}`);
     }
-    raw = createReadStream(file, { highWaterMark: 1 << 20 });
+    // Small reads: a run of values is short-lived, so little survives into the old generation and RSS stays low.
+    raw = createReadStream(file, { highWaterMark: 1 << 16 });
   }
-  raw.on('data', (chunk: Buffer) => (stats.bytes += chunk.length));
-  const text = file.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
+  // Counted by a transform, not a 'data' listener: a listener would switch the file to flowing mode, and it would
+  // be read as fast as the disk allows, whatever the publishing pace (memory no longer bounded).
+  const counted = raw.pipe(new Transform({ transform(chunk: Buffer, _encoding, done) { stats.bytes += chunk.length; done(null, chunk); } }));
+  const text = file.endsWith('.gz') ? counted.pipe(createGunzip()) : counted;
   return { values: readValues(text, sourceName(file), options, stats), stats };
 }
 
-/** Lines of a byte stream, decoded as UTF-8, numbered from 1. */
-async function* lines(input: AsyncIterable<Buffer | string>): AsyncGenerator<[number, string]> {
+/** Lines of a byte stream, decoded as UTF-8, numbered from 1: the complete lines of each chunk together. */
+async function* lineRuns(input: AsyncIterable<Buffer | string>): AsyncGenerator<Array<[number, string]>> {
   const decoder = new TextDecoder();
   let rest = '';
   let n = 0;
   for await (const chunk of input) {
     const text = rest + (typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }));
+    const run: Array<[number, string]> = [];
     let start = 0;
     for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', start)) {
-      yield [++n, text.slice(start, i)];
+      run.push([++n, text.slice(start, i)]);
       start = i + 1;
     }
     rest = text.slice(start);
+    if (run.length > 0) yield run;
   }
   rest += decoder.decode();
-  if (rest.length > 0) yield [++n, rest];
+  if (rest.length > 0) yield [[++n, rest]];
 }
 
-async function* readValues(input: Readable, source: string, options: ReadOptions, stats: ReadStats): AsyncGenerator<unknown> {
-  const it = lines(input)[Symbol.asyncIterator]();
+/** Reads lines one at a time from the runs (awaiting only between runs), or the rest of the current run at once. */
+class LineCursor {
+  readonly #runs: AsyncIterator<Array<[number, string]>>;
+  #run: Array<[number, string]> = [];
+  #at = 0;
+
+  constructor(runs: AsyncIterable<Array<[number, string]>>) {
+    this.#runs = runs[Symbol.asyncIterator]();
+  }
+
+  async next(): Promise<[number, string] | undefined> {
+    while (this.#at >= this.#run.length) {
+      const r = await this.#runs.next();
+      if (r.done === true) return undefined;
+      this.#run = r.value;
+      this.#at = 0;
+    }
+    return this.#run[this.#at++];
+  }
+
+  async nextNonEmpty(): Promise<[number, string] | undefined> {
+    for (let l = await this.next(); l !== undefined; l = await this.next()) if (l[1].trim().length > 0) return l;
+    return undefined;
+  }
+
+  /** The lines not read yet: the rest of the current run, then each following run. */
+  async *restRuns(): AsyncGenerator<Array<[number, string]>> {
+    if (this.#at < this.#run.length) yield this.#run.slice(this.#at);
+    this.#run = [];
+    for (let r = await this.#runs.next(); r.done !== true; r = await this.#runs.next()) yield r.value;
+  }
+}
+
+async function* readValues(input: Readable, source: string, options: ReadOptions, stats: ReadStats): AsyncGenerator<unknown[]> {
+  const cursor = new LineCursor(lineRuns(input));
   const problem: Problem = (line, message) => {
     if (options.strict) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} line ${line}: ${message}`);
     stats.badLines++;
@@ -101,13 +140,7 @@ async function* readValues(input: Readable, source: string, options: ReadOptions
     }
   };
   // The first non-empty line decides the format: JSON Lines, or one JSON document read whole.
-  let first: [number, string] | undefined;
-  for (let r = await it.next(); !r.done; r = await it.next()) {
-    if (r.value[1].trim().length > 0) {
-      first = r.value;
-      break;
-    }
-  }
+  const first = await cursor.nextNonEmpty();
   if (first === undefined) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} is empty`);
   let firstValue: { value: unknown } | undefined;
   try {
@@ -116,18 +149,27 @@ async function* readValues(input: Readable, source: string, options: ReadOptions
     // not a value on its own line: one document over several lines, or a malformed first line
   }
   if (firstValue === undefined) {
-    yield* document(first, it, source, options, stats, problem);
+    yield* document(first, cursor, source, options, stats, problem);
     return;
   }
-  const second = await nextNonEmpty(it);
+  const second = await cursor.nextNonEmpty();
   if (second === undefined) {
     // A single line: a JSON array there is the list of values, anything else is one value.
-    yield* accepted(Array.isArray(firstValue.value) ? firstValue.value : [firstValue.value], first[0], options, stats, problem);
+    yield accepted(Array.isArray(firstValue.value) ? firstValue.value : [firstValue.value], first[0], options, stats, problem);
     return;
   }
-  yield* accepted([firstValue.value], first[0], options, stats, problem);
-  for (let r: IteratorResult<[number, string]> | undefined = { done: false, value: second }; r !== undefined && !r.done; r = await it.next()) {
-    const [n, text] = r.value;
+  yield accepted([firstValue.value], first[0], options, stats, problem);
+  yield parseLines([second], options, stats, problem);
+  for await (const run of cursor.restRuns()) {
+    const values = parseLines(run, options, stats, problem);
+    if (values.length > 0) yield values;
+  }
+}
+
+/** JSON Lines: one value per non-empty line; malformed ones reported. */
+function parseLines(run: ReadonlyArray<[number, string]>, options: ReadOptions, stats: ReadStats, problem: Problem): unknown[] {
+  const out: unknown[] = [];
+  for (const [n, text] of run) {
     if (text.trim().length === 0) continue;
     let value: unknown;
     try {
@@ -136,35 +178,33 @@ async function* readValues(input: Readable, source: string, options: ReadOptions
       problem(n, `not valid JSON: ${(err as Error).message}`);
       continue;
     }
-    yield* accepted([value], n, options, stats, problem);
+    accept(out, value, false, 0, n, options, stats, problem);
   }
-}
-
-async function nextNonEmpty(it: AsyncIterator<[number, string]>): Promise<[number, string] | undefined> {
-  for (let r = await it.next(); !r.done; r = await it.next()) if (r.value[1].trim().length > 0) return r.value;
-  return undefined;
+  return out;
 }
 
 /** Reports a malformed line (its number; for a value of a one-document file, the document's first line). */
 type Problem = (line: number, message: string) => void;
 
 /**
- * Values that passed the item (or batch) checks, counted; the others are reported as problems of `line`, naming
+ * The values that pass the item (or batch) checks, counted; the others are reported as problems of `line`, naming
  * their index when the line held several (a one-line JSON array, or a whole document).
  */
-function* accepted(values: unknown[], line: number, options: ReadOptions, stats: ReadStats, problem: Problem): Generator<unknown> {
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i];
-    const what = `${options.batches ? 'batch' : 'item'}${values.length > 1 ? ` ${i}` : ''}`;
-    const message = options.batches && (!Array.isArray(value) || value.length === 0)
-      ? `${what}: must be a non-empty array of items`
-      : checkShape(value, what, true);
-    if (message !== null) {
-      problem(line, message);
-      continue;
-    }
+function accepted(values: unknown[], line: number, options: ReadOptions, stats: ReadStats, problem: Problem): unknown[] {
+  const out: unknown[] = [];
+  for (let i = 0; i < values.length; i++) accept(out, values[i], values.length > 1, i, line, options, stats, problem);
+  return out;
+}
+
+function accept(out: unknown[], value: unknown, indexed: boolean, i: number, line: number, options: ReadOptions, stats: ReadStats, problem: Problem): void {
+  const what = `${options.batches ? 'batch' : 'item'}${indexed ? ` ${i}` : ''}`;
+  const message = options.batches && (!Array.isArray(value) || value.length === 0)
+    ? `${what}: must be a non-empty array of items`
+    : checkShape(value, what, true);
+  if (message !== null) problem(line, message);
+  else {
     stats.values++;
-    yield value;
+    out.push(value);
   }
 }
 
@@ -172,49 +212,29 @@ function* accepted(values: unknown[], line: number, options: ReadOptions, stats:
  * The input did not start with a value on one line: read it whole as one JSON document (an array of values), or,
  * if it is not one, as JSON Lines whose first line is malformed.
  */
-async function* document(
-  first: [number, string],
-  it: AsyncIterator<[number, string]>,
-  source: string,
-  options: ReadOptions,
-  stats: ReadStats,
-  problem: Problem,
-): AsyncGenerator<unknown> {
-  const parts = [first[1]];
-  let size = first[1].length;
+async function* document(first: [number, string], cursor: LineCursor, source: string, options: ReadOptions, stats: ReadStats, problem: Problem): AsyncGenerator<unknown[]> {
   const numbered: Array<[number, string]> = [first];
-  for (let r = await it.next(); !r.done; r = await it.next()) {
-    size += r.value[1].length + 1;
+  let size = first[1].length;
+  for (let l = await cursor.next(); l !== undefined; l = await cursor.next()) {
+    size += l[1].length + 1;
     if (size > MAX_DOCUMENT_BYTES) {
       throw new JetbatchError(
         ErrorCodes.INVALID_SUBMISSION,
         `${source} line ${first[0]} is not a JSON value on its own, and a JSON document larger than ${MAX_DOCUMENT_BYTES / 1024 / 1024} MiB is not read whole: write JSON Lines (one value per line; e.g. jq -c '.[]' FILE)`,
       );
     }
-    parts.push(r.value[1]);
-    numbered.push(r.value);
+    numbered.push(l);
   }
   let whole: unknown;
   try {
-    whole = JSON.parse(parts.join('\n'));
+    whole = JSON.parse(numbered.map((l) => l[1]).join('\n'));
   } catch {
     // JSON Lines after all, starting with a malformed line
-    for (const [n, text] of numbered) {
-      if (text.trim().length === 0) continue;
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (err) {
-        problem(n, `not valid JSON: ${(err as Error).message}`);
-        continue;
-      }
-      yield* accepted([value], n, options, stats, problem);
-    }
+    yield parseLines(numbered, options, stats, problem);
     return;
   }
   if (!Array.isArray(whole)) {
     throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} line ${first[0]}: expected a JSON array or JSON Lines, found a multi-line JSON ${whole === null ? 'null' : typeof whole}`);
   }
-  yield* accepted(whole, first[0], options, stats, problem);
+  yield accepted(whole, first[0], options, stats, problem);
 }
-

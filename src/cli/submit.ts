@@ -7,7 +7,7 @@
 import cliProgress from 'cli-progress';
 import { Command } from 'commander';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { checkStreamSettings } from '../fleet/stream-settings.js';
+import { batchesOfRuns, checkStreamSettings } from '../fleet/stream-settings.js';
 import type { StreamProgress } from '../fleet/stream-submit.js';
 import type { JobRecord, JobStatus } from '../types.js';
 import { durationArg } from './args.js';
@@ -99,7 +99,10 @@ export function registerSubmit(program: Command, setExit: (code: number) => void
       let record: JobRecord;
       try {
         const { spec_hash: _hash, batch_size, ...rest } = checked;
-        record = await client.submitStream({ ...rest, ...(batch_size === null ? {} : { batch_size }) }, values, {
+        // Items are cut into batches here, a run of values at a time; a --batches file's values are the batches.
+        const source = batch_size === null ? eachOf(values) : batchesOfRuns(values, batch_size);
+        record = await client.submitStream({ ...rest, ...(batch_size === null ? {} : { batch_size }) }, source, {
+          grouped: true,
           requireDaemon: flags.requireDaemon === true,
           badLines: () => reader.stats.badLines,
           onProgress: (p) => bar.update(p),
@@ -132,22 +135,29 @@ export function registerSubmit(program: Command, setExit: (code: number) => void
 
 /**
  * Reads up to the input's first valid value before anything connects: an input with none (empty, or every line
- * malformed) is bad input (exit 2) and creates no job. Returns the values, the first one included.
+ * malformed) is bad input (exit 2) and creates no job. Returns the runs of values, the first one included.
  */
-async function withFirstValue(reader: InputReader, source: string, batches: boolean): Promise<AsyncIterable<unknown>> {
+async function withFirstValue(reader: InputReader, source: string, batches: boolean): Promise<AsyncIterable<unknown[]>> {
   const it = reader.values[Symbol.asyncIterator]();
-  const first = await it.next();
+  let first = await it.next();
+  while (first.done !== true && first.value.length === 0) first = await it.next();
   if (first.done === true) {
     const s = reader.stats;
     const sample = s.samples[0];
     throw invalid(`${source} holds no valid ${batches ? 'batches' : 'items'}${s.badLines > 0 ? `: ${s.badLines} malformed line${s.badLines === 1 ? '' : 's'} (line ${sample?.line}: ${sample?.message})` : ''}`);
   }
+  const head = first.value;
   return {
     async *[Symbol.asyncIterator]() {
-      yield first.value;
+      yield head;
       for (let r = await it.next(); r.done !== true; r = await it.next()) yield r.value;
     },
   };
+}
+
+/** Each batch of runs of batches (the --batches file). */
+async function* eachOf(runs: AsyncIterable<unknown[]>): AsyncGenerator<unknown> {
+  for await (const run of runs) yield* run;
 }
 
 function reportBadLines(stats: ReadStats, source: string): void {

@@ -42,6 +42,11 @@ export interface StreamSubmitClientOptions {
   badLines?: () => number;
   /** As in SubmitOptions. @defaultValue false */
   requireDaemon?: boolean;
+  /**
+   * With `batch_size` in the settings: `source` yields the batches already cut (each of at most `batch_size`
+   * items) rather than items. @defaultValue false
+   */
+  grouped?: boolean;
 }
 
 export interface WaitOptions {
@@ -128,7 +133,7 @@ export class JetbatchClient {
     if (options.requireDaemon === true && ((await readCapacity(this.#ctx)).get(checked.api_name)?.daemons ?? 0) === 0) {
       throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no live daemon serves the API "${checked.api_name}" now (see \`jetbatch apis\`); nothing was submitted`);
     }
-    const batches = checked.batch_size === null ? asBatches(source) : inBatches(source, checked.batch_size);
+    const batches = checked.batch_size === null || options.grouped === true ? asBatches(source, checked.batch_size) : inBatches(source, checked.batch_size);
     return submitStream(this.#ctx, checked, batches, { maxBatchBytes: maxBodyBytes(this.#ctx.nc), onProgress: options.onProgress, badLines: options.badLines });
   }
 
@@ -275,11 +280,12 @@ export class JetbatchClient {
   }
 }
 
-/** A stream of batches as given; anything but a non-empty array is refused with its position. */
-async function* asBatches(source: AsyncIterable<unknown>): AsyncGenerator<unknown[]> {
+/** A stream of batches as given; anything but a non-empty array (of at most `max` items) is refused with its position. */
+async function* asBatches(source: AsyncIterable<unknown>, max: number | null): AsyncGenerator<unknown[]> {
   let i = 0;
   for await (const b of source) {
     if (!Array.isArray(b) || b.length === 0) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${i}: must be a non-empty array of items`);
+    if (max !== null && b.length > max) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${i}: holds ${b.length} items, more than batch_size ${max}`);
     i++;
     yield b;
   }

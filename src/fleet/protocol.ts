@@ -2,7 +2,7 @@
  * The wire protocol: stream, bucket and subject names, headers and encodings. docs/PROTOCOL.md describes the same
  * facts for publishers in other languages; change both together.
  */
-import { decode, encode } from '@msgpack/msgpack';
+import { Encoder, decode } from '@msgpack/msgpack';
 
 export const Streams = {
   /** WorkQueue stream holding every queued batch. */
@@ -92,9 +92,15 @@ export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** API names: lowercase letters, digits, `_` and `-`, starting with a letter or digit, at most 63 characters. */
 export const API_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
+/**
+ * One encoder per thread, reused: its buffer grows to the largest value encoded and stays, so encoding a stream of
+ * large batches does not allocate (and leave for the collector) a growing buffer each time. `encode` copies out.
+ */
+const encoder = new Encoder({ ignoreUndefined: true });
+
 /** Batches (and one-request submissions) travel as MessagePack; `undefined` object values are omitted. */
 export function encodeValue(value: unknown): Uint8Array {
-  return encode(value, { ignoreUndefined: true });
+  return encoder.encode(value);
 }
 
 /**

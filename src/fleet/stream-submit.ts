@@ -25,8 +25,9 @@ import type { StreamSettings } from './stream-settings.js';
 import { checkShape } from './submission.js';
 import type { EnqueueCheckpoint, JobRecord } from '../types.js';
 
-/** PubAcks awaited at once. */
+/** PubAcks awaited at once, and the most bytes they may hold: memory stays bounded whatever the batch size. */
 const PUBLISH_WINDOW = 256;
+const PUBLISH_WINDOW_BYTES = 8 * 1024 * 1024;
 /** How often (ms) the checkpoint is written while publishing. */
 const CHECKPOINT_MS = 1000;
 
@@ -99,7 +100,8 @@ class StreamPublisher {
   readonly #resume: EnqueueCheckpoint;
   readonly #subject: string;
   readonly #hash: Hash = createHash('sha256');
-  readonly #window: Array<Promise<PubAck>> = [];
+  readonly #window: Array<{ ack: Promise<PubAck>; bytes: number }> = [];
+  #windowBytes = 0;
   /** Batches read from the source (the next batch id). */
   #read = 0;
   /** Batches acknowledged by the stream, or skipped by the checkpoint: always a prefix. */
@@ -123,7 +125,7 @@ class StreamPublisher {
       if (this.#read === 0) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, 'the input holds no items');
       await this.#drain();
     } catch (err) {
-      await Promise.allSettled(this.#window);
+      await Promise.allSettled(this.#window.map((w) => w.ack));
       throw await this.#failed(err);
     }
     return this.#finish();
@@ -155,8 +157,10 @@ class StreamPublisher {
     h.set(Headers.batchId, String(index));
     h.set(Headers.apiName, this.#settings.api_name);
     h.set(Headers.generation, '0');
-    this.#window.push(this.#ctx.js.publish(this.#subject, bytes, { msgID: batchMsgId(this.#settings.job_id, String(index), 0), headers: h, expect: { streamName: Streams.batches } }));
-    if (this.#window.length >= PUBLISH_WINDOW) await this.#settleOldest();
+    const ack = this.#ctx.js.publish(this.#subject, bytes, { msgID: batchMsgId(this.#settings.job_id, String(index), 0), headers: h, expect: { streamName: Streams.batches } });
+    this.#window.push({ ack, bytes: bytes.byteLength });
+    this.#windowBytes += bytes.byteLength;
+    while (this.#window.length >= PUBLISH_WINDOW || this.#windowBytes > PUBLISH_WINDOW_BYTES) await this.#settleOldest();
     if (performance.now() - this.#lastCheckpoint >= CHECKPOINT_MS) await this.#checkpoint();
   }
 
@@ -166,7 +170,9 @@ class StreamPublisher {
   }
 
   async #settleOldest(): Promise<void> {
-    await this.#window.shift();
+    const oldest = this.#window.shift()!;
+    await oldest.ack;
+    this.#windowBytes -= oldest.bytes;
     this.#acked++;
     this.#options.onProgress?.({ enqueued: this.#acked, total: this.#read, skipped: Math.min(this.#acked, this.#resume.batches) });
   }
