@@ -29,11 +29,25 @@ function codeProject(dir: string, code: string): void {
   );
 }
 
+const PYTHON = process.env.JETBATCH_TEST_PYTHON ?? '/usr/bin/python3';
+
+/** A Python project in a temp folder holding `source` as handler.py. */
+function pythonProject(source: string): string {
+  const dir = tempDir('jetbatch-py-check-');
+  writeFileSync(join(dir, 'handler.py'), source);
+  return dir;
+}
+
 describe('project checks at start', () => {
   let server: NatsServer;
   let daemon: Daemon;
   let client: JetbatchClient;
   const empty = tempDir();
+  const py = {
+    good: pythonProject('import json\n\nclass Handler:\n    def __init__(self, config):\n        pass\n\n    def handle_batch(self, payload):\n        return len(payload)\n'),
+    raises: pythonProject('import json\n\nraise RuntimeError("weights.pt not found")\n'),
+    noclass: pythonProject('def handle_batch(payload):\n    return payload\n'),
+  };
 
   before(async () => {
     server = await NatsServer.start();
@@ -43,6 +57,10 @@ describe('project checks at start', () => {
       { name: 'nohandler', project: empty, threads: 1 },
       { name: 'importfails', project: join(FIXTURES, 'import-throws'), threads: 1 },
       { name: 'named', project: join(FIXTURES, 'named-export'), threads: 1 },
+      { name: 'py-good', project: py.good, threads: 1, python: PYTHON },
+      { name: 'py-raises', project: py.raises, threads: 1, python: PYTHON },
+      { name: 'py-noclass', project: py.noclass, threads: 1, python: PYTHON },
+      { name: 'py-nointerp', project: py.good, threads: 1, python: '/nonexistent/bin/python3' },
     ]);
     client = await JetbatchClient.connect({ servers: [server.url] });
   });
@@ -54,14 +72,17 @@ describe('project checks at start', () => {
   });
 
   test('broken projects make /readyz answer 503 naming each of them, and only them', async () => {
-    await waitUntil('the broken projects checked', () => daemon.ready().reasons.length >= 4, { timeoutMs: 30_000 });
+    await waitUntil('the broken projects checked', () => daemon.ready().reasons.length >= 7, { timeoutMs: 30_000 });
     const a = daemon.metricsAddress!;
     const res = await fetch(`http://${a.host}:${a.port}/readyz`);
     assert.equal(res.status, 503);
     const body = (await res.json()) as { ready: boolean; reasons: string[] };
     assert.equal(body.ready, false);
     const byApi = new Map(body.reasons.map((r) => [/^api (\S+)/.exec(r)?.[1] ?? '', r]));
-    assert.deepEqual([...byApi.keys()].sort(), ['importfails', 'named', 'nofolder', 'nohandler']);
+    assert.deepEqual([...byApi.keys()].sort(), ['importfails', 'named', 'nofolder', 'nohandler', 'py-noclass', 'py-nointerp', 'py-raises']);
+    assert.match(byApi.get('py-raises')!, /cannot load .*handler\.py: weights\.pt not found/);
+    assert.match(byApi.get('py-noclass')!, /handler\.py defines no class Handler/);
+    assert.match(byApi.get('py-nointerp')!, /the Python interpreter \/nonexistent\/bin\/python3 was not found/);
     assert.match(byApi.get('nofolder')!, /project folder .*does-not-exist does not exist/);
     assert.match(byApi.get('nohandler')!, /no handler module in /);
     assert.match(byApi.get('importfails')!, /libcuda\.so\.1/);
@@ -69,10 +90,12 @@ describe('project checks at start', () => {
   });
 
   test('apis (client and CLI) show which APIs the live daemons cannot load, and why', async () => {
-    await waitUntil('unhealthy APIs in the heartbeat', async () => (await client.apis()).filter((x) => x.error !== null).length === 4, { timeoutMs: 15_000 });
+    await waitUntil('unhealthy APIs in the heartbeat', async () => (await client.apis()).filter((x) => x.error !== null).length === 7, { timeoutMs: 15_000 });
     const apis = new Map((await client.apis()).map((x) => [x.api_name, x]));
     assert.deepEqual([apis.get('good')?.unhealthy_daemons, apis.get('good')?.error], [0, null]);
     assert.equal(apis.get('importfails')?.unhealthy_daemons, 1);
+    assert.equal(apis.get('py-good')?.error, null);
+    assert.match(apis.get('py-raises')?.error?.stack ?? '', /RuntimeError: weights\.pt not found/, 'the Python traceback travels with it');
     assert.equal(apis.get('importfails')?.error?.code, 'JB_HANDLER_LOAD_FAILED');
     const r = await cli(server.url, 'apis');
     assert.equal(r.code, 0, r.stderr);

@@ -225,7 +225,7 @@ export class ApiHost {
     this.#pools.set(key, entry);
     if (api.deployed) this.#deps.log.info({ api_name: api.name, version, project: projectDir }, 'loaded a deployed project version');
     else if (version > 1) this.#deps.log.info({ api_name: api.name, generation: version, project: projectDir }, 'project files changed: new jobs use a fresh pool');
-    void this.#check(api.name, version, { projectDir, handlerPath: options.handler, env });
+    void this.#check(api.name, version, { projectDir, handlerPath: options.handler, env, python: options.python });
     return entry;
   }
 

@@ -4,6 +4,7 @@
  * deployed versions when fetched), logs what fails and reports the API unhealthy in /readyz, its heartbeat and
  * `jetbatch apis`: a broken project is seen at start, not when the first job fails.
  */
+import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { Piscina } from 'piscina';
 import { ErrorCodes, toErrorInfo } from '../../errors.js';
@@ -11,6 +12,7 @@ import type { ErrorInfo } from '../../types.js';
 import type { ProbeTask } from '../../worker/probe.js';
 import { threadEntry } from '../../worker/thread-entry.js';
 import { resolveHandlerPath } from '../../worker/load-handler.js';
+import { modulePath } from '../../worker/python/python-runtime.js';
 
 export type ProjectHealth = { state: 'checking' } | { state: 'ok' } | { state: 'unhealthy'; error: ErrorInfo };
 
@@ -21,6 +23,8 @@ export interface CheckInput {
   projectDir: string;
   handlerPath: string | undefined;
   env: Record<string, string>;
+  /** Interpreter of a Python handler (apis[].python, resolved). */
+  python: string;
 }
 
 export async function checkProject(input: CheckInput): Promise<ErrorInfo | null> {
@@ -32,9 +36,7 @@ export async function checkProject(input: CheckInput): Promise<ErrorInfo | null>
   } catch (err) {
     return toErrorInfo(err, ErrorCodes.HANDLER_LOAD_FAILED);
   }
-  // A Python handler is imported by its own interpreter, in the pool's child processes.
-  if (handler.endsWith('.py')) return null;
-  return probeImport(input);
+  return handler.endsWith('.py') ? probePython(input, handler) : probeImport(input);
 }
 
 function folderProblem(dir: string): string | null {
@@ -67,4 +69,31 @@ async function probeImport(input: CheckInput): Promise<ErrorInfo | null> {
     clearTimeout(timer);
     await pool.destroy().catch(() => undefined);
   }
+}
+
+/**
+ * Imports handler.py with the API's interpreter, as a pool's process would (`jetbatch._runner` in check mode, same
+ * PYTHONPATH, cwd and environment), and reads its verdict: the last stdout line, `null` or the error.
+ */
+function probePython(input: CheckInput, handler: string): Promise<ErrorInfo | null> {
+  const fail = (message: string, stack?: string): ErrorInfo => ({ name: 'Error', code: ErrorCodes.HANDLER_LOAD_FAILED, message, ...(stack === undefined ? {} : { stack }) });
+  return new Promise((resolve) => {
+    const pythonPath = input.env.PYTHONPATH ? `${modulePath()}:${input.env.PYTHONPATH}` : modulePath();
+    const settings = JSON.stringify({ check: true, handler });
+    execFile(input.python, ['-m', 'jetbatch._runner', settings], { cwd: input.projectDir, env: { ...input.env, PYTHONPATH: pythonPath }, timeout: IMPORT_LIMIT_MS, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const spawnError = err as (Error & { code?: unknown; killed?: boolean }) | null;
+      if (spawnError?.code === 'ENOENT') return resolve(fail(`the Python interpreter ${input.python} was not found (apis[].python)`));
+      if (spawnError?.killed === true) return resolve(fail(`importing ${handler} did not finish within ${IMPORT_LIMIT_MS / 1000} s`));
+      const last = stdout.trimEnd().split('\n').pop() ?? '';
+      try {
+        const verdict = JSON.parse(last) as { name: string; message: string; stack?: string; code?: string | null } | null;
+        if (verdict === null) return resolve(null);
+        return resolve({ name: verdict.name, code: ErrorCodes.HANDLER_LOAD_FAILED, message: verdict.message, ...(verdict.stack === undefined ? {} : { stack: verdict.stack }) });
+      } catch {
+        // no verdict: the interpreter failed before it could give one (no msgpack, a crash while importing)
+      }
+      const said = stderr.trim().split('\n').slice(-5).join('\n');
+      resolve(fail(`${input.python} could not check ${handler}${said ? `: ${said}` : ` (exit ${String(spawnError?.code ?? 'unknown')})`}`));
+    });
+  });
 }

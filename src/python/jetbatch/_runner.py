@@ -227,6 +227,15 @@ def main():
         sys.stderr.write("jetbatch: %s cannot import msgpack: install it in this interpreter (Debian: apt-get install "
                          "python3-msgpack; a virtualenv: pip install msgpack), or set apis[].python\n" % sys.executable)
         sys.exit(3)
+    if settings.get("check"):
+        # The daemon's project check (daemon/pools/project-check.ts): import handler.py as a process would, print
+        # null or the error as one JSON line on stdout, exit.
+        runner = Runner(None, settings, msgpack, None)
+        runner.load()
+        error = None if runner.load_error is None else error_info(runner.load_error, prefix="cannot load %s: " % runner.path)
+        sys.__stdout__.write("\n" + json.dumps(error) + "\n")
+        sys.__stdout__.flush()
+        os._exit(0)
     from . import _log, _state
     from ._frames import Channel, to_msgpack
 

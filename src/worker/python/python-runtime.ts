@@ -31,7 +31,7 @@ export interface PythonRuntimeOptions {
 }
 
 /** src/python, shipped in the package: from src/worker/python or dist/worker/python. */
-function modulePath(): string {
+export function modulePath(): string {
   for (const rel of ['../../python', '../../../src/python']) {
     const p = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(`${p}/jetbatch/_runner.py`)) return p;
