@@ -9,7 +9,8 @@
  * its first `checkpoint.batches` batches hash to the checkpoint's digest (else JB_JOB_CONFLICT, nothing published),
  * skips them, and publishes the rest. Batches published after the last checkpoint and before the interruption are
  * published again with the same Nats-Msg-Id, which the batches stream drops as duplicates within its duplicate
- * window (10 minutes): resume within that window and no batch runs twice.
+ * window (10 minutes); the enqueue deadline (RESUME_WITHIN_MS after the last checkpoint) ends a job not resumed
+ * in that time, so no batch runs twice.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { headers } from '@nats-io/transport-node';
@@ -19,7 +20,7 @@ import { ErrorCodes, JetbatchError, toErrorInfo } from '../errors.js';
 import { discardQueue, endJob, publishEvent } from './lifecycle.js';
 import { Headers, Streams, Subjects, batchMsgId, encodeValue } from './protocol.js';
 import { createJob, getJob, transitionJob } from './registry.js';
-import { checkApiServed, enqueueDeadline, type SubmitProgress } from './submit.js';
+import { checkApiServed, type SubmitProgress } from './submit.js';
 import { currentDeployment } from './deployments.js';
 import type { StreamSettings } from './stream-settings.js';
 import { checkShape } from './submission.js';
@@ -30,6 +31,14 @@ const PUBLISH_WINDOW = 256;
 const PUBLISH_WINDOW_BYTES = 8 * 1024 * 1024;
 /** How often (ms) the checkpoint is written while publishing. */
 const CHECKPOINT_MS = 1000;
+/**
+ * How long after its last checkpoint an interrupted submission may be resumed (the enqueue deadline then ends the
+ * job): inside the batches stream's 10-minute duplicate window, so what was published after that checkpoint is
+ * still recognised as duplicates when published again.
+ */
+export const RESUME_WITHIN_MS = 9 * 60_000;
+
+const streamDeadline = (now: number): string => new Date(now + RESUME_WITHIN_MS).toISOString();
 
 export interface StreamProgress extends SubmitProgress {
   /** Batches of an interrupted submission skipped because its checkpoint covers them. */
@@ -69,7 +78,7 @@ export async function submitStream(ctx: FleetContext, settings: StreamSettings, 
     spec_hash: settings.spec_hash,
     start_time: new Date(now).toISOString(),
     end_time: null,
-    enqueue_deadline: enqueueDeadline(now, 0),
+    enqueue_deadline: streamDeadline(now),
     error: null,
     batch_metrics: null,
     batches_in_queue: null,
@@ -188,7 +197,7 @@ class StreamPublisher {
     const checkpoint = this.#currentCheckpoint();
     const done = await transitionJob(this.#ctx.jobs, this.#settings.job_id, (current) =>
       current.status === 'enqueuing'
-        ? { ...current, total_batch_count: checkpoint.batches, enqueue: checkpoint, enqueue_deadline: enqueueDeadline(Date.now(), 0) }
+        ? { ...current, total_batch_count: checkpoint.batches, enqueue: checkpoint, enqueue_deadline: streamDeadline(Date.now()) }
         : null,
     );
     if (done === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${this.#settings.job_id} was removed during submission`);
