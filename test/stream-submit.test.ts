@@ -11,7 +11,10 @@ import { createWriteStream, existsSync, readFileSync, readdirSync, rmSync, statS
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { JetbatchClient } from '../src/client/client.js';
+import { Streams, Subjects } from '../src/fleet/protocol.js';
 import type { Daemon } from '../src/daemon/daemon.js';
 import type { JobStatus } from '../src/types.js';
 import { FIXTURES, ROOT, startDaemon, tempDir } from './helpers/daemon.js';
@@ -194,12 +197,33 @@ describe('jetbatch submit streams its input', () => {
     assert.match(strict.stderr, /JB_INVALID_SUBMISSION: .*bad\.jsonl line 11: not valid JSON/);
     await assert.rejects(client.record('strict-bad'), /JB_JOB_NOT_FOUND|not found/i, 'nothing created');
 
-    const bounded = await runCli(['submit', 'ids', '--items', file, '--batch-size', '10', '--job-id', 'too-bad', '--max-bad-lines', '1'], server.url);
+    // Exceeded within the first read: refused before anything is created.
+    const early = await runCli(['submit', 'ids', '--items', file, '--batch-size', '10', '--job-id', 'too-bad-early', '--max-bad-lines', '1'], server.url);
+    assert.equal(early.code, 2, early.stderr);
+    assert.match(early.stderr, /more than 1 malformed lines \(--max-bad-lines\); the last, line 51/);
+    await assert.rejects(client.record('too-bad-early'), /not found/i);
+
+    // Exceeded far into the file, once batches are enqueued: the job ends enqueue_failed and its queue is discarded.
+    const long = join(dir, 'bad-late.jsonl');
+    const many = Array.from({ length: 30_000 }, (_, id) => JSON.stringify({ id }));
+    many.splice(10, 0, 'oops');
+    many.splice(25_000, 0, 'oops again');
+    writeFileSync(long, many.join('\n') + '\n');
+    const bounded = await runCli(['submit', 'ids', '--items', long, '--batch-size', '10', '--job-id', 'too-bad', '--max-bad-lines', '1', '--config', '{"never": 1}'], server.url);
     assert.equal(bounded.code, 2, bounded.stderr);
-    assert.match(bounded.stderr, /more than 1 malformed lines \(--max-bad-lines\); the last, line 51/);
+    assert.match(bounded.stderr, /more than 1 malformed lines \(--max-bad-lines\); the last, line 25001/);
     const failed = await client.status('too-bad');
     assert.equal(failed.status, 'enqueue_failed');
-    assert.equal(failed.batches_in_queue, 0, 'its queue was discarded');
+    assert.match(failed.error?.message ?? '', /more than 1 malformed lines/);
+    // Its queue was discarded (the record keeps the count it had when it ended).
+    const nc = await connect({ servers: server.url });
+    try {
+      const subject = Subjects.batch('ids', 'too-bad');
+      const info = await (await jetstreamManager(nc)).streams.info(Streams.batches, { subjects_filter: subject.replace(/^[^.]+/, '*') });
+      assert.equal(info.state.subjects?.[subject] ?? 0, 0);
+    } finally {
+      await nc.close();
+    }
   });
 
   test('stdin and gzip-compressed files stream too', async () => {
@@ -228,5 +252,10 @@ describe('jetbatch submit streams its input', () => {
     assert.equal(record.total_batch_count, 300);
     assert.equal((await waitFinal('generated')).status, 'succeeded');
     await assertExactlyOnce('generated', 900);
+
+    // An empty stream creates no job.
+    const none = (async function* () {})();
+    await assert.rejects(client.submitStream({ api_name: 'ids', job_id: 'empty-stream', batch_size: 5 }, none), /JB_INVALID_SUBMISSION|holds no items/);
+    await assert.rejects(client.record('empty-stream'), /not found/i);
   });
 });

@@ -60,6 +60,16 @@ export interface StreamSubmitOptions {
  */
 export async function submitStream(ctx: FleetContext, settings: StreamSettings, source: AsyncIterable<unknown[]>, options: StreamSubmitOptions): Promise<JobRecord> {
   await checkApiServed(ctx, settings.api_name);
+  // An empty source creates no job: read the first batch before anything is written.
+  const it = source[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done === true) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, 'the input holds no items');
+  const batches: AsyncIterable<unknown[]> = {
+    async *[Symbol.asyncIterator]() {
+      yield first.value;
+      for (let r = await it.next(); r.done !== true; r = await it.next()) yield r.value;
+    },
+  };
   const now = Date.now();
   const empty = createHash('sha256').digest('hex');
   const fresh: JobRecord = {
@@ -99,7 +109,7 @@ export async function submitStream(ctx: FleetContext, settings: StreamSettings, 
     if (existing.record.status !== 'enqueuing') return existing.record;
     resumeFrom = existing.record.enqueue ?? resumeFrom;
   }
-  return new StreamPublisher(ctx, settings, options, resumeFrom).run(source);
+  return new StreamPublisher(ctx, settings, options, resumeFrom).run(batches);
 }
 
 class StreamPublisher {
@@ -131,7 +141,6 @@ class StreamPublisher {
       if (this.#read < this.#resume.batches) {
         throw new JetbatchError(ErrorCodes.JOB_CONFLICT, `job ${this.#settings.job_id}: the input has ${this.#read} batches, fewer than the ${this.#resume.batches} an earlier submission of this id already enqueued`);
       }
-      if (this.#read === 0) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, 'the input holds no items');
       await this.#drain();
     } catch (err) {
       await Promise.allSettled(this.#window.map((w) => w.ack));
