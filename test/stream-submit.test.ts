@@ -226,6 +226,23 @@ describe('jetbatch submit streams its input', () => {
     }
   });
 
+  test('in a terminal, submit shows the enqueue progress: bytes, values, batches', async () => {
+    const file = join(dir, 'tty.jsonl');
+    await writeItems(file, 200_000, 50);
+    // script(1) gives the CLI a pseudo-terminal, as a person at a shell has.
+    const command = [process.execPath, '--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'submit', 'ids', '--items', file, '--batch-size', '100', '--job-id', 'tty', '--server', server.url]
+      .map((a) => `'${a}'`)
+      .join(' ');
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0, out);
+    assert.match(out, /enqueuing \|[█░]+\| \d+%\s+[\d.]+ MiB\s+\d+ values\s+\d+ batches/, out.slice(0, 2000));
+    assert.match(out, /\btty\b/, 'the job id is printed after the bar');
+    assert.equal((await waitFinal('tty')).batch_metrics.succeeded, 2000);
+  });
+
   test('stdin and gzip-compressed files stream too', async () => {
     const lines = Array.from({ length: 1000 }, (_, id) => JSON.stringify({ id })).join('\n');
     const gz = join(dir, 'items.jsonl.gz');
