@@ -25,7 +25,7 @@ export const ErrorCodes = {
   JOB_ENDED: 'JB_JOB_ENDED',
   /** An encoded batch or submission exceeds the size limit. */
   PAYLOAD_TOO_LARGE: 'JB_PAYLOAD_TOO_LARGE',
-  /** The daemon configuration file is missing or invalid; `details` names each bad key. */
+  /** The daemon configuration file is missing or invalid (`details` names each bad key), or `jetbatch ui`'s options are. */
   INVALID_CONFIG: 'JB_INVALID_CONFIG',
   /** An existing stream, consumer or bucket has a configuration jetbatch cannot use. */
   PROVISION_CONFLICT: 'JB_PROVISION_CONFLICT',
