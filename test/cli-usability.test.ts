@@ -54,7 +54,7 @@ describe('CLI without a server: flags are checked before connecting', () => {
   test('jobs --status nope is exit 2 naming the statuses', async () => {
     const r = await cli(['jobs', '--status', 'succeeded,nope']);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /--status takes job statuses.*completed_with_failures.*got "nope"/);
+    assert.match(r.stderr, /JB_INVALID_REQUEST: --status takes job statuses.*completed_with_failures.*got "nope"/);
   });
 
   test('submit --help states the workers default', async () => {

@@ -172,6 +172,14 @@ describe('one rule for every request', () => {
     }
   });
 
+  test('client.jobs refuses a malformed api or limit with JB_INVALID_REQUEST naming it', async () => {
+    const refused = (field: string) => (e: unknown) => e instanceof JetbatchError && e.code === ErrorCodes.INVALID_REQUEST && e.message.startsWith(`${field}:`);
+    await assert.rejects(client.jobs({ api: 'Bad.Name' }), refused('api'));
+    await assert.rejects(client.jobs({ limit: 0 }), refused('limit'));
+    await assert.rejects(client.jobs({ limit: 2.5 }), refused('limit'));
+    assert.ok(Array.isArray(await client.jobs({ api: 'echo', limit: 5000 })), 'a local client may list more than one request does');
+  });
+
   test('the CLI maps JB_INVALID_REQUEST to the bad-input exit code 2', async () => {
     assert.equal(exitCodeFor(new JetbatchError(ErrorCodes.INVALID_REQUEST, 'x')), ExitCodes.badInput);
     assert.equal(exitCodeFor(new JetbatchError(ErrorCodes.INVALID_SUBMISSION, 'x')), ExitCodes.badInput);

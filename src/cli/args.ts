@@ -33,7 +33,7 @@ export function statusListArg(name: string): (value: string) => JobStatusName[] 
     const unknown = names.filter((s) => !isStatusName(s));
     if (names.length === 0 || unknown.length > 0) {
       const got = unknown.length > 0 ? unknown.map((s) => `"${s}"`).join(', ') : 'nothing';
-      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${name} takes job statuses, comma-separated (${JOB_STATUSES.join(', ')}); got ${got}`);
+      throw new JetbatchError(ErrorCodes.INVALID_REQUEST, `${name} takes job statuses, comma-separated (${JOB_STATUSES.join(', ')}); got ${got}`);
     }
     return names.filter(isStatusName);
   };

@@ -11,7 +11,7 @@ import { ErrorCodes, JetbatchError } from '../errors.js';
 import { endJob, pauseJob, resumeJob } from '../fleet/lifecycle.js';
 import { readActivity, readCapacity } from '../fleet/activity.js';
 import { jobStatus } from '../fleet/progress.js';
-import { Buckets, Streams, Subjects, decodeValue, maxBodyBytes } from '../fleet/protocol.js';
+import { API_NAME_PATTERN, Buckets, Streams, Subjects, decodeValue, maxBodyBytes } from '../fleet/protocol.js';
 import { kvKeys } from '../fleet/kv-keys.js';
 import { getJob, listJobs } from '../fleet/registry.js';
 import { deployProject, listDeployments, type Deployment } from '../fleet/deployments.js';
@@ -150,6 +150,12 @@ export class JetbatchClient {
 
   /** Jobs in the registry, newest first, optionally of one API. */
   async jobs(filter: { api?: string; limit?: number } = {}): Promise<JobStatus[]> {
+    if (filter.api !== undefined && (typeof filter.api !== 'string' || !API_NAME_PATTERN.test(filter.api))) {
+      throw new JetbatchError(ErrorCodes.INVALID_REQUEST, `api: must match ${API_NAME_PATTERN.source}, got ${JSON.stringify(filter.api)}`);
+    }
+    if (filter.limit !== undefined && !(Number.isInteger(filter.limit) && filter.limit >= 1)) {
+      throw new JetbatchError(ErrorCodes.INVALID_REQUEST, `limit: must be an integer ≥ 1, got ${JSON.stringify(filter.limit)}`);
+    }
     const records = await listJobs(this.#ctx, filter);
     const activity = await readActivity(this.#ctx);
     return Promise.all(records.map((r) => jobStatus(this.#ctx, r, activity)));
