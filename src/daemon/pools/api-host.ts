@@ -136,8 +136,9 @@ export class ApiHost {
   }
 
   /**
-   * Applies a new API list (SIGHUP). Returns the names whose pools were closed (removed or changed APIs); the
-   * caller must have stopped their jobs' runners first, and restarts runners for changed and added APIs after.
+   * Applies a new API list (SIGHUP). Returns the names whose pools were closed (removed or changed APIs; the
+   * caller must have stopped their jobs' runners first, and restarts runners for changed and added APIs after), the
+   * added ones, and the local ones re-imported because their files changed (see #reloadChangedCode).
    */
   async reconfigure(apis: readonly ApiOptions[]): Promise<{ closed: string[]; added: string[]; reloaded: string[] }> {
     const next = new Map(apis.map((a) => [a.name, a]));
