@@ -13,15 +13,13 @@
  * in that time, so no batch runs twice.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { headers } from '@nats-io/transport-node';
 import type { PubAck } from '@nats-io/jetstream';
 import type { FleetContext } from './context.js';
 import { ErrorCodes, JetbatchError, toErrorInfo } from '../errors.js';
-import { discardQueue, endJob, publishEvent } from './lifecycle.js';
-import { Headers, Streams, Subjects, batchMsgId, encodeValue } from './protocol.js';
-import { createJob, getJob, transitionJob } from './registry.js';
-import { checkApiServed, type SubmitProgress } from './submit.js';
-import { currentDeployment } from './deployments.js';
+import { discardQueue, endJob } from './lifecycle.js';
+import { encodeValue } from './protocol.js';
+import { transitionJob } from './registry.js';
+import { checkApiServed, publishBatch, registerJob, type SubmitProgress } from './submit.js';
 import type { StreamSettings } from './stream-settings.js';
 import { checkShape } from './submission.js';
 import type { EnqueueCheckpoint, JobRecord } from '../types.js';
@@ -71,44 +69,10 @@ export async function submitStream(ctx: FleetContext, settings: StreamSettings, 
     },
   };
   const now = Date.now();
-  const empty = createHash('sha256').digest('hex');
-  const fresh: JobRecord = {
-    job_id: settings.job_id,
-    api_name: settings.api_name,
-    status: 'enqueuing',
-    workers: settings.workers,
-    priority: settings.priority,
-    total_batch_count: 0,
-    config: settings.config,
-    timeout: settings.timeout,
-    batch_timeout: settings.batch_timeout,
-    max_attempts: settings.max_attempts,
-    backoff: settings.backoff,
-    project_version: (await currentDeployment(ctx, settings.api_name))?.deployment.version ?? null,
-    spec_hash: settings.spec_hash,
-    start_time: new Date(now).toISOString(),
-    end_time: null,
-    enqueue_deadline: streamDeadline(now),
-    error: null,
-    batch_metrics: null,
-    batches_in_queue: null,
-    completion: null,
-    paused_at: null,
-    paused_ms: 0,
-    enqueue: { batches: 0, digest: empty, bad_lines: 0 },
-  };
-  let resumeFrom: EnqueueCheckpoint = fresh.enqueue!;
-  if (await createJob(ctx.jobs, fresh)) {
-    await publishEvent(ctx, fresh, 'submitted');
-  } else {
-    const existing = await getJob(ctx.jobs, settings.job_id);
-    if (existing === null) throw new JetbatchError(ErrorCodes.INTERNAL, `job ${settings.job_id} vanished during submission`);
-    if (existing.record.spec_hash !== settings.spec_hash) {
-      throw new JetbatchError(ErrorCodes.JOB_CONFLICT, `job ${settings.job_id} exists with different settings; pick another job id`);
-    }
-    if (existing.record.status !== 'enqueuing') return existing.record;
-    resumeFrom = existing.record.enqueue ?? resumeFrom;
-  }
+  const start: EnqueueCheckpoint = { batches: 0, digest: createHash('sha256').digest('hex'), bad_lines: 0 };
+  const existing = await registerJob(ctx, settings, now, { total_batch_count: 0, enqueue_deadline: streamDeadline(now), enqueue: start });
+  if (existing !== null && existing.status !== 'enqueuing') return existing;
+  const resumeFrom = existing?.enqueue ?? start;
   return new StreamPublisher(ctx, settings, options, resumeFrom).run(batches);
 }
 
@@ -117,7 +81,6 @@ class StreamPublisher {
   readonly #settings: StreamSettings;
   readonly #options: StreamSubmitOptions;
   readonly #resume: EnqueueCheckpoint;
-  readonly #subject: string;
   readonly #hash: Hash = createHash('sha256');
   readonly #window: Array<{ ack: Promise<PubAck>; bytes: number }> = [];
   #windowBytes = 0;
@@ -132,7 +95,6 @@ class StreamPublisher {
     this.#settings = settings;
     this.#options = options;
     this.#resume = resume;
-    this.#subject = Subjects.batch(settings.api_name, settings.job_id);
   }
 
   async run(source: AsyncIterable<unknown[]>): Promise<JobRecord> {
@@ -170,12 +132,7 @@ class StreamPublisher {
       this.#options.onProgress?.({ enqueued: this.#acked, total: this.#read, skipped: this.#acked });
       return;
     }
-    const h = headers();
-    h.set(Headers.jobId, this.#settings.job_id);
-    h.set(Headers.batchId, String(index));
-    h.set(Headers.apiName, this.#settings.api_name);
-    h.set(Headers.generation, '0');
-    const ack = this.#ctx.js.publish(this.#subject, bytes, { msgID: batchMsgId(this.#settings.job_id, String(index), 0), headers: h, expect: { streamName: Streams.batches } });
+    const ack = publishBatch(this.#ctx, this.#settings.api_name, this.#settings.job_id, index, bytes);
     this.#window.push({ ack, bytes: bytes.byteLength });
     this.#windowBytes += bytes.byteLength;
     while (this.#window.length >= PUBLISH_WINDOW || this.#windowBytes > PUBLISH_WINDOW_BYTES) await this.#settleOldest();

@@ -40,6 +40,54 @@ export async function checkApiServed(ctx: FleetContext, apiName: string): Promis
   }
 }
 
+/** What a new record takes from its submission (whole or streamed). */
+export type RecordSettings = Pick<JobRecord, 'job_id' | 'api_name' | 'workers' | 'config' | 'timeout' | 'batch_timeout' | 'max_attempts' | 'backoff' | 'spec_hash'> & { priority: number };
+
+/**
+ * Registers a job (KV create, then the `submitted` event). Returns null when this call created it; otherwise the
+ * record an earlier submission of the same id created (JB_JOB_CONFLICT if its spec hash differs).
+ */
+export async function registerJob(
+  ctx: FleetContext,
+  settings: RecordSettings,
+  now: number,
+  fields: Pick<JobRecord, 'total_batch_count' | 'enqueue_deadline'> & Pick<Partial<JobRecord>, 'enqueue'>,
+): Promise<JobRecord | null> {
+  const fresh: JobRecord = {
+    job_id: settings.job_id,
+    api_name: settings.api_name,
+    status: 'enqueuing',
+    workers: settings.workers,
+    priority: settings.priority,
+    config: settings.config,
+    timeout: settings.timeout,
+    batch_timeout: settings.batch_timeout,
+    max_attempts: settings.max_attempts,
+    backoff: settings.backoff,
+    project_version: (await currentDeployment(ctx, settings.api_name))?.deployment.version ?? null,
+    spec_hash: settings.spec_hash,
+    start_time: new Date(now).toISOString(),
+    end_time: null,
+    error: null,
+    batch_metrics: null,
+    batches_in_queue: null,
+    completion: null,
+    paused_at: null,
+    paused_ms: 0,
+    ...fields,
+  };
+  if (await createJob(ctx.jobs, fresh)) {
+    await publishEvent(ctx, fresh, 'submitted');
+    return null;
+  }
+  const existing = await getJob(ctx.jobs, settings.job_id);
+  if (existing === null) throw new JetbatchError(ErrorCodes.INTERNAL, `job ${settings.job_id} vanished during submission`);
+  if (existing.record.spec_hash !== settings.spec_hash) {
+    throw new JetbatchError(ErrorCodes.JOB_CONFLICT, `job ${settings.job_id} exists with different content; pick another job id`);
+  }
+  return existing.record;
+}
+
 export async function submitPrepared(
   ctx: FleetContext,
   job: PreparedJob,
@@ -47,40 +95,8 @@ export async function submitPrepared(
 ): Promise<JobRecord> {
   await checkApiServed(ctx, job.api_name);
   const now = Date.now();
-  const fresh: JobRecord = {
-    job_id: job.job_id,
-    api_name: job.api_name,
-    status: 'enqueuing',
-    workers: job.workers,
-    priority: job.priority,
-    total_batch_count: job.batches.length,
-    config: job.config,
-    timeout: job.timeout,
-    batch_timeout: job.batch_timeout,
-    max_attempts: job.max_attempts,
-    backoff: job.backoff,
-    project_version: (await currentDeployment(ctx, job.api_name))?.deployment.version ?? null,
-    spec_hash: job.spec_hash,
-    start_time: new Date(now).toISOString(),
-    end_time: null,
-    enqueue_deadline: enqueueDeadline(now, job.batches.length),
-    error: null,
-    batch_metrics: null,
-    batches_in_queue: null,
-    completion: null,
-    paused_at: null,
-    paused_ms: 0,
-  };
-  if (await createJob(ctx.jobs, fresh)) {
-    await publishEvent(ctx, fresh, 'submitted');
-  } else {
-    const existing = await getJob(ctx.jobs, job.job_id);
-    if (existing === null) throw new JetbatchError(ErrorCodes.INTERNAL, `job ${job.job_id} vanished during submission`);
-    if (existing.record.spec_hash !== job.spec_hash) {
-      throw new JetbatchError(ErrorCodes.JOB_CONFLICT, `job ${job.job_id} exists with different content; pick another job id`);
-    }
-    if (existing.record.status !== 'enqueuing') return existing.record;
-  }
+  const existing = await registerJob(ctx, job, now, { total_batch_count: job.batches.length, enqueue_deadline: enqueueDeadline(now, job.batches.length) });
+  if (existing !== null && existing.status !== 'enqueuing') return existing;
   await publishBatches(ctx, job, onEnqueued);
   const done = await transitionJob(ctx.jobs, job.job_id, (current) =>
     current.status === 'enqueuing' ? { ...current, status: 'pending' } : null,
@@ -99,7 +115,6 @@ async function publishBatches(
   job: PreparedJob,
   onEnqueued?: (progress: SubmitProgress) => void,
 ): Promise<void> {
-  const subject = Subjects.batch(job.api_name, job.job_id);
   const window: Array<Promise<PubAck>> = [];
   let acked = 0;
   const total = job.batches.length;
@@ -110,19 +125,7 @@ async function publishBatches(
   };
   try {
     for (let i = 0; i < total; i++) {
-      const batchId = String(i);
-      const h = headers();
-      h.set(Headers.jobId, job.job_id);
-      h.set(Headers.batchId, batchId);
-      h.set(Headers.apiName, job.api_name);
-      h.set(Headers.generation, '0');
-      window.push(
-        ctx.js.publish(subject, job.batches[i], {
-          msgID: batchMsgId(job.job_id, batchId, 0),
-          headers: h,
-          expect: { streamName: Streams.batches },
-        }),
-      );
+      window.push(publishBatch(ctx, job.api_name, job.job_id, i, job.batches[i]!));
       if (window.length >= PUBLISH_WINDOW) await settleOldest();
     }
     while (window.length > 0) await settleOldest();
@@ -130,4 +133,15 @@ async function publishBatches(
     await Promise.allSettled(window);
     throw new JetbatchError(ErrorCodes.INTERNAL, `enqueuing job ${job.job_id} failed after ${acked} batches: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Publishes batch `index` of a job (generation 0), deduplicated by its Nats-Msg-Id. */
+export function publishBatch(ctx: FleetContext, api: string, jobId: string, index: number, bytes: Uint8Array): Promise<PubAck> {
+  const batchId = String(index);
+  const h = headers();
+  h.set(Headers.jobId, jobId);
+  h.set(Headers.batchId, batchId);
+  h.set(Headers.apiName, api);
+  h.set(Headers.generation, '0');
+  return ctx.js.publish(Subjects.batch(api, jobId), bytes, { msgID: batchMsgId(jobId, batchId, 0), headers: h, expect: { streamName: Streams.batches } });
 }
