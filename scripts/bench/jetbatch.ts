@@ -17,7 +17,7 @@ import { nowMs } from './handlers/work.js';
 import type { Marks } from './marks.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-export const HANDLERS = { noop: join(here, 'handlers', 'noop'), cpu: join(here, 'handlers', 'cpu') } as const;
+export const HANDLERS = { noop: join(here, 'handlers', 'noop'), cpu: join(here, 'handlers', 'cpu'), python: join(here, 'handlers', 'python') } as const;
 
 /** A job's `workers` in the benchmark: no fleet cap, so the daemon's own capacity is what is measured. */
 export const WORKERS = 1000;
@@ -29,13 +29,15 @@ export interface BenchApi {
   project: string;
   threads: number;
   config?: Record<string, unknown>;
+  /** Interpreter of a Python project (handler.py). */
+  python?: string;
 }
 
 export function daemonOptions(url: string, api: BenchApi): DaemonOptions {
   return parseConfig(
     {
       nats: { servers: [url] },
-      apis: [{ name: api.name, project: api.project, threads: api.threads, config: api.config ?? {}, batch_timeout: '60s' }],
+      apis: [{ name: api.name, project: api.project, threads: api.threads, config: api.config ?? {}, batch_timeout: '60s', ...(api.python !== undefined ? { python: api.python } : {}) }],
       metrics: { enabled: false },
       log_level: 'warn',
       shutdown_grace: '5s',
@@ -84,6 +86,8 @@ export interface JetbatchEnv {
   url: string;
   client: JetbatchClient;
   marks: Marks;
+  /** When a job's first batch reached a handler (epoch ms), if not from `marks` (Python handlers write files). */
+  first?: (job: string) => number | undefined;
   /** Progress of the phases (warm-up, submit, drain, shutdown). */
   log?: (msg: string) => void;
   /** Called when the measured daemon starts and when every batch is acked (profiling). */
@@ -115,6 +119,10 @@ function whenAcked(daemon: Daemon, n: number, signal: AbortSignal): Promise<numb
     }, 5);
     t.unref();
   });
+}
+
+function firstMark(env: JetbatchEnv, job: string): number | undefined {
+  return env.first !== undefined ? env.first(job) : env.marks.first(job);
 }
 
 export async function jetbatchThroughput(env: JetbatchEnv, api: BenchApi, items: unknown[], bytesPerBatch: number, n: number): Promise<JetbatchRun> {
@@ -149,7 +157,7 @@ export async function jetbatchThroughput(env: JetbatchEnv, api: BenchApi, items:
       await stopMeasure();
     });
     await waitSucceeded(env.client, rec.job_id, n, log);
-    log(`${api.name}: job complete; first handler call ${Math.round((env.marks.first(rec.job_id) ?? NaN) - daemonStart)} ms after the daemon started`);
+    log(`${api.name}: job complete; first handler call ${Math.round((firstMark(env, rec.job_id) ?? NaN) - daemonStart)} ms after the daemon started`);
   } finally {
     polling.abort();
     await stopMeasure();
@@ -157,7 +165,7 @@ export async function jetbatchThroughput(env: JetbatchEnv, api: BenchApi, items:
     log(`${api.name}: daemon closed`);
   }
   const end = (await env.client.record(rec.job_id)).end_time;
-  const first = env.marks.first(rec.job_id);
+  const first = firstMark(env, rec.job_id);
   if (end === null || first === undefined || ackedAt === 0) throw new Error(`job ${rec.job_id}: no start mark, ack count or end time`);
   return {
     run: throughput(n, items.length, bytesPerBatch, (ackedAt - first) / 1000),

@@ -29,6 +29,8 @@ import { KiB, LARGEST_BATCH, recordBatch, sizedBatch, type BatchShape } from './
 import { formatSummary, Profiler, summarise } from './profile.js';
 import { rawConsume, rawPublish, type RawEnv } from './raw-jetstream.js';
 import { rawPiscina } from './raw-piscina.js';
+import { calibratePython, FileMarks, pythonInterpreter, type PythonInfo } from './python.js';
+import { rawPipe } from './raw-pipe.js';
 import { computeRatios, formatReport, type Results, type System } from './report.js';
 import { jetbatchRss, rawRss } from './rss.js';
 
@@ -75,6 +77,9 @@ const submitItems = pick(100_000, 20_000);
 const latencyRate = 1000;
 const latencySeconds = pick(10, 3);
 const rssBatches = pick(20_000, 5_000);
+/** Python channel scenarios (`python:*`): batches per size, on the JS no-op's sizes; fixed CPU work in Python. */
+const pythonBatches: Record<string, number> = { '128b': pick(30_000, 10_000), rec100: pick(10_000, 3_000), '1m': pick(400, 300) };
+const pythonCpuBatches = pick(1_500, 800);
 
 /** A measurement; `rounds` steps run once per round, the others once. */
 interface Step {
@@ -111,6 +116,8 @@ async function main(): Promise<void> {
   const nc = await connect({ servers: server.url, name: 'jetbatch-bench' });
   const marks = new Marks();
   let client: JetbatchClient | undefined;
+  /** Cleanups of what steps created on demand. */
+  const closers: Array<() => void> = [];
   const runs = new Map<string, Map<System, Throughput[]>>();
   const results: Omit<Results, 'ratios'> = {
     mode: quick ? 'quick' : 'full',
@@ -207,6 +214,57 @@ async function main(): Promise<void> {
         },
       });
     }
+    // Python handlers (issue 15 item 6): a no-op handler.py through jetbatch against the same bytes through bare
+    // Python loops on the same kind of pipes (2 processes, as 2 threads), and CPU-bound Python on 1 and 2 threads.
+    let py: { info: PythonInfo; marks: FileMarks } | undefined;
+    const python = (): { info: PythonInfo; marks: FileMarks } => {
+      if (py === undefined) {
+        py = { info: pythonInterpreter(), marks: new FileMarks() };
+        results.python = { interpreter: py.info.path, version: py.info.version };
+      }
+      return py;
+    };
+    closers.push(() => py?.marks.close());
+    const pyEnv = (): JetbatchEnv => ({ ...env(false), first: (job) => python().marks.first(job) });
+    for (const s of sizes) {
+      const n = pythonBatches[s.id];
+      if (n === undefined) continue;
+      const items = s.shape.items.length;
+      const bytes = s.shape.bytes.byteLength;
+      steps.push({ id: `python:raw-pipe:${s.id}`, rounds: true, run: async () => add(s.id, 'rawPipe', await rawPipe(s.shape.bytes, items, n, { python: python().info.path, threads: 2, iterations: 0 })) });
+      steps.push({
+        id: `python:jetbatch:${s.id}`,
+        rounds: true,
+        run: async () => {
+          const p = python();
+          const api = { name: `b-py-${s.id}`, project: HANDLERS.python, threads: 2, python: p.info.path, config: { marks_dir: p.marks.dir } };
+          const x = await jetbatchThroughput(pyEnv(), api, s.shape.items, bytes, n);
+          add(s.id, 'python', x.run);
+          add(s.id, 'pythonComplete', x.complete);
+        },
+      });
+    }
+    const pyIterations = (): number => {
+      const p = python();
+      const r = results.python!;
+      r.cpu ??= calibratePython(p.info.path, CPU_MS);
+      return r.cpu.iterations;
+    };
+    for (const threads of [1, 2]) {
+      const id = `pycpu-${threads}t`;
+      steps.push({ id: `python:cpu:raw-pipe:${threads}t`, rounds: true, run: async () => add(id, 'rawPipe', await rawPipe(cpuShape.bytes, 1, pythonCpuBatches, { python: python().info.path, threads, iterations: pyIterations() })) });
+      steps.push({
+        id: `python:cpu:jetbatch:${threads}t`,
+        rounds: true,
+        run: async () => {
+          const p = python();
+          const api = { name: `b-pycpu-${threads}`, project: HANDLERS.python, threads, python: p.info.path, config: { marks_dir: p.marks.dir, iterations: pyIterations() } };
+          const x = await jetbatchThroughput(pyEnv(), api, cpuShape.items, 128, pythonCpuBatches);
+          add(id, 'python', x.run);
+          add(id, 'pythonComplete', x.complete);
+        },
+      });
+    }
     if (!quick) steps.push({ id: 'bullmq:cpu-2t', rounds: true, run: async () => add('cpu-2t', 'bullmq', await bullmqThroughput(128, cpuBatches, iterations)) });
     steps.push({
       id: 'submit:raw',
@@ -279,6 +337,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    for (const close of closers) close();
     await client?.close();
     marks.close();
     await nc.drain().catch(() => nc.close());

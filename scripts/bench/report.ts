@@ -4,13 +4,16 @@ import { round } from './figures.js';
 import type { Latency } from './latency.js';
 import type { Rss } from './rss.js';
 
-export type System = 'rawJetStream' | 'rawPiscina' | 'jetbatch' | 'jetbatchComplete' | 'bullmq';
+export type System = 'rawJetStream' | 'rawPiscina' | 'jetbatch' | 'jetbatchComplete' | 'bullmq' | 'python' | 'pythonComplete' | 'rawPipe';
 export const systemLabels: Record<System, string> = {
   rawJetStream: 'raw JetStream consume+ack',
   rawPiscina: 'raw Piscina dispatch',
   jetbatch: 'jetbatch, to every batch acked',
   jetbatchComplete: 'jetbatch, to job complete',
   bullmq: 'BullMQ sandboxed (worker threads)',
+  python: 'jetbatch Python, every batch acked',
+  pythonComplete: 'jetbatch Python, to job complete',
+  rawPipe: 'raw pipe → bare Python loop',
 };
 
 export interface Machine {
@@ -39,6 +42,8 @@ export interface Results {
   /** Longest time from a measured daemon's start to its first handler call, per scenario, in ms. */
   jetbatchStartLagMs: Record<string, number>;
   cpu: { iterations: number; msPerBatch: number } | null;
+  /** The Python scenarios' interpreter and fixed CPU work (bench_work.burn), when they ran. */
+  python?: { interpreter: string; version: string; cpu?: { iterations: number; msPerBatch: number } };
   submission: { items: number; raw?: Throughput; jetbatch?: Throughput };
   latency: { rate: number; jetbatch?: Latency; raw?: Latency };
   rss: { jetbatch?: Rss; raw?: Rss };
@@ -88,6 +93,15 @@ export function computeRatios(r: Omit<Results, 'ratios'>): Ratio[] {
   out.push(check('jetbatch_bullmq_16k', 'jetbatch / BullMQ, 16 KiB no-op', ratio(bps('16k', 'jetbatch'), bps('16k', 'bullmq')), null, 0));
   out.push(check('jetbatch_bullmq_cpu', 'jetbatch / BullMQ, CPU-bound on 2 threads', ratio(bps('cpu-2t', 'jetbatch'), bps('cpu-2t', 'bullmq')), null, 0));
   out.push(check('raw_piscina_cpu_scaling', 'raw Piscina CPU-bound, 2 threads / 1 thread (the ceiling here)', ratio(bps('cpu-2t', 'rawPiscina'), bps('cpu-1t', 'rawPiscina')), null, 0));
+  // Python handlers (issue 15 item 6): the channel against a bare Python loop on the same pipes, and against JS.
+  for (const s of ['128b', 'rec100', '1m']) {
+    out.push(check(`python_raw_pipe_${s}`, `jetbatch Python / raw pipe + bare Python loop, ${s} no-op`, ratio(bps(s, 'python'), bps(s, 'rawPipe')), '>=', 0.7));
+  }
+  out.push(check('python_cpu_scaling_2_vs_1', 'jetbatch Python CPU-bound handler, 2 threads / 1 thread', ratio(bps('pycpu-2t', 'python'), bps('pycpu-1t', 'python')), '>=', 1.8));
+  for (const s of ['128b', 'rec100', '1m']) {
+    out.push(check(`python_js_${s}`, `jetbatch Python / jetbatch JS handler, ${s} no-op`, ratio(bps(s, 'python'), bps(s, 'jetbatch')), null, 0));
+  }
+  out.push(check('raw_pipe_cpu_scaling', 'raw pipe + Python CPU-bound, 2 processes / 1 (the ceiling here)', ratio(bps('pycpu-2t', 'rawPipe'), bps('pycpu-1t', 'rawPipe')), null, 0));
   out.push(check('latency_p99_raw_ms', 'raw consume → Piscina handler-start latency p99 (ms)', r.latency.raw?.p99 ?? null, null, 0));
   out.push(check('rss_busy_ratio', 'busy (peak) RSS: jetbatch / raw', ratio(r.rss.jetbatch?.busyMiB, r.rss.raw?.busyMiB), null, 0));
   return out;
@@ -106,6 +120,11 @@ export function formatReport(r: Results): string {
   lines.push(`source: ${m.source.commit}, src/ ${dirty(m.source.dirtySrc)} at start, ${dirty(m.source.dirtySrcAtEnd)} at end`);
   lines.push(`packages: ${Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (r.cpu !== null) lines.push(`fixed CPU work: ${r.cpu.iterations.toLocaleString('en-US')} xorshift rounds ≈ ${r.cpu.msPerBatch} ms per batch`);
+  const py = r.python;
+  if (py !== undefined) {
+    const work = py.cpu === undefined ? '' : `; fixed CPU work in Python (pycpu): ${py.cpu.iterations.toLocaleString('en-US')} xorshift rounds ≈ ${py.cpu.msPerBatch} ms per batch`;
+    lines.push(`python: ${py.interpreter} (${py.version})${work}`);
+  }
   lines.push('');
   lines.push(`${pad('scenario', 10)}${pad('system', 36)}${'batches'.padStart(8)}${'batches/s'.padStart(12)}${'items/s'.padStart(12)}${'MiB/s'.padStart(10)}`);
   for (const [scenario, bySystem] of Object.entries(r.throughput)) {
