@@ -38,8 +38,10 @@ describe('pause and resume', () => {
 
   test('a paused job starts nothing anywhere, survives a restart of every daemon and its own timeout, and resumes to exact counts', async () => {
     const items = Array.from({ length: 40 }, (_, i) => i);
-    // A 6 s job timeout; the job is paused for longer than that and must not time out.
-    const rec = await client.submit({ api_name: 'pz', items, batch_size: 1, workers: 4, timeout: 6, config: { delay_ms: 200 } });
+    // A 9 s job timeout; the job is paused for longer than that and must not time out. Unpaused, it needs ~3 s (40 ×
+    // 200 ms on 4 lanes, plus pick-up after start and after resume): a loaded machine (CI once ran it at load 14 and
+    // the job was rightly timed out with 6 s) keeps a margin.
+    const rec = await client.submit({ api_name: 'pz', items, batch_size: 1, workers: 4, timeout: 9, config: { delay_ms: 200 } });
     await waitUntil('some batches done', () => intervals(readRecords(recordDir), rec.job_id).filter((i) => i.end !== Infinity).length >= 8, { timeoutMs: 20_000 });
     const paused = await client.pause(rec.job_id);
     const pausedAt = Date.now();
@@ -58,7 +60,7 @@ describe('pause and resume', () => {
     // Every daemon restarts while the job is paused.
     await Promise.all(daemons.map((d) => d.close()));
     await startAll();
-    await sleep(7000 - (Date.now() - pausedAt)); // past the job's own 6 s timeout, counted from the pause
+    await sleep(10_000 - (Date.now() - pausedAt)); // past the job's own 9 s timeout, counted from the pause
     const still = await client.status(rec.job_id);
     assert.equal(still.status, 'running', 'not timed out while paused');
     assert.equal(still.paused_at, paused.paused_at, 'the pause survived the restart');
@@ -68,7 +70,7 @@ describe('pause and resume', () => {
 
     const resumed = await client.resume(rec.job_id);
     assert.equal(resumed.paused_at, null);
-    assert.ok((resumed.paused_ms ?? 0) >= 7000, `paused for ${resumed.paused_ms} ms`);
+    assert.ok((resumed.paused_ms ?? 0) >= 10_000, `paused for ${resumed.paused_ms} ms`);
     const final = await client.wait(rec.job_id, { intervalMs: 100, timeoutMs: 60_000 });
     assert.equal(final.status, 'succeeded');
     assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed, final.batches_in_queue], [40, 0, 0]);
