@@ -37,7 +37,7 @@ describe('python projects', () => {
     daemon = await startDaemon(server.url, [
       { name: 'py-deployed', deployed: true, python: PYTHON, threads: 1, config: { factor: 3, record_dir: recordDir } },
       { name: 'py-venv', project: dir, python: 'venv/bin/python', threads: 1, config: { factor: 5, record_dir: recordDir } },
-    ]);
+    ], { state_dir: tempDir('jetbatch-pyproj-state-') }); // deployed versions go there, not into the repository
     client = await JetbatchClient.connect({ servers: [server.url] });
   });
 
