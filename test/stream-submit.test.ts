@@ -96,7 +96,7 @@ describe('jetbatch submit streams its input', () => {
 
   const waitFinal = (jobId: string): Promise<JobStatus> => client.wait(jobId, { intervalMs: 250, timeoutMs: 600_000 });
 
-  test(`a ${BIG_MB} MiB file is submitted under ${RSS_LIMIT_MB} MB RSS, and every item runs exactly once`, async () => {
+  test(`a ${BIG_MB} MiB file is submitted under ${RSS_LIMIT_MB} MB RSS, and every item runs exactly once`, async (t) => {
     const file = join(dir, 'big.jsonl');
     const padBytes = 200;
     const lineBytes = `{"id":1000000,"pad":"${'x'.repeat(padBytes)}"}\n`.length;
@@ -118,10 +118,13 @@ describe('jetbatch submit streams its input', () => {
         // exited
       }
     }, 50);
+    const started = Date.now();
     const [code] = (await once(child, 'exit')) as [number | null];
+    const seconds = (Date.now() - started) / 1000;
     clearInterval(poll);
     assert.equal(code, 0, stderr);
     assert.equal(stdout.trim(), 'big-stream');
+    t.diagnostic(`${count} items, ${BIG_MB} MiB submitted in ${seconds.toFixed(1)} s (${(BIG_MB / seconds).toFixed(1)} MiB/s, daemon running alongside), peak RSS ${Math.round(peakKb / 1024)} MB`);
     assert.ok(peakKb > 0, 'RSS was sampled');
     assert.ok(peakKb / 1024 < RSS_LIMIT_MB, `peak RSS ${Math.round(peakKb / 1024)} MB`);
     const final = await waitFinal('big-stream');
