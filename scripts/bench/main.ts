@@ -8,8 +8,8 @@
  * of them) and report the median round. `--only` takes step-id prefixes (`jetbatch:128b`, `raw-js`, `latency`…);
  * `--profile DIR` writes a CPU profile of the daemon's main thread during the first round of each jetbatch size scenario.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -17,6 +17,8 @@ import { connect } from '@nats-io/transport-node';
 import { JetbatchClient } from '../../src/client/client.js';
 import { openContext } from '../../src/fleet/context.js';
 import { encodeValue } from '../../src/fleet/protocol.js';
+import { openInput } from '../../src/cli/read-input.js';
+import { batchesOfRuns } from '../../src/fleet/stream-settings.js';
 import { bullmqThroughput } from './bullmq.js';
 import { medianRun, round, throughput, type Throughput } from './figures.js';
 import { burn, nowMs } from './handlers/work.js';
@@ -74,6 +76,8 @@ const sizes: SizeScenario[] = [
 const CPU_MS = 3;
 const cpuBatches = pick(1_500, 800);
 const submitItems = pick(100_000, 20_000);
+/** Records of the submission-from-a-file scenario (100 per batch). */
+const fileItems = pick(1_000_000, 200_000);
 const latencyRate = 1000;
 const latencySeconds = pick(10, 3);
 const rssBatches = pick(20_000, 5_000);
@@ -90,6 +94,17 @@ interface Step {
 
 function selected(id: string): boolean {
   return only === undefined || only.some((p) => id.startsWith(p));
+}
+
+let itemsFilePath: string | undefined;
+/** The submission-from-a-file scenario's input: fileItems records as JSON Lines, written once per run. */
+function itemsFile(): string {
+  if (itemsFilePath !== undefined) return itemsFilePath;
+  const dir = mkdtempSync(join(tmpdir(), 'jetbatch-bench-file-'));
+  itemsFilePath = join(dir, 'items.jsonl');
+  writeFileSync(itemsFilePath, Array.from({ length: fileItems }, (_, i) => JSON.stringify(record(i))).join('\n') + '\n');
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return itemsFilePath;
 }
 
 function record(i: number): Record<string, unknown> {
@@ -285,6 +300,30 @@ async function main(): Promise<void> {
         const t = nowMs();
         const rec = await jb.submit({ api_name: 'b-submit', items, batch_size: 1, workers: 1 });
         add('submit', 'jetbatch', throughput(rec.total_batch_count, 1, encodeValue([record(0)]).byteLength, (nowMs() - t) / 1000));
+        await jb.stop(rec.job_id);
+      },
+    });
+    // Submission from a JSON Lines file (issue 16): jetbatch streams the file (read, parse, batch, encode, publish,
+    // checkpoints); the reference publishes the same batches, already encoded in memory, with the same window.
+    steps.push({
+      id: 'submit-file:raw',
+      rounds: true,
+      run: async () => {
+        const batches = Array.from({ length: fileItems / 100 }, (_, b) => encodeValue(Array.from({ length: 100 }, (_, i) => record(b * 100 + i))));
+        add('submit-file', 'rawJetStream', await rawPublish(raw, batches, 100));
+      },
+    });
+    steps.push({
+      id: 'submit-file:jetbatch',
+      rounds: true,
+      run: async () => {
+        await (await startBenchDaemon(server.url, { name: 'b-submit', project: HANDLERS.noop, threads: 1 })).close();
+        const file = itemsFile();
+        const t = nowMs();
+        const reader = await openInput(file, { batches: false, strict: true, maxBadLines: null });
+        const rec = await jb.submitStream({ api_name: 'b-submit', batch_size: 100, workers: 1 }, batchesOfRuns(reader.values, 100), { grouped: true });
+        const seconds = (nowMs() - t) / 1000;
+        add('submit-file', 'jetbatch', throughput(rec.total_batch_count, 100, encodeValue(Array.from({ length: 100 }, (_, i) => record(i))).byteLength, seconds));
         await jb.stop(rec.job_id);
       },
     });

@@ -83,6 +83,7 @@ export function computeRatios(r: Omit<Results, 'ratios'>): Ratio[] {
     check('jetbatch_bullmq_128b', 'jetbatch / BullMQ sandboxed, 128 B no-op', ratio(bps('128b', 'jetbatch'), bps('128b', 'bullmq')), '>=', 5),
     check('cpu_scaling_2_vs_1', 'jetbatch CPU-bound handler, 2 threads / 1 thread', ratio(bps('cpu-2t', 'jetbatch'), bps('cpu-1t', 'jetbatch')), '>=', 1.8),
     check('submission_jetbatch_raw', 'submission: jetbatch submit / raw async publish (msg ids, 256 in flight)', ratio(r.submission.jetbatch?.batchesPerSec, r.submission.raw?.batchesPerSec), '>=', 0.8),
+    check('submission_file_jetbatch_raw', 'submission from a JSON Lines file (100 per batch): jetbatch / raw publish of the encoded batches', ratio(bps('submit-file', 'jetbatch'), bps('submit-file', 'rawJetStream')), '>=', 0.8),
     check('latency_p99_ms', `jetbatch handler-start latency p99 at ${r.latency.rate}/s (ms)`, r.latency.jetbatch?.p99 ?? null, '<=', 5),
     check('rss_idle_ratio', 'idle RSS: jetbatch daemon / raw NATS + 2-thread Piscina', ratio(r.rss.jetbatch?.idleMiB, r.rss.raw?.idleMiB), '<=', 1.2),
   ];
