@@ -1,8 +1,9 @@
 /**
  * Ending a job early (stop, job timeout, worker error, enqueue failure), and pausing and resuming it: shared by the
  * client and the daemons.
- * Order matters: the record turns terminal first (so no daemon pulls more or claims completion), then every
- * daemon is told to abort the job's in-flight batches, then the queue is purged and the consumer deleted.
+ * Order matters: the job is counted, then its record turns terminal with those final figures in one write (so no
+ * daemon pulls more or claims completion, and no reader ever sees it terminal without them), then every daemon is
+ * told to abort the job's in-flight batches, then the queue is purged and the consumer deleted.
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { ErrorCodes, JetbatchError } from '../errors.js';
@@ -23,26 +24,32 @@ export async function endJob(
   status: EarlyEnd,
   error: ErrorInfo | null = null,
 ): Promise<{ record: JobRecord; changed: boolean } | null> {
-  let previous = 'running' as JobRecord['status'];
+  // Counted before the record turns terminal, and stored with it: a reader that sees the job ended sees its final
+  // figures (the queue is purged right after, so counting it later, as a reader would without them, finds it empty
+  // and would report every batch as succeeded). A job still enqueuing is counted the enqueuing way: unpublished
+  // batches did not succeed. Batches in flight when counted are counted as queued: the abort below ends them.
+  const before = await getJob(ctx.jobs, jobId);
+  if (before === null) return null;
+  if (isTerminal(before.record.status)) return { record: before.record, changed: false };
+  const counts = await liveCounts(ctx, { ...before.record, status: before.record.status === 'enqueuing' ? 'enqueuing' : 'running' });
   const result = await transitionJob(ctx.jobs, jobId, (current) => {
     if (isTerminal(current.status)) return null;
-    previous = current.status;
-    return { ...current, status, error: error ?? current.error, end_time: new Date().toISOString(), completion: null };
+    return {
+      ...current,
+      status,
+      error: error ?? current.error,
+      end_time: new Date().toISOString(),
+      completion: null,
+      batch_metrics: metricsOf(counts),
+      batches_in_queue: counts.inQueue,
+    };
   });
   if (result === null || !result.changed) return result;
   const record = result.record;
   ctx.nc.publish(Subjects.control(jobId), encodeJson({ action: 'abort', status }));
-  // A job ended while still enqueuing is counted the enqueuing way: unpublished batches did not succeed.
-  const counts = await liveCounts(ctx, { ...record, status: previous === 'enqueuing' ? 'enqueuing' : 'running' });
   await discardQueue(ctx, record);
-  const final = await transitionJob(ctx.jobs, jobId, (current) => ({
-    ...current,
-    batch_metrics: metricsOf(counts),
-    batches_in_queue: counts.inQueue,
-  }));
-  const stored = final?.record ?? record;
-  await publishEvent(ctx, stored, 'completed');
-  return { record: stored, changed: true };
+  await publishEvent(ctx, record, 'completed');
+  return { record, changed: true };
 }
 
 export async function discardQueue(ctx: FleetContext, record: JobRecord): Promise<void> {
@@ -80,18 +87,18 @@ export async function noteOutOfMemory(ctx: FleetContext, jobId: string, error: E
 const EARLY_ENDS = new Set(['stopped', 'timed_out', 'worker_error', 'worker_oom', 'enqueue_failed']);
 
 /**
- * Whoever ends a job early counts it, then purges its queue and writes the final figures. If that has not happened
- * `delayMs` later (an ender without the rights to purge), the queue is purged here. Idempotent, and only for the
- * same ending: a job reopened in between (a dead-letter replay of a `worker_oom` job) has new batches in its queue,
- * which must not be purged.
+ * Whoever ends a job early purges its queue right after. In case it could not (an ender without the rights to
+ * purge, or one that died in between), the queue is purged here `delayMs` later (purging an empty subject is
+ * harmless). Only for the same ending: a job reopened in between (a dead-letter replay of a `worker_oom` job) has
+ * new batches in its queue, which must not be purged.
  */
 export function purgeLeftoversLater(ctx: FleetContext, record: JobRecord, delayMs = 10_000): void {
-  if (!EARLY_ENDS.has(record.status) || record.batch_metrics !== null) return;
+  if (!EARLY_ENDS.has(record.status)) return;
   setTimeout(() => {
     void getJob(ctx.jobs, record.job_id)
       .then((v) => {
         const same = v !== null && v.record.status === record.status && v.record.end_time === record.end_time;
-        return same && v.record.batch_metrics === null ? discardQueue(ctx, v.record) : undefined;
+        return same ? discardQueue(ctx, v.record) : undefined;
       })
       .catch(() => undefined);
   }, delayMs).unref();
