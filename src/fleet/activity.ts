@@ -37,8 +37,13 @@ export async function liveDaemons(ctx: FleetContext, now = Date.now()): Promise<
 }
 
 export async function readActivity(ctx: FleetContext, now = Date.now()): Promise<FleetActivity> {
+  return activityOf(await liveDaemons(ctx, now));
+}
+
+/** Per job, the batches the given (live) daemons run and on how many of them; also for callers that follow the bucket. */
+export function activityOf(daemons: Iterable<Partial<DaemonRecord>>): FleetActivity {
   const out = new Map<string, JobActivity>();
-  for (const d of await liveDaemons(ctx, now)) {
+  for (const d of daemons) {
     for (const [jobId, n] of Object.entries(d.running ?? {})) {
       if (typeof n !== 'number' || n <= 0) continue;
       const a = out.get(jobId) ?? { batches: 0, daemons: 0 };

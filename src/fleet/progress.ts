@@ -108,17 +108,20 @@ export function settingsOf(record: JobRecord): JobSettings {
  * fleet runs now) is read when not given; pass one reading for a list of jobs.
  */
 export async function jobStatus(ctx: FleetContext, record: JobRecord, activity?: FleetActivity): Promise<JobStatus> {
-  let batchMetrics: BatchMetrics;
-  let inQueue: number;
-  if (isTerminal(record.status) && record.batch_metrics !== null) {
-    batchMetrics = record.batch_metrics;
-    inQueue = record.batches_in_queue ?? 0;
-  } else {
-    const counts = await liveCounts(ctx, record);
-    batchMetrics = metricsOf(counts);
-    inQueue = counts.inQueue;
-  }
+  const stored = storedStatus(record);
+  if (stored !== null) return stored;
+  const counts = await liveCounts(ctx, record);
+  const batchMetrics = metricsOf(counts);
+  const inQueue = counts.inQueue;
   const running = isTerminal(record.status) ? undefined : (activity ?? (await readActivity(ctx))).get(record.job_id);
+  return statusOf(record, batchMetrics, inQueue, running);
+}
+
+/**
+ * A job's status from its record and the figures read for it (no I/O). An ended job that stored its figures needs
+ * nothing else: `storedStatus`.
+ */
+export function statusOf(record: JobRecord, batchMetrics: BatchMetrics, inQueue: number, running?: { batches: number; daemons: number }): JobStatus {
   const status: JobStatus = {
     job_id: record.job_id,
     api_name: record.api_name,
@@ -139,4 +142,10 @@ export async function jobStatus(ctx: FleetContext, record: JobRecord, activity?:
   if (record.error !== null) status.error = record.error;
   if (record.completion !== null) status.completion = record.completion;
   return status;
+}
+
+/** The status of an ended job that stored its figures, without any read; null for any other job. */
+export function storedStatus(record: JobRecord): JobStatus | null {
+  if (!isTerminal(record.status) || record.batch_metrics === null) return null;
+  return statusOf(record, record.batch_metrics, record.batches_in_queue ?? 0);
 }

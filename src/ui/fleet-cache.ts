@@ -6,7 +6,7 @@
  * started does not look alive for the first seconds.
  */
 import type { KvWatchEntry } from '@nats-io/kv';
-import type { FleetActivity, JobActivity } from '../fleet/activity.js';
+import { activityOf, type FleetActivity } from '../fleet/activity.js';
 import type { FleetContext } from '../fleet/context.js';
 import { decodeJson } from '../fleet/protocol.js';
 import type { DaemonRecord } from '../types.js';
@@ -75,17 +75,7 @@ export class FleetCache {
 
   /** Per job, batches inside handleBatch now and on how many daemons (as fleet/activity.ts readActivity). */
   activity(): FleetActivity {
-    const out = new Map<string, JobActivity>();
-    for (const d of this.live()) {
-      for (const [jobId, n] of Object.entries(d.running ?? {})) {
-        if (typeof n !== 'number' || n <= 0) continue;
-        const a = out.get(jobId) ?? { batches: 0, daemons: 0 };
-        a.batches += n;
-        a.daemons += 1;
-        out.set(jobId, a);
-      }
-    }
-    return out;
+    return activityOf(this.live());
   }
 
   #apply(entry: KvWatchEntry): void {

@@ -4,7 +4,7 @@
  * ended jobs carry their final figures in the record and cost nothing.
  */
 import type { FleetContext } from '../fleet/context.js';
-import { jobStatus, settingsOf } from '../fleet/progress.js';
+import { jobStatus, storedStatus } from '../fleet/progress.js';
 import { isTerminal, type JobRecord, type JobStatus, type JobStatusName } from '../types.js';
 import type { FleetCache } from './fleet-cache.js';
 
@@ -52,31 +52,6 @@ export function rowOf(s: JobStatus, now = Date.now()): JobRow {
     end_time: s.end_time,
     duration_ms: Number.isFinite(start) && Number.isFinite(end) ? Math.max(0, end - start) : null,
   };
-}
-
-/** Status of an ended job that stored its figures, without any read. */
-function storedStatus(record: JobRecord): JobStatus | null {
-  if (!isTerminal(record.status) || record.batch_metrics === null) return null;
-  const s: JobStatus = {
-    job_id: record.job_id,
-    api_name: record.api_name,
-    status: record.status,
-    workers: record.workers,
-    priority: record.priority ?? 0,
-    paused_at: record.paused_at ?? null,
-    total_batch_count: record.total_batch_count,
-    batches_in_queue: record.batches_in_queue ?? 0,
-    running_batches: 0,
-    running_daemons: 0,
-    batch_metrics: record.batch_metrics,
-    start_time: record.start_time,
-    end_time: record.end_time,
-    ...settingsOf(record),
-    config: record.config,
-  };
-  if (record.error !== null) s.error = record.error;
-  if (record.completion !== null) s.completion = record.completion;
-  return s;
 }
 
 export class StatusSource {
