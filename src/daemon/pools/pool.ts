@@ -3,22 +3,18 @@
  * memory cap) into an Outcome, so callers handle a single shape.
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { extname } from 'node:path';
 import { Piscina } from 'piscina';
 import type { NatsOptions } from '../../fleet/connect.js';
 import { ErrorCodes, toErrorInfo } from '../../errors.js';
 import { channelNames, type BatchesTask, type CompleteTask, type ControlMessage, type Outcome, type Task, type WorkerData, type WorkerEvent } from '../../worker/thread-protocol.js';
 import type { ApiOptions } from '../config.js';
 import { Slots } from './slots.js';
+import { threadEntry } from '../../worker/thread-entry.js';
 
 /** Why the main thread aborted a running task. */
 export type AbortReason = 'timeout' | 'stopped' | 'shutdown';
 
-const workerFile = new URL(`../../worker/worker${extname(new URL(import.meta.url).pathname)}`, import.meta.url);
-/** Run from source (a clone without dist/), the worker is TypeScript: its thread needs the tsx loader too. */
-const workerExecArgv = workerFile.pathname.endsWith('.ts') && !process.execArgv.some((a) => a.includes('tsx'))
-  ? [...process.execArgv, '--import', 'tsx']
-  : process.execArgv;
+const worker = threadEntry('worker');
 
 export type MetricEvent = Extract<WorkerEvent, { type: 'metric' }>;
 
@@ -62,13 +58,13 @@ export class ApiPool {
       workerSlots: new SharedArrayBuffer(4 * opts.api.threads),
     };
     this.#piscina = new Piscina({
-      filename: workerFile.href,
+      filename: worker.url.href,
       minThreads: opts.api.threads,
       maxThreads: opts.api.threads,
       concurrentTasksPerWorker: opts.api.concurrency,
       idleTimeout: Infinity,
       workerData: data,
-      execArgv: workerExecArgv,
+      execArgv: worker.execArgv,
       env: opts.env,
       ...(opts.api.memoryLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: opts.api.memoryLimitMb } }),
     });
