@@ -51,7 +51,6 @@ export class UiServer {
   readonly #fleet: FleetCache;
   readonly #sse: SseHub;
   readonly #client: JetbatchClient;
-  readonly #options: UiServerOptions;
   #closing: Promise<void> | undefined;
 
   private constructor(server: Server, jobs: JobCache, fleet: FleetCache, sse: SseHub, client: JetbatchClient, options: UiServerOptions) {
@@ -60,7 +59,6 @@ export class UiServer {
     this.#fleet = fleet;
     this.#sse = sse;
     this.#client = client;
-    this.#options = options;
   }
 
   /** Opens the buckets on `nc` (which stays the caller's), starts following them, and listens. */
