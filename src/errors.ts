@@ -49,6 +49,12 @@ export const ErrorCodes = {
   UNDECODABLE: 'JB_UNDECODABLE',
   /** The batch was aborted because its job was stopped, timed out or the daemon is shutting down. */
   ABORTED: 'JB_ABORTED',
+  /** A store URL is malformed, or names a scheme other than `file://`, `obj://` and `s3://`. */
+  INVALID_STORE_URL: 'JB_INVALID_STORE_URL',
+  /** The stored object, listing root directory or bucket a store URL names does not exist. */
+  STORE_NOT_FOUND: 'JB_STORE_NOT_FOUND',
+  /** A store refused or failed a listing, read or write (permissions, credentials, network); the store's error is the `cause`. */
+  STORE_FAILED: 'JB_STORE_FAILED',
   /** Something did not happen in time: a job timeout, a missed enqueue deadline, or a wait that gave up. */
   TIMEOUT: 'JB_TIMEOUT',
   /** Anything else, with the original error as `cause`. */
