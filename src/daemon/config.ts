@@ -14,6 +14,7 @@ import { ErrorCodes, JetbatchError } from '../errors.js';
 import { API_NAME_PATTERN } from '../fleet/protocol.js';
 import { formatIssues } from '../fleet/submission.js';
 import type { BackoffOptions } from '../types.js';
+import type { S3Settings } from '../stores/s3-config.js';
 
 const duration = z.union([z.string(), z.number().nonnegative()]).transform((v, ctx) => {
   try {
@@ -83,6 +84,20 @@ const natsSchema = z
   })
   .strict();
 
+/** Settings of `s3://` stores; what is unset comes from the AWS environment variables (src/stores/s3-config.ts). */
+const s3Schema = z
+  .object({
+    endpoint: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    region: z.string().min(1).optional(),
+    force_path_style: z.boolean().optional(),
+    access_key_id: z.string().min(1).optional(),
+    secret_access_key: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((s) => (s.access_key_id === undefined) === (s.secret_access_key === undefined), {
+    message: 'give both access_key_id and secret_access_key, or neither',
+  });
+
 const configSchema = z
   .object({
     nats: natsSchema.default({ servers: ['nats://127.0.0.1:4222'] }),
@@ -117,6 +132,8 @@ const configSchema = z
       .default({ results: 7 * 86_400_000, dead_letters: 30 * 86_400_000, events: 7 * 86_400_000, jobs: 30 * 86_400_000 }),
     /** JetStream replicas for every stream and bucket jetbatch creates (3 on a cluster). */
     replicas: z.number().int().min(1).max(5).default(1),
+    /** `s3://` stores (job inputs and outputs); every key optional. */
+    s3: s3Schema.default({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -166,6 +183,8 @@ export interface DaemonOptions {
   readonly checkIntervalMs: number;
   readonly retentionMs: { readonly results: number; readonly deadLetters: number; readonly events: number; readonly jobs: number };
   readonly replicas: number;
+  /** The config's `s3` section (`{}` when absent): pass it as `StoreDeps.s3`. */
+  readonly s3: S3Settings;
   /** The daemon's environment when the configuration was read; worker threads get it plus the project's `.env`. */
   readonly environment: Readonly<Record<string, string>>;
 }
@@ -270,6 +289,7 @@ export function parseConfig(raw: unknown, configFile: string, overrides: Overrid
       jobs: c.retention.jobs,
     },
     replicas: c.replicas,
+    s3: c.s3,
     environment: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)),
   });
 }

@@ -5,16 +5,20 @@
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { ErrorCodes, JetbatchError } from '../errors.js';
+import type { S3Settings } from './s3-config.js';
 import type { Store } from './store.js';
 import { parseStoreUrl } from './url.js';
 
 export type { ListOptions, Store, StoredObject, StoreScheme } from './store.js';
 export { formatStoreUrl, joinStoreUrl, parseStoreUrl, type StoreUrl } from './url.js';
+export type { S3Settings } from './s3-config.js';
 
 /** What a store needs from its process; pass what you have (a missing one fails only the scheme needing it). */
 export interface StoreDeps {
   /** The fleet's JetStream client (`FleetContext.js`): needed by `obj://`. */
   readonly js?: JetStreamClient;
+  /** The daemon config's `s3` section (`DaemonOptions.s3`); AWS environment variables fill what it leaves unset. */
+  readonly s3?: S3Settings;
 }
 
 /** A Store that may hold clients (sockets) to release. */
@@ -31,8 +35,16 @@ export async function storeFor(url: string, deps: StoreDeps = {}): Promise<OpenS
       const { FileStore } = await import('./file-store.js');
       return new FileStore();
     }
-    default:
-      void deps;
-      throw new JetbatchError(ErrorCodes.STORE_FAILED, `${loc.scheme}:// stores are not available yet (${url})`);
+    case 'obj': {
+      if (deps.js === undefined) {
+        throw new JetbatchError(ErrorCodes.STORE_FAILED, `${url}: obj:// needs a NATS connection (StoreDeps.js), and none was given`);
+      }
+      const { ObjStore } = await import('./obj-store.js');
+      return new ObjStore(deps.js);
+    }
+    case 's3': {
+      const { S3Store } = await import('./s3-store.js');
+      return new S3Store(deps.s3);
+    }
   }
 }
