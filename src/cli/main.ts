@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { JetbatchError } from '../errors.js';
 import { registerClientCommands } from './commands.js';
 import { exitCodeFor } from './common.js';
+import { registerPut } from './put.js';
 import { registerStart } from './start.js';
 import { registerUi } from './ui.js';
 import { packageVersion } from './version.js';
@@ -23,6 +24,7 @@ const program = new Command('jetbatch')
 registerStart(program);
 registerClientCommands(program, (code) => (exitCode = code));
 registerUi(program);
+registerPut(program);
 
 try {
   await program.parseAsync(process.argv);

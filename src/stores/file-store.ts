@@ -7,8 +7,8 @@
  * entries that are neither files nor directories (sockets, FIFOs) are not listed.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { createWriteStream, type Stats } from 'node:fs';
+import { mkdir, open, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -85,14 +85,9 @@ export class FileStore implements Store {
     const temp = `${dir}/${TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
     try {
       await mkdir(dir, { recursive: true });
-      const fh = await open(temp, 'wx', 0o644);
-      try {
-        if (data instanceof Readable) await pipeline(data, fh.createWriteStream({ autoClose: false }));
-        else await fh.writeFile(data);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      // `flush`: fsync before close, so the rename never publishes a name whose bytes are not on disk yet.
+      if (data instanceof Readable) await pipeline(data, createWriteStream(temp, { flags: 'wx', mode: 0o644, flush: true }));
+      else await writeFile(temp, data, { flag: 'wx', mode: 0o644, flush: true });
       await rename(temp, path);
     } catch (err) {
       await unlink(temp).catch(() => undefined);
