@@ -57,6 +57,11 @@ export const ErrorCodes = {
   STORE_FAILED: 'JB_STORE_FAILED',
   /** Something did not happen in time: a job timeout, a missed enqueue deadline, or a wait that gave up. */
   TIMEOUT: 'JB_TIMEOUT',
+  /**
+   * `results --per-item` cannot give each input item its result: the job has no fixed `batch_size` (ready-made
+   * batches), or a batch's result is not an array of one value per item.
+   */
+  PER_ITEM_UNAVAILABLE: 'JB_PER_ITEM_UNAVAILABLE',
   /** Anything else, with the original error as `cause`. */
   INTERNAL: 'JB_INTERNAL',
 } as const;

@@ -97,6 +97,22 @@ export interface JobRecord {
   paused_ms?: number;
   /** A streamed submission's progress (see fleet/stream-submit.ts); absent for a job submitted whole. */
   enqueue?: EnqueueCheckpoint | null;
+  /**
+   * Items per batch of an `items` submission: batch N holds items N × batch_size … (N + 1) × batch_size − 1. Null for
+   * ready-made batches (sizes vary); absent from publishers that do not write it. `results --per-item` needs it.
+   */
+  batch_size?: number | null;
+  /**
+   * Where the daemons write the job's results (`file:///dir/`, `obj://BUCKET/prefix/`, `s3://bucket/prefix/`, always
+   * ending in `/`; see fleet/output.ts), instead of the results stream. Null or absent: the results stream.
+   */
+  output?: string | null;
+  /**
+   * Results stored for the job, counted when it completed (succeeded, completed_with_failures, worker_oom) and written
+   * with its final status: parts under `output`, or distinct batch ids in the results stream. A reader has every
+   * result once it has read this many. Null (or absent) while the job runs and for a job that ended early.
+   */
+  results_stored?: number | null;
 }
 
 /** How far a streamed submission got: renewed about every second while it publishes, final once it is `pending`. */
@@ -189,6 +205,10 @@ export interface JobStatus {
   error?: ErrorInfo;
   /** The completion claim, while a daemon completes the job and on a job that completed: who ran onJobComplete. */
   completion?: CompletionClaim;
+  /** Where the results are written (a store URL ending in `/`), or null for the results stream. */
+  output: string | null;
+  /** Results stored, once the job completed (see JobRecord.results_stored); null before and for early ends. */
+  results_stored: number | null;
 }
 
 /** Handed to the handler constructor: the anchor's fields plus what is useful. */

@@ -4,6 +4,7 @@ import { basename, resolve } from 'node:path';
 import { Command } from 'commander';
 import type { JetbatchClient } from '../client/client.js';
 import { decodeValue } from '../fleet/protocol.js';
+import { resultLine } from '../fleet/output.js';
 import type { JobRecord, JobStatus, JobStatusName } from '../types.js';
 import { isTerminal } from '../types.js';
 import { statusListArg } from './args.js';
@@ -60,18 +61,23 @@ export function registerClientCommands(program: Command, setExit: (code: number)
       .command('results')
       .description(
         'print every batch result of a job as JSON Lines {job_id, batch_id, result, duration_ms, attempt}, one line per batch, ' +
-          'in the order the batches finished (--sort: by batch id)',
+          'in the order the batches finished (--sort: by batch id; a job with an output is read from it, in batch order)',
       )
       .argument('<job>', 'job id')
       .option('--out <file>', 'write to a file instead of stdout')
-      .option('--sort', 'order by batch id numerically (0, 1, 2, …) instead of completion order; holds all results in memory'),
-  ).action(async (job: string, flags: ConnectionFlags & { out?: string; sort?: boolean }) => {
+      .option('--sort', 'order by batch id numerically (0, 1, 2, …) instead of completion order')
+      .option('--per-item', 'one line per input item, in input order: {item_index, batch_id, result} (a job of items with a fixed batch size whose handler returns one value per item)'),
+  ).action(async (job: string, flags: ConnectionFlags & { out?: string; sort?: boolean; perItem?: boolean }) => {
     await withClient(flags, async (client) => {
       const out: NodeJS.WritableStream = flags.out === undefined ? process.stdout : createWriteStream(flags.out);
-      for await (const r of client.results(job, { order: flags.sort ? 'batch' : 'completion' })) {
-        if (!out.write(JSON.stringify(r) + '\n')) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+      const lines = flags.perItem === true ? client.itemResults(job) : client.results(job, { order: flags.sort ? 'batch' : 'completion' });
+      try {
+        for await (const r of lines) {
+          if (!out.write(resultLine(r))) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+        }
+      } finally {
+        if (out !== process.stdout) await new Promise<void>((resolve) => out.end(() => resolve()));
       }
-      if (out !== process.stdout) await new Promise<void>((resolve) => out.end(() => resolve()));
     });
   });
 

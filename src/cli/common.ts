@@ -64,7 +64,7 @@ export const ExitCodes = { ok: 0, jobFailed: 1, badInput: 2, unreachable: 3, int
 
 export function exitCodeFor(err: unknown): number {
   if (err instanceof JetbatchError) {
-    const usage: readonly string[] = [ErrorCodes.INVALID_SUBMISSION, ErrorCodes.INVALID_REQUEST, ErrorCodes.UNKNOWN_API, ErrorCodes.JOB_NOT_FOUND, ErrorCodes.JOB_CONFLICT, ErrorCodes.PAYLOAD_TOO_LARGE, ErrorCodes.INVALID_CONFIG, ErrorCodes.INVALID_STORE_URL, ErrorCodes.STORE_NOT_FOUND];
+    const usage: readonly string[] = [ErrorCodes.INVALID_SUBMISSION, ErrorCodes.INVALID_REQUEST, ErrorCodes.UNKNOWN_API, ErrorCodes.JOB_NOT_FOUND, ErrorCodes.JOB_CONFLICT, ErrorCodes.PAYLOAD_TOO_LARGE, ErrorCodes.INVALID_CONFIG, ErrorCodes.INVALID_STORE_URL, ErrorCodes.STORE_NOT_FOUND, ErrorCodes.PER_ITEM_UNAVAILABLE];
     if (usage.includes(err.code)) {
       return ExitCodes.badInput;
     }

@@ -32,6 +32,7 @@ interface SubmitFlags extends ConnectionFlags {
   requireDaemon?: boolean;
   strict?: boolean;
   maxBadLines?: number;
+  output?: string;
 }
 
 export function exitCodeOfStatus(s: JobStatus): number {
@@ -66,6 +67,7 @@ export function registerSubmit(program: Command, setExit: (code: number) => void
       .option('--timeout <duration>', 'job timeout: 30s, 5m, 2h, 1d, 500ms (a bare number is seconds)', durationArg('--timeout'))
       .option('--batch-timeout <duration>', 'per-batch timeout, as --timeout (overrides the API default)', durationArg('--batch-timeout'))
       .option('--max-attempts <n>', 'deliveries per batch before dead-lettering', numberArg('--max-attempts'))
+      .option('--output <url>', 'write each batch\'s result to a store as it succeeds, plus a manifest when the job completes: file:///dir/, obj://BUCKET/prefix/ or s3://bucket/prefix/ (no size limit; read back with jetbatch results)')
       .option('--job-id <id>', 'job id; submitting again with the same id and input continues an interrupted submission without duplicates')
       .option('--strict', 'read the whole input first and refuse it (exit 2, nothing enqueued) at its first malformed line')
       .option('--max-bad-lines <n>', 'malformed lines skipped (and reported) before the submission fails (default: no limit)', intArg('--max-bad-lines'))
@@ -85,6 +87,7 @@ export function registerSubmit(program: Command, setExit: (code: number) => void
     if (flags.batchTimeout !== undefined) settings.batch_timeout = flags.batchTimeout;
     if (flags.maxAttempts !== undefined) settings.max_attempts = flags.maxAttempts;
     if (flags.jobId !== undefined) settings.job_id = flags.jobId;
+    if (flags.output !== undefined) settings.output = flags.output;
     const checked = checkStreamSettings(settings);
     const readOptions = { batches: flags.batches !== undefined, strict: flags.strict === true, maxBadLines: flags.maxBadLines ?? null };
     if (flags.strict === true) {
@@ -98,10 +101,10 @@ export function registerSubmit(program: Command, setExit: (code: number) => void
       const bar = enqueueView(reader.stats);
       let record: JobRecord;
       try {
-        const { spec_hash: _hash, batch_size, ...rest } = checked;
+        const { spec_hash: _hash, batch_size, output, ...rest } = checked;
         // Items are cut into batches here, a run of values at a time; a --batches file's values are the batches.
         const source = batch_size === null ? eachOf(values) : batchesOfRuns(values, batch_size);
-        record = await client.submitStream({ ...rest, ...(batch_size === null ? {} : { batch_size }) }, source, {
+        record = await client.submitStream({ ...rest, ...(batch_size === null ? {} : { batch_size }), ...(output === null ? {} : { output }) }, source, {
           grouped: true,
           requireDaemon: flags.requireDaemon === true,
           badLines: () => reader.stats.badLines,

@@ -4,6 +4,7 @@
  * docs/PROTOCOL.md.
  */
 import { readSubject } from './read-subject.js';
+import { outputResults, perItem, streamResultsByBatch, type ItemResult } from './results.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, type NatsOptions } from '../fleet/connect.js';
 import { openContext, type FleetContext } from '../fleet/context.js';
@@ -43,8 +44,9 @@ export interface StreamSubmitClientOptions {
   /** As in SubmitOptions. @defaultValue false */
   requireDaemon?: boolean;
   /**
-   * With `batch_size` in the settings: `source` yields the batches already cut (each of at most `batch_size`
-   * items) rather than items. @defaultValue false
+   * With `batch_size` in the settings: `source` yields the batches already cut rather than items, each of exactly
+   * `batch_size` items but the last (which may hold fewer), so batch N starts at item N × batch_size as the record's
+   * `batch_size` says (`results --per-item` relies on it). @defaultValue false
    */
   grouped?: boolean;
 }
@@ -60,18 +62,11 @@ export interface WaitOptions {
 }
 
 export interface ResultsOptions {
-  /** `completion`: the order the batches finished (streamed). `batch`: by numeric batch id (buffered). @defaultValue 'completion' */
+  /**
+   * `completion`: the order the batches finished. `batch`: by numeric batch id. Both stream with bounded memory. A job
+   * with an `output` is always read in batch order (its parts, as listed). @defaultValue 'completion'
+   */
   order?: 'completion' | 'batch';
-}
-
-/** Batch ids are decimal indices ("0", "1", …); they sort numerically, anything else after them by text. */
-function compareBatchIds(a: string, b: string): number {
-  const numeric = /^\d+$/;
-  const na = numeric.test(a);
-  const nb = numeric.test(b);
-  if (na && nb) return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
-  if (na !== nb) return na ? -1 : 1;
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** The record a lifecycle operation returned, or JB_JOB_NOT_FOUND when it found no such job (it returned null). */
@@ -187,19 +182,23 @@ export class JetbatchClient {
 
   /**
    * Every stored batch result of a job, each once (a batch redelivered after its result was stored appears once).
-   * Order: `completion` (default) streams them in the order the batches finished, as the results stream holds them;
-   * `batch` yields them by ascending batch id (numerically: "2" before "10"), after reading all of them into memory.
+   * From the job's `output` when it has one (its parts in batch order), else from the results stream: `completion`
+   * order (default) as the stream holds them, `batch` order by ascending batch id (numerically: "2" before "10").
+   * Memory stays bounded either way (one result at a time, plus 8 bytes per batch for the stream in batch order).
    * Each result carries its `batch_id`: batch N of an `items` submission holds items N·batch_size … N·batch_size +
-   * batch_size − 1, so results join back to inputs by batch id and position (or by an id inside each item).
+   * batch_size − 1 (`itemResults` does that join). A result read from an output is JSON (64-bit integers beyond
+   * 2^53 as strings, binary as `{"$binary": base64}`); from the stream, decoded MessagePack.
    */
   async *results(jobId: string, options: ResultsOptions = {}): AsyncGenerator<BatchResult> {
-    if (options.order === 'batch') {
-      const all: BatchResult[] = [];
-      for await (const r of this.results(jobId)) all.push(r);
-      yield* all.sort((a, b) => compareBatchIds(a.batch_id, b.batch_id));
+    const record = await this.record(jobId);
+    if (record.output != null) {
+      yield* outputResults(this.#ctx, record);
       return;
     }
-    const record = await this.record(jobId);
+    if (options.order === 'batch') {
+      yield* streamResultsByBatch(this.#ctx, record);
+      return;
+    }
     const subject = Subjects.result(record.api_name, record.job_id);
     const seen = new Set<string>();
     for await (const m of readSubject(this.#ctx, Streams.results, subject)) {
@@ -208,6 +207,16 @@ export class JetbatchClient {
       seen.add(value.batch_id);
       yield value;
     }
+  }
+
+  /**
+   * One result per input item, in input order, with its `item_index` (batch id × batch_size + position): for a job
+   * submitted as `items` whose handler returns one value per item. JB_PER_ITEM_UNAVAILABLE for a job of ready-made
+   * batches, or at the first batch whose result is not an array of one value per item.
+   */
+  async *itemResults(jobId: string): AsyncGenerator<ItemResult> {
+    const record = await this.record(jobId);
+    yield* perItem(record, record.output != null ? outputResults(this.#ctx, record) : streamResultsByBatch(this.#ctx, record));
   }
 
   /** The job's dead letters: each failed batch with its payload, attempts and last error. */
@@ -286,12 +295,18 @@ export class JetbatchClient {
   }
 }
 
-/** A stream of batches as given; anything but a non-empty array (of at most `max` items) is refused with its position. */
-async function* asBatches(source: AsyncIterable<unknown>, max: number | null): AsyncGenerator<unknown[]> {
+/**
+ * A stream of batches as given; anything but a non-empty array is refused with its position. With `size` (items cut
+ * by the caller), every batch but the last holds exactly `size` items, so item indices follow from batch ids.
+ */
+async function* asBatches(source: AsyncIterable<unknown>, size: number | null): AsyncGenerator<unknown[]> {
   let i = 0;
+  let short: number | null = null;
   for await (const b of source) {
     if (!Array.isArray(b) || b.length === 0) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${i}: must be a non-empty array of items`);
-    if (max !== null && b.length > max) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${i}: holds ${b.length} items, more than batch_size ${max}`);
+    if (size !== null && b.length > size) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${i}: holds ${b.length} items, more than batch_size ${size}`);
+    if (short !== null) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${short}: holds fewer than batch_size ${size} items but is not the last batch`);
+    if (size !== null && b.length < size) short = i;
     i++;
     yield b;
   }

@@ -47,7 +47,7 @@ export async function replayDeadLetters(ctx: FleetContext, jobId: string): Promi
     resume = r.status === 'running' ? 'running' : 'pending';
     const deadline = enqueueDeadline(Date.now(), letters.length);
     if (r.status === 'pending' || r.status === 'running') return { ...r, status: 'enqueuing', enqueue_deadline: deadline };
-    return { ...r, status: 'enqueuing', end_time: null, batch_metrics: null, batches_in_queue: null, error: null, completion: null, enqueue_deadline: deadline, round: (r.round ?? 0) + 1 };
+    return { ...r, status: 'enqueuing', end_time: null, batch_metrics: null, batches_in_queue: null, results_stored: null, error: null, completion: null, enqueue_deadline: deadline, round: (r.round ?? 0) + 1 };
   });
   if (reopened === null || !reopened.changed) {
     throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `job ${jobId} changed state during replay (it is ${reopened?.record.status ?? 'gone'}); try again`);

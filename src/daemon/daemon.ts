@@ -94,7 +94,7 @@ export class Daemon {
       options.apis,
     );
     this.#jobs = new JobTable(ctx.jobs, log, (api) => this.#host.serves(api));
-    this.#runners = new Runners({ ctx, host: this.#host, log, leaseMs: options.leaseMs, metrics: this.metrics, stats: this.#stats, isActive: (jobId) => !this.#draining && this.#jobs.get(jobId) !== undefined, fleetLanes: (api) => this.#fleet.lanes(api) });
+    this.#runners = new Runners({ ctx, host: this.#host, log, leaseMs: options.leaseMs, metrics: this.metrics, stats: this.#stats, isActive: (jobId) => !this.#draining && this.#jobs.get(jobId) !== undefined, fleetLanes: (api) => this.#fleet.lanes(api), storeDeps: { js: ctx.js, s3: options.s3 } });
     this.#completions = new CompletionScheduler({
       log,
       record: (jobId) => this.#jobs.get(jobId),
@@ -111,6 +111,7 @@ export class Daemon {
         flushStats: (jobId) => this.#stats.flush(jobId),
         closing: () => this.#draining,
         present: () => this.#presence.heartbeatWithin(options.presenceTimeoutMs / 2),
+        storeDeps: { js: ctx.js, s3: options.s3 },
       },
     });
     this.#jobs.on('active', (record) => this.#runners.ensure(record));

@@ -16,6 +16,7 @@ import type { DaemonMetrics } from './metrics.js';
 import type { ApiHost } from './pools/api-host.js';
 import type { ApiPool } from './pools/pool.js';
 import type { TimingStats } from './stats.js';
+import type { StoreDeps } from '../stores/index.js';
 
 export interface RunnersDeps {
   ctx: FleetContext;
@@ -28,6 +29,8 @@ export interface RunnersDeps {
   isActive(jobId: string): boolean;
   /** Lanes the live fleet offers for an API (FleetView). */
   fleetLanes(api: string): number;
+  /** What the stores of jobs' outputs need (the NATS connection, the config's `s3` section). */
+  storeDeps: StoreDeps;
 }
 
 export class Runners extends EventEmitter<{ idle: [jobId: string] }> {
@@ -129,6 +132,7 @@ export class Runners extends EventEmitter<{ idle: [jobId: string] }> {
       leaseMs: d.leaseMs,
       sink: fleetSink(d.metrics, d.stats, api, jobId),
       fleetLanes: () => d.fleetLanes(api),
+      storeDeps: d.storeDeps,
     });
     runner.on('idle', () => this.emit('idle', jobId));
     runner.on('fatal', (error) => this.#fail(jobId, api, error));

@@ -138,6 +138,8 @@ export function statusOf(record: JobRecord, batchMetrics: BatchMetrics, inQueue:
     end_time: record.end_time,
     ...settingsOf(record),
     config: record.config,
+    output: record.output ?? null,
+    results_stored: record.results_stored ?? null,
   };
   if (record.error !== null) status.error = record.error;
   if (record.completion !== null) status.completion = record.completion;

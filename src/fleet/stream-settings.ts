@@ -26,6 +26,8 @@ export interface StreamSettings {
   batch_timeout: number | null;
   max_attempts: number | null;
   backoff: Partial<BackoffOptions> | null;
+  /** Where the results are written (normalized prefix URL), or null for the results stream. */
+  output: string | null;
   spec_hash: string;
 }
 
@@ -49,9 +51,11 @@ export function checkStreamSettings(input: unknown): StreamSettings {
     batch_timeout: s.batch_timeout,
     max_attempts: s.max_attempts,
     backoff: s.backoff,
+    // Left out of the JSON when not set: a job without output hashes as before outputs existed.
+    output: s.output,
   };
   const spec_hash = createHash('sha256').update('stream\n').update(JSON.stringify(settings)).digest('hex').slice(0, 32);
-  return { ...settings, job_id: s.job_id ?? newJobId(), spec_hash };
+  return { ...settings, output: s.output ?? null, job_id: s.job_id ?? newJobId(), spec_hash };
 }
 
 /** Cuts runs of items (arrays read together) into batches of `size`, the last maybe shorter: one await per run. */

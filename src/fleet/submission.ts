@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { API_NAME_PATTERN, JOB_ID_PATTERN, encodeValue } from './protocol.js';
+import { normalizeOutput } from './output.js';
 import type { BackoffOptions } from '../types.js';
 
 const plainObject = z.record(z.string(), z.unknown());
@@ -48,6 +49,22 @@ export const settingsShape = {
   batch_timeout: z.number().positive().max(86_400).nullable().default(null),
   max_attempts: z.number().int().min(1).max(1000).nullable().default(null),
   backoff: backoffSchema.nullable().default(null),
+  /**
+   * Where the daemons write the job's results instead of the results stream (fleet/output.ts): a `file:///dir/`,
+   * `obj://BUCKET/prefix/` or `s3://bucket/prefix/` URL, stored normalized as a prefix.
+   */
+  output: z
+    .string()
+    .max(1024)
+    .transform((url, ctx) => {
+      try {
+        return normalizeOutput(url);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
 };
 
 export const submissionSchema = z
@@ -82,6 +99,10 @@ export interface PreparedJob {
   batch_timeout: number | null;
   max_attempts: number | null;
   backoff: Partial<BackoffOptions> | null;
+  /** Items per batch of an `items` submission (batch N starts at item N × batch_size); null for ready-made batches. */
+  batch_size: number | null;
+  /** Where the results are written (normalized prefix URL), or null for the results stream. */
+  output: string | null;
   /** Each batch as MessagePack, ready to publish; index = batch id. */
   batches: Uint8Array[];
   spec_hash: string;
@@ -188,10 +209,14 @@ export function prepareSubmission(input: unknown, limits: PrepareLimits): Prepar
     batch_timeout: s.batch_timeout,
     max_attempts: s.max_attempts,
     backoff: s.backoff,
+    // Undefined when not set: JSON.stringify leaves it out, so a job without output hashes as before outputs existed.
+    output: s.output,
   };
   hash.update(JSON.stringify(settings));
   return {
     ...settings,
+    output: s.output ?? null,
+    batch_size: s.items !== undefined ? (s.batch_size ?? null) : null,
     job_id: s.job_id ?? newJobId(),
     batches,
     spec_hash: hash.digest('hex').slice(0, 32),

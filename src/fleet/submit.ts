@@ -41,7 +41,11 @@ export async function checkApiServed(ctx: FleetContext, apiName: string): Promis
 }
 
 /** What a new record takes from its submission (whole or streamed). */
-export type RecordSettings = Pick<JobRecord, 'job_id' | 'api_name' | 'workers' | 'config' | 'timeout' | 'batch_timeout' | 'max_attempts' | 'backoff' | 'spec_hash'> & { priority: number };
+export type RecordSettings = Pick<JobRecord, 'job_id' | 'api_name' | 'workers' | 'config' | 'timeout' | 'batch_timeout' | 'max_attempts' | 'backoff' | 'spec_hash'> & {
+  priority: number;
+  batch_size: number | null;
+  output: string | null;
+};
 
 /**
  * Registers a job (KV create, then the `submitted` event). Returns null when this call created it; otherwise the
@@ -74,6 +78,9 @@ export async function registerJob(
     completion: null,
     paused_at: null,
     paused_ms: 0,
+    batch_size: settings.batch_size,
+    output: settings.output,
+    results_stored: null,
     ...fields,
   };
   if (await createJob(ctx.jobs, fresh)) {

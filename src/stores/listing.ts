@@ -8,12 +8,19 @@ import type { ListOptions } from './store.js';
  * `2024/01/a.jsonl`), and `*` matches names starting with a dot. No include = everything; excludes win.
  */
 export function keyFilter(options: ListOptions = {}): (relativeKey: string) => boolean {
-  const opts = { dot: true, basename: true } as const;
-  const includes = options.includes ?? [];
-  const excludes = options.excludes ?? [];
-  const included = includes.length > 0 ? picomatch([...includes], opts) : () => true;
-  const excluded = excludes.length > 0 ? picomatch([...excludes], opts) : () => false;
+  const included = options.includes !== undefined && options.includes.length > 0 ? matcher(options.includes) : () => true;
+  const excluded = options.excludes !== undefined && options.excludes.length > 0 ? matcher(options.excludes) : () => false;
   return (key) => included(key) && !excluded(key);
+}
+
+/** Globs with a `/` see the whole key, the others its last segment (picomatch's own `basename` option mishandles the first kind). */
+function matcher(globs: readonly string[]): (key: string) => boolean {
+  const opts = { dot: true } as const;
+  const whole = globs.filter((g) => g.includes('/'));
+  const last = globs.filter((g) => !g.includes('/'));
+  const wholeMatch = whole.length > 0 ? picomatch(whole, opts) : () => false;
+  const lastMatch = last.length > 0 ? picomatch(last, opts) : () => false;
+  return (key) => wholeMatch(key) || lastMatch(key.slice(key.lastIndexOf('/') + 1));
 }
 
 /**

@@ -9,6 +9,8 @@
  * - A listing or read of a missing bucket is JB_STORE_NOT_FOUND (it is not created by reading).
  * - The listing reads every object's metadata of the bucket (one message each) and sorts it in memory: fine for
  *   hundreds of thousands of objects, not for billions.
+ * - Object names must be printable ASCII (JB_INVALID_STORE_URL otherwise): the library cannot encode others the
+ *   way other NATS clients do.
  * - Reading an object: the library delivers its chunks as fast as the server sends them, without waiting for the
  *   reader, so a slow reader of a very large object holds much of it in memory. Objects of up to a few hundred MB
  *   are the intended use; keep larger datasets in S3 or on a filesystem.
@@ -16,6 +18,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { Readable } from 'node:stream';
+import { ErrorCodes, JetbatchError } from '../errors.js';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { compareKeys, keyFilter } from './listing.js';
 import type { ListOptions, Store, StoredObject } from './store.js';
@@ -30,6 +33,11 @@ interface ObjLocation {
 function locate(url: string): ObjLocation {
   const loc = parseStoreUrl(url);
   if (loc.scheme !== 'obj') throw storeFailed(url, 'use', new Error('not an obj:// URL'));
+  // @nats-io/obj turns a name into its subject with btoa(): characters above U+00FF throw, and U+0080-U+00FF would be
+  // encoded as Latin-1 where other NATS clients use UTF-8. So only ASCII names, refused clearly.
+  if (!/^[\x20-\x7e]*$/.test(loc.key)) {
+    throw new JetbatchError(ErrorCodes.INVALID_STORE_URL, `bad store URL "${url}": object store names may hold only printable ASCII characters`);
+  }
   return loc;
 }
 

@@ -2,8 +2,11 @@
  * `s3://bucket/key` store: S3 or an S3-compatible store (MinIO, Ceph RGW, …) through `@aws-sdk/client-s3`,
  * configured by `s3ClientConfig` (daemon config `s3` section, then AWS environment variables).
  *
- * - Listing pages through ListObjectsV2, which S3 returns in byte order of the keys already; "directory marker"
- *   objects (keys ending in `/`, made by consoles) are not listed.
+ * - Listing pages through ListObjectsV2 and sorts the keys in byte order itself before yielding any: S3 and MinIO
+ *   list in that order already, but not every S3-compatible store does (s3rver walks its directories), and the
+ *   fleet's resumable enqueuing needs one order everywhere. So a listing holds its keys in memory (~150 bytes per
+ *   object: fine for millions of objects, not for billions). "Directory marker" objects (keys ending in `/`, made
+ *   by consoles) are not listed.
  * - A write of bytes is one PutObject; a write of a stream is a multipart upload (`@aws-sdk/lib-storage`) in parts
  *   of 8 MiB, at most 4 in flight (so at most ~32 MiB buffered, whatever the object's size), or one PutObject when
  *   the stream is shorter than one part. S3 makes the object visible only when the upload completes: a reader
@@ -21,7 +24,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { keyFilter } from './listing.js';
+import { compareKeys, keyFilter } from './listing.js';
 import { s3ClientConfig, type S3Settings } from './s3-config.js';
 import type { ListOptions, Store, StoredObject } from './store.js';
 import { notAnObject, storeFailed, storeNotFound } from './store-errors.js';
@@ -80,6 +83,7 @@ export class S3Store implements Store {
       }
     }
     const prefix = withSlash(key);
+    const found: { key: string; size: number | null }[] = [];
     let token: string | undefined;
     do {
       let page: ListObjectsV2CommandOutput;
@@ -91,10 +95,12 @@ export class S3Store implements Store {
       }
       for (const o of page.Contents ?? []) {
         if (o.Key === undefined || o.Key.endsWith('/')) continue;
-        if (keep(o.Key.slice(prefix.length))) yield { url: s3Url(bucket, o.Key), size: o.Size ?? null };
+        if (keep(o.Key.slice(prefix.length))) found.push({ key: o.Key, size: o.Size ?? null });
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
+    found.sort((a, b) => compareKeys(a.key, b.key));
+    for (const o of found) yield { url: s3Url(bucket, o.key), size: o.size };
   }
 
   async open(url: string): Promise<Readable> {

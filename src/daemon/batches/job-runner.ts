@@ -26,6 +26,8 @@ import { localCap } from './share.js';
 import type { Claimant } from '../pools/slots.js';
 import type { Ending } from './decision.js';
 import { handBack, Settler, type Delivered } from './settle.js';
+import { OutputWriter } from './output-writer.js';
+import type { StoreDeps } from '../../stores/index.js';
 import { batchesTask, type Identified } from './task.js';
 import { TaskRun } from './task-run.js';
 import type { BatchSink } from './sink.js';
@@ -40,6 +42,8 @@ export interface RunnerDeps {
   sink: BatchSink;
   /** Lanes the live fleet offers for the job's API (FleetView), for the job's share on this daemon. */
   fleetLanes(): number;
+  /** What the store of the job's `output` needs (the NATS connection, the config's `s3` section). */
+  storeDeps: StoreDeps;
 }
 
 export interface RunnerEvents {
@@ -63,6 +67,8 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
   readonly #pool: ApiPool;
   readonly #log: Logger;
   readonly #settler: Settler;
+  /** Writes the results of a job with an `output`; undefined for the others (they store to the results stream). */
+  readonly #output: OutputWriter | undefined;
   readonly #inflight = new Map<string, InFlight>();
   readonly #stop = new AbortController();
   #loop: Promise<void> | undefined;
@@ -97,6 +103,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     this.#started = record.status === 'running';
     this.#claimant = pool.slots.claimant(record.priority ?? 0);
     this.#paused = record.paused_at != null;
+    this.#output = record.output == null ? undefined : new OutputWriter(record.output, deps.storeDeps);
     this.#settler = new Settler({
       ctx: deps.ctx,
       log: deps.log,
@@ -104,6 +111,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       apiName: this.spec.api_name,
       limits: { maxAttempts: this.spec.max_attempts, backoff: { ...pool.api.backoff, ...(record.backoff ?? {}) } },
       sink: deps.sink,
+      output: this.#output,
       onFatal: (error) => this.#failFatally(error),
     });
   }
@@ -182,6 +190,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     clearInterval(this.#heartbeat);
     this.#unfollow?.();
     this.#pool.slots.leave(this.#claimant);
+    await this.#output?.close().catch((err: unknown) => this.#log.warn({ err, job_id: this.jobId }, 'closing the output store failed'));
   }
 
   /** The job ended or was stopped: abort its batches on the threads, stop, and let the threads drop its handler. */

@@ -16,6 +16,7 @@ import type { AbortReason } from '../pools/pool.js';
 import type { BatchIdentity } from './batch-headers.js';
 import { decide, type Ending, type Limits, type Verdict } from './decision.js';
 import type { BatchSink } from './sink.js';
+import type { OutputWriter } from './output-writer.js';
 
 /** A batch delivered to this daemon. `id` is null when its batch id header is missing or malformed. */
 export interface Delivered {
@@ -31,6 +32,11 @@ export interface SettlerDeps {
   apiName: string;
   limits: Omit<Limits, 'maxResultBytes'>;
   sink: BatchSink;
+  /**
+   * Where a job with an `output` writes its results (no size cap from NATS); undefined: the results stream, capped
+   * at the server's max_payload.
+   */
+  output?: OutputWriter | undefined;
   /** The handler cannot be loaded or constructed: the job must end as worker_error. */
   onFatal(error: ErrorInfo): void;
 }
@@ -54,7 +60,7 @@ export class Settler {
    * while earlier batches are being settled releases the later ones, even those that finished.
    */
   async settle(batches: readonly Delivered[], endings: ReadonlyArray<Ending | undefined>, interrupted: () => AbortReason | null): Promise<void> {
-    const limits: Limits = { ...this.#deps.limits, maxResultBytes: maxBodyBytes(this.#deps.ctx.nc) };
+    const limits: Limits = { ...this.#deps.limits, maxResultBytes: this.#deps.output === undefined ? maxBodyBytes(this.#deps.ctx.nc) : Number.MAX_SAFE_INTEGER };
     const acked: Outcome[] = [];
     const rest: Array<{ batch: Delivered; ending: Ending }> = [];
     const stop = interrupted();
@@ -70,7 +76,7 @@ export class Settler {
     if (acked.length > 0) this.#deps.sink.acked(acked);
     for (const { batch, ending } of rest) {
       try {
-        await this.#apply(batch, ending.outcome, decide(ending, interrupted(), limits));
+        await this.#apply(batch, ending, decide(ending, interrupted(), limits), limits);
       } catch (err) {
         // Unsettled: the batch stays in the queue and is redelivered after the lease; nothing is lost.
         this.#deps.log.warn({ err, job_id: this.#deps.jobId, batch_id: batch.id?.batchId }, 'settling a batch failed; it will be redelivered');
@@ -78,12 +84,26 @@ export class Settler {
     }
   }
 
-  async #apply(batch: Delivered, outcome: Outcome, verdict: Verdict): Promise<void> {
+  async #apply(batch: Delivered, ending: Ending, verdict: Verdict, limits: Limits): Promise<void> {
     const { msg, id, attempt } = batch;
+    const outcome = ending.outcome;
     const d = this.#deps;
     switch (verdict.action) {
       case 'ack':
-        if (verdict.store && outcome.ok && outcome.result !== null && id !== null) await storeResult(d.ctx, id, attempt, outcome.durationMs, outcome.result);
+        if (verdict.store && outcome.ok && outcome.result !== null && id !== null) {
+          if (d.output === undefined) await storeResult(d.ctx, id, attempt, outcome.durationMs, outcome.result);
+          else {
+            try {
+              await d.output.write(id, attempt, outcome.durationMs, outcome.result);
+            } catch (err) {
+              // Never acked without its result: a failed write is a failed attempt (retried with backoff, dead-lettered
+              // with the store's error after max_attempts), decided like any other failure.
+              const failed = writeFailure(outcome.durationMs, err);
+              await this.#apply(batch, ending, decide({ ...ending, outcome: failed }, null, limits), limits);
+              return;
+            }
+          }
+        }
         msg.ack();
         d.sink.acked([outcome]);
         return;
@@ -116,6 +136,16 @@ export class Settler {
       }
     }
   }
+}
+
+function writeFailure(durationMs: number, err: unknown): Extract<Outcome, { ok: false }> {
+  const info = toErrorInfo(err);
+  return {
+    ok: false,
+    durationMs,
+    stage: 'result',
+    error: { name: info.name, code: info.code ?? ErrorCodes.STORE_FAILED, message: `writing the result to the job's output failed: ${info.message}`, ...(info.stack === undefined ? {} : { stack: info.stack }), permanent: false },
+  };
 }
 
 async function storeResult(ctx: FleetContext, id: BatchIdentity, attempt: number, durationMs: number, result: Uint8Array): Promise<void> {

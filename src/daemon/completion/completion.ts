@@ -25,6 +25,8 @@ import { contend, firstClaimant } from './claim-log.js';
 import type { Peers } from './peers.js';
 import type { ApiPool } from '../pools/pool.js';
 import { jobSpecOf } from '../job-spec.js';
+import { settleStoredResults } from '../../fleet/stored-results.js';
+import type { StoreDeps } from '../../stores/index.js';
 
 export interface CompletionDeps {
   ctx: FleetContext;
@@ -42,6 +44,8 @@ export interface CompletionDeps {
   closing(): boolean;
   /** True while this daemon's heartbeat is recent enough that nobody can take it for gone. */
   present(): boolean;
+  /** What the store of a job's `output` needs (the NATS connection, the config's `s3` section). */
+  storeDeps: StoreDeps;
 }
 
 /**
@@ -139,6 +143,16 @@ async function runCompletion(deps: CompletionDeps, pool: ApiPool, claimed: Trans
       const status = counts.failed === 0 ? 'succeeded' : record.error?.code === ErrorCodes.WORKER_OOM ? 'worker_oom' : 'completed_with_failures';
       return { status, metrics: metricsOf(counts) } as const;
     });
+    // Every batch has settled, so every result is stored: count them, and write the output's manifest, before the hook
+    // (which may read it) and before the final status (a reader who sees the status finds the manifest). A store that
+    // keeps failing does not hold the job forever: the job completes with the store's error and no count.
+    let storeError: ErrorInfo | null = null;
+    const resultsStored = await persist(deps, keeper, log, record.output == null ? 'counting the stored results' : 'writing the output manifest', () => settleStoredResults(deps.ctx, record, status, metrics, deps.storeDeps), { maxFailures: 8 }).catch((err: unknown) => {
+      if (err instanceof ClaimLost || err instanceof ClaimAbandoned) throw err;
+      storeError = toErrorInfo(err);
+      log.error({ error: storeError }, 'the stored results could not be counted (or the manifest written)');
+      return null;
+    });
     // The hook never starts on a claim that is not confirmed current: nobody has contended for the next attempt,
     // this daemon's heartbeat is recent, and a write of the claim lands now.
     await persist(deps, keeper, log, 'confirming the claim', async () => {
@@ -165,9 +179,10 @@ async function runCompletion(deps: CompletionDeps, pool: ApiPool, claimed: Trans
       end_time: new Date().toISOString(),
       batch_metrics: metrics,
       batches_in_queue: 0,
+      results_stored: resultsStored,
       // The claim that completed the job stays on the record, for the record.
       completion: { ...r.completion!, lease_until: new Date().toISOString() },
-      error: hookError ?? r.error,
+      error: hookError ?? storeError ?? r.error,
     }));
     keeper.stop();
     log.info({ status, succeeded: metrics.succeeded, failed: metrics.failed, revision: final.revision }, 'job completed');

@@ -1,0 +1,225 @@
+/**
+ * Outputs at scale (issue #16, item 3), on a real nats-server and real worker threads: a job with `output` writes
+ * one part per batch and a manifest before its final status, over file:// and obj://; a result far above NATS'
+ * max_payload; `jetbatch results` (child process) reading either source, `--per-item` in input order; the final
+ * status's `results_stored` for both sources; a failing write retried until it lands.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { text } from 'node:stream/consumers';
+import { JetbatchClient } from '../src/client/client.js';
+import type { Daemon } from '../src/daemon/daemon.js';
+import { JetbatchError } from '../src/errors.js';
+import { countSubject } from '../src/fleet/progress.js';
+import { openContext } from '../src/fleet/context.js';
+import { Streams, Subjects } from '../src/fleet/protocol.js';
+import type { ManifestRecord } from '../src/fleet/output.js';
+import { storeFor } from '../src/stores/index.js';
+import type { JobStatus } from '../src/types.js';
+import { FIXTURES, startDaemon, tempDir } from './helpers/daemon.js';
+import { runCli } from './helpers/cli.js';
+import { NatsServer } from './helpers/nats-server.js';
+import { waitUntil } from './helpers/wait.js';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+const PART = (n: number): string => `part-${String(n).padStart(12, '0')}.jsonl`;
+
+describe('outputs: results written to stores', () => {
+  let server: NatsServer;
+  let daemon: Daemon;
+  let client: JetbatchClient;
+  let nc: NatsConnection;
+  const dirs: string[] = [];
+
+  before(async () => {
+    server = await NatsServer.start();
+    daemon = await startDaemon(server.url, [{ name: 'outputs', project: join(FIXTURES, 'outputs'), threads: 2 }]);
+    client = await JetbatchClient.connect({ servers: [server.url] });
+    nc = await connect({ servers: server.url });
+  });
+
+  after(async () => {
+    await client?.close();
+    await nc?.close();
+    await daemon?.close();
+    await server?.dispose();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  function outDir(): { dir: string; url: string } {
+    const dir = tempDir('jetbatch-out-');
+    dirs.push(dir);
+    return { dir, url: pathToFileURL(dir).href + '/' };
+  }
+
+  async function finished(jobId: string): Promise<JobStatus> {
+    return client.wait(jobId, { timeoutMs: 120_000, intervalMs: 100 });
+  }
+
+  async function resultsInStream(api: string, jobId: string): Promise<number> {
+    return countSubject(await openContext(nc), Streams.results, Subjects.result(api, jobId));
+  }
+
+  test('file://: one part per batch, named in batch order, and an exact manifest; nothing in the results stream', async () => {
+    const { dir, url } = outDir();
+    const items = Array.from({ length: 1000 }, (_, i) => i);
+    const record = await client.submit({ api_name: 'outputs', items, batch_size: 7, workers: 4, output: url });
+    assert.equal(record.output, url);
+    assert.equal(record.batch_size, 7);
+    const status = await finished(record.job_id);
+    assert.equal(status.status, 'succeeded');
+    assert.equal(status.results_stored, 143);
+    assert.equal(status.output, url);
+
+    const jobDir = join(dir, record.job_id);
+    const names = readdirSync(jobDir).sort();
+    const parts = Array.from({ length: 143 }, (_, n) => PART(n));
+    assert.deepEqual(names, [...parts, 'manifest.json'].sort());
+    for (let n = 0; n < 143; n++) {
+      const lines = readFileSync(join(jobDir, PART(n)), 'utf8').split('\n');
+      assert.equal(lines.length, 2, 'one line per part, newline-terminated');
+      const r = JSON.parse(lines[0]!) as { job_id: string; batch_id: string; result: number[]; attempt: number };
+      assert.equal(r.job_id, record.job_id);
+      assert.equal(r.batch_id, String(n));
+      assert.deepEqual(r.result, items.slice(n * 7, n * 7 + 7).map((x) => x * 2));
+    }
+    const manifest = JSON.parse(readFileSync(join(jobDir, 'manifest.json'), 'utf8')) as ManifestRecord;
+    assert.equal(manifest.job_id, record.job_id);
+    assert.equal(manifest.status, 'succeeded');
+    assert.equal(manifest.total_batch_count, 143);
+    assert.deepEqual(manifest.batch_metrics, { succeeded: 143, failed: 0 });
+    assert.equal(manifest.dead_letters, 0);
+    assert.equal(manifest.results_stored, 143);
+    assert.deepEqual(manifest.parts, parts);
+    assert.equal(manifest.batch_size, 7);
+    assert.equal(await resultsInStream('outputs', record.job_id), 0);
+
+    // The CLI reads the parts back in batch order, and per item in input order with indices.
+    const cli = await runCli(['results', record.job_id], server.url);
+    assert.equal(cli.code, 0, cli.stderr);
+    const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as { batch_id: string });
+    assert.deepEqual(lines.map((l) => l.batch_id), parts.map((_, n) => String(n)));
+    const perItem = await runCli(['results', record.job_id, '--per-item'], server.url);
+    assert.equal(perItem.code, 0, perItem.stderr);
+    const itemLines = perItem.stdout.trim().split('\n').map((l) => JSON.parse(l) as { item_index: number; batch_id: string; result: number });
+    assert.equal(itemLines.length, 1000);
+    itemLines.forEach((l, i) => {
+      assert.equal(l.item_index, i);
+      assert.equal(l.batch_id, String(Math.floor(i / 7)));
+      assert.equal(l.result, i * 2);
+    });
+  });
+
+  test('obj://: parts and manifest in the NATS Object Store, read back by the CLI', async () => {
+    const url = 'obj://jetbatch-test-out/nightly/';
+    const items = Array.from({ length: 50 }, (_, i) => i);
+    const record = await client.submit({ api_name: 'outputs', items, batch_size: 4, workers: 2, output: url });
+    const status = await finished(record.job_id);
+    assert.equal(status.status, 'succeeded');
+    assert.equal(status.results_stored, 13);
+    const store = await storeFor(url, { js: (await openContext(nc)).js });
+    try {
+      const listed: string[] = [];
+      for await (const o of store.list(`${url}${record.job_id}/`)) listed.push(o.url.slice(o.url.lastIndexOf('/') + 1));
+      const parts = Array.from({ length: 13 }, (_, n) => PART(n));
+      assert.deepEqual(listed, ['manifest.json', ...parts].sort());
+      const manifest = JSON.parse(await text(await store.open(`${url}${record.job_id}/manifest.json`))) as ManifestRecord;
+      assert.equal(manifest.results_stored, 13);
+      assert.deepEqual(manifest.parts, parts);
+      assert.equal(manifest.dead_letters, 0);
+    } finally {
+      await store.close();
+    }
+    const perItem = await runCli(['results', record.job_id, '--per-item'], server.url);
+    assert.equal(perItem.code, 0, perItem.stderr);
+    const values = perItem.stdout.trim().split('\n').map((l) => JSON.parse(l) as { item_index: number; result: number });
+    assert.deepEqual(values.map((v) => v.item_index), items);
+    assert.deepEqual(values.map((v) => v.result), items.map((x) => x * 2));
+  });
+
+  test('a 6 MB result (above max_payload) is written to the output and read back whole', async () => {
+    const { dir, url } = outDir();
+    const big = 6 * 1024 * 1024;
+    const record = await client.submit({ api_name: 'outputs', batches: [[{ big }], [1, 2]], output: url });
+    const status = await finished(record.job_id);
+    assert.equal(status.status, 'succeeded', JSON.stringify(status.error));
+    assert.equal(status.results_stored, 2);
+    assert.ok(statSync(join(dir, record.job_id, PART(0))).size > big);
+    const seen: Array<{ batch_id: string; size: number }> = [];
+    for await (const r of client.results(record.job_id)) seen.push({ batch_id: r.batch_id, size: JSON.stringify(r.result).length });
+    assert.deepEqual(seen.map((s) => s.batch_id), ['0', '1']);
+    assert.equal(seen[0]!.size, big + 4); // ["xxx…"]
+    // Ready-made batches have no fixed batch size: --per-item says why instead of guessing indices.
+    const perItem = await runCli(['results', record.job_id, '--per-item'], server.url);
+    assert.equal(perItem.code, 2, perItem.stderr);
+    assert.match(perItem.stderr, /JB_PER_ITEM_UNAVAILABLE/);
+  });
+
+  test('results stream: results_stored counts distinct batches; --per-item and --sort read in batch order', async () => {
+    const items = Array.from({ length: 95 }, (_, i) => i);
+    const record = await client.submit({ api_name: 'outputs', items, batch_size: 10, workers: 4 });
+    assert.equal(record.output, null);
+    const status = await finished(record.job_id);
+    assert.equal(status.status, 'succeeded');
+    assert.equal(status.results_stored, 10);
+    assert.equal(status.output, null);
+    const sorted = await runCli(['results', record.job_id, '--sort'], server.url);
+    assert.equal(sorted.code, 0, sorted.stderr);
+    assert.deepEqual(sorted.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { batch_id: string }).batch_id), Array.from({ length: 10 }, (_, n) => String(n)));
+    const perItem = await runCli(['results', record.job_id, '--per-item'], server.url);
+    assert.equal(perItem.code, 0, perItem.stderr);
+    const values = perItem.stdout.trim().split('\n').map((l) => JSON.parse(l) as { item_index: number; result: number });
+    assert.deepEqual(values.map((v) => v.item_index), items);
+    assert.deepEqual(values.map((v) => v.result), items.map((x) => x * 2));
+
+    // A batch that returns nothing stores nothing, and the count says so.
+    const none = await client.submit({ api_name: 'outputs', batches: [[1], [{ none: true }], [3]] });
+    const noneStatus = await finished(none.job_id);
+    assert.equal(noneStatus.results_stored, 2);
+  });
+
+  test('a part that cannot be written is a failed attempt: retried until the store takes it, never acked without it', async () => {
+    const { dir, url } = outDir();
+    const jobId = `out-retry-${Date.now()}`;
+    // A file where the job's folder must go: every part write fails (root ignores permissions, not this).
+    writeFileSync(join(dir, jobId), 'in the way');
+    const retried = async (): Promise<number> => {
+      const m = await daemon.metrics.registry.getSingleMetric('jetbatch_batches_total')!.get();
+      return m.values.filter((v) => v.labels.outcome === 'retried' && v.labels.api_name === 'outputs').reduce((a, v) => a + v.value, 0);
+    };
+    const before = await retried();
+    const record = await client.submit({
+      api_name: 'outputs',
+      job_id: jobId,
+      items: [1, 2, 3, 4],
+      batch_size: 2,
+      output: url,
+      max_attempts: 1000,
+      backoff: { initial_ms: 50, factor: 1, max_ms: 50, jitter: 0 },
+    });
+    await waitUntil('two failed part writes', async () => (await retried()) >= before + 2, { timeoutMs: 60_000 });
+    const during = await client.status(jobId);
+    assert.ok(during.status === 'pending' || during.status === 'running', during.status);
+    assert.equal(during.batch_metrics.succeeded, 0, 'nothing acked without its part');
+    rmSync(join(dir, jobId));
+    mkdirSync(join(dir, jobId));
+    const status = await finished(record.job_id);
+    assert.equal(status.status, 'succeeded');
+    assert.equal(status.results_stored, 2);
+    assert.deepEqual(readdirSync(join(dir, jobId)).sort(), ['manifest.json', PART(0), PART(1)]);
+    assert.ok(existsSync(join(dir, jobId, 'manifest.json')));
+  });
+
+  test('output URLs are validated with the submission, and the spec hash includes the output', async () => {
+    await assert.rejects(client.submit({ api_name: 'outputs', items: [1], batch_size: 1, output: 'ftp://host/x/' }), (err: unknown) => err instanceof JetbatchError && err.code === 'JB_INVALID_SUBMISSION' && /output/.test(err.message));
+    await assert.rejects(client.submit({ api_name: 'outputs', items: [1], batch_size: 1, output: 'file://relative/dir/' }), (err: unknown) => err instanceof JetbatchError && err.code === 'JB_INVALID_SUBMISSION');
+    const { url } = outDir();
+    const jobId = `out-hash-${Date.now()}`;
+    await client.submit({ api_name: 'outputs', job_id: jobId, items: [1], batch_size: 1, output: url });
+    await assert.rejects(client.submit({ api_name: 'outputs', job_id: jobId, items: [1], batch_size: 1 }), (err: unknown) => err instanceof JetbatchError && err.code === 'JB_JOB_CONFLICT');
+    await finished(jobId);
+  });
+});
