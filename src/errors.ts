@@ -55,6 +55,8 @@ export const ErrorCodes = {
   STORE_NOT_FOUND: 'JB_STORE_NOT_FOUND',
   /** A store refused or failed a listing, read or write (permissions, credentials, network); the store's error is the `cause`. */
   STORE_FAILED: 'JB_STORE_FAILED',
+  /** A job over stored data found nothing to enqueue: its listing matched no object, or the objects hold no valid item. */
+  NO_INPUT: 'JB_NO_INPUT',
   /** Something did not happen in time: a job timeout, a missed enqueue deadline, or a wait that gave up. */
   TIMEOUT: 'JB_TIMEOUT',
   /**

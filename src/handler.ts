@@ -2,6 +2,7 @@
  * The handler contract: what a handler module exports and what jetbatch hands it. This module is public
  * (`jetbatch/handler`); everything a handler needs at run time is here.
  */
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { JetbatchClient } from './client/client.js';
 import type { JobSpec, JobSummary } from './types.js';
@@ -28,6 +29,12 @@ export interface HandlerContext {
   readonly metrics: HandlerMetrics;
   /** A client on the daemon's NATS connection settings, to submit or query jobs (job chaining). */
   client(): Promise<JetbatchClient>;
+  /**
+   * A stream of a stored object's bytes: `file:///abs/path`, `obj://BUCKET/key` (the fleet's NATS Object Store) or
+   * `s3://bucket/key` (credentials from the AWS environment). What a `file_path_lister` job's batches hold. Throws
+   * JetbatchError JB_STORE_NOT_FOUND, JB_STORE_FAILED or JB_INVALID_STORE_URL.
+   */
+  open(url: string): Promise<Readable>;
 }
 
 /**

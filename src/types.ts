@@ -97,6 +97,8 @@ export interface JobRecord {
   paused_ms?: number;
   /** A streamed submission's progress (see fleet/stream-submit.ts); absent for a job submitted whole. */
   enqueue?: EnqueueCheckpoint | null;
+  /** A job over stored data: what the fleet lists and enqueues (daemon/source-enqueuer.ts); absent otherwise. */
+  source?: SourceSpec | null;
   /**
    * Items per batch of an `items` submission: batch N holds items N × batch_size … (N + 1) × batch_size − 1. Null for
    * ready-made batches (sizes vary); absent from publishers that do not write it. `results --per-item` needs it.
@@ -115,6 +117,22 @@ export interface JobRecord {
   results_stored?: number | null;
 }
 
+export type SourceKind = 'delimited_files' | 'file_path_lister';
+
+/** The stored data a job runs over (see fleet/source-spec.ts), as kept in its record. */
+export interface SourceSpec {
+  kind: SourceKind;
+  /** Listing roots (file://, obj://, s3://), listed in this order. */
+  paths: string[];
+  /** Globs on the key relative to its root; none = every object. */
+  includes: string[];
+  excludes: string[];
+  /** Items (delimited_files) or object URLs (file_path_lister) per batch. */
+  batch_size: number;
+  /** Malformed lines tolerated before the job ends `enqueue_failed`; null = no limit. */
+  max_bad_lines: number | null;
+}
+
 /** How far a streamed submission got: renewed about every second while it publishes, final once it is `pending`. */
 export interface EnqueueCheckpoint {
   /** Batches the stream acknowledged: batch ids 0 … batches − 1. */
@@ -123,6 +141,13 @@ export interface EnqueueCheckpoint {
   digest: string;
   /** Malformed input lines the submitter skipped (counted and reported, never silently dropped). */
   bad_lines: number;
+  /**
+   * A job over stored data: the daemon enqueuing it (its claim), absent or null until one claims it. Another daemon
+   * takes the enqueue over only when `lease_until` has passed *and* the owner is gone (the completion claim's rule).
+   */
+  owner?: string | null;
+  /** ISO time until which the owner's claim is certainly current; renewed with each checkpoint. */
+  lease_until?: string | null;
 }
 
 /**

@@ -19,6 +19,7 @@ function ctx(signal = new AbortController().signal): HandlerContext {
     log, signal, gpu: null, worker: 0, projectDir, attempt: 1, extendLease: () => {},
     metrics: { increment: () => {}, gauge: () => {}, observe: () => {} },
     client: () => Promise.reject(new Error('no client in this test')),
+    open: () => Promise.reject(new Error('no stores in this test')),
   };
 }
 

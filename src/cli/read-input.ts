@@ -13,6 +13,7 @@ import { Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { checkShape } from '../fleet/submission.js';
+import { lineRuns } from '../util/lines.js';
 
 /** Largest file read as one JSON document; JSON Lines have no limit. */
 export const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
@@ -74,26 +75,6 @@ export async function openInput(file: string, options: ReadOptions): Promise<Inp
   const counted = raw.pipe(new Transform({ transform(chunk: Buffer, _encoding, done) { stats.bytes += chunk.length; done(null, chunk); } }));
   const text = file.endsWith('.gz') ? counted.pipe(createGunzip()) : counted;
   return { values: readValues(text, sourceName(file), options, stats), stats };
-}
-
-/** Lines of a byte stream, decoded as UTF-8, numbered from 1: the complete lines of each chunk together. */
-async function* lineRuns(input: AsyncIterable<Buffer | string>): AsyncGenerator<Array<[number, string]>> {
-  const decoder = new TextDecoder();
-  let rest = '';
-  let n = 0;
-  for await (const chunk of input) {
-    const text = rest + (typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }));
-    const run: Array<[number, string]> = [];
-    let start = 0;
-    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', start)) {
-      run.push([++n, text.slice(start, i)]);
-      start = i + 1;
-    }
-    rest = text.slice(start);
-    if (run.length > 0) yield run;
-  }
-  rest += decoder.decode();
-  if (rest.length > 0) yield [[++n, rest]];
 }
 
 /** Reads lines one at a time from the runs (awaiting only between runs), or the rest of the current run at once. */

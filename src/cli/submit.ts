@@ -9,6 +9,8 @@ import { Command } from 'commander';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { batchesOfRuns, checkStreamSettings } from '../fleet/stream-settings.js';
 import type { StreamProgress } from '../fleet/stream-submit.js';
+import type { JetbatchClient } from '../client/client.js';
+import { checkSubmission, type SubmissionInput } from '../fleet/submission.js';
 import type { JobRecord, JobStatus } from '../types.js';
 import { durationArg } from './args.js';
 import { ExitCodes, intArg, numberArg, printJson, withClient, withConnectionOptions, type ConnectionFlags } from './common.js';
@@ -33,6 +35,10 @@ interface SubmitFlags extends ConnectionFlags {
   strict?: boolean;
   maxBadLines?: number;
   output?: string;
+  delimitedFiles?: string[];
+  filePathLister?: string[];
+  includes?: string[];
+  excludes?: string[];
 }
 
 export function exitCodeOfStatus(s: JobStatus): number {
@@ -60,7 +66,11 @@ export function registerSubmit(program: Command, setExit: (code: number) => void
       .argument('<api>', 'API name')
       .option('--items <file>', 'JSON Lines of items (.gz: gzip-compressed; "-": stdin), or a JSON array of items')
       .option('--batches <file>', 'JSON Lines of batches, each an array of items (or a JSON array of them)')
-      .option('--batch-size <n>', 'items per batch (with --items)', numberArg('--batch-size'))
+      .option('--delimited-files <url...>', 'a job over stored JSON Lines files (.gz too), listed and enqueued by the fleet: file:///dir/, obj://BUCKET/prefix, s3://bucket/prefix (give the API first)')
+      .option('--file-path-lister <url...>', 'a job over a listing of stored objects: each batch is --batch-size object URLs, read by the handler with ctx.open(url)')
+      .option('--includes <glob...>', 'with stored data: only keys (relative to each URL) matching one of these globs ("*.jsonl" matches at any depth)')
+      .option('--excludes <glob...>', 'with stored data: leave out keys matching one of these globs')
+      .option('--batch-size <n>', 'items per batch (with --items, --delimited-files; object URLs with --file-path-lister)', numberArg('--batch-size'))
       .option('--workers <n>', 'most batches of this job in flight across the fleet (default 1)', numberArg('--workers'))
       .option('--priority <n>', 'integer -1000..1000 (default 0): free threads go to the API\'s highest-priority job first', numberArg('--priority'))
       .option('--config <json>', 'job config (JSON object), merged over the API config')
@@ -75,6 +85,11 @@ export function registerSubmit(program: Command, setExit: (code: number) => void
       .option('--require-daemon', 'refuse (exit 2) when no live daemon serves the API, instead of warning and leaving the job pending')
       .option('--json', 'print JSON (the job record, or with --wait the final status)'),
   ).action(async (api: string, flags: SubmitFlags) => {
+    if (flags.delimitedFiles !== undefined || flags.filePathLister !== undefined) {
+      await submitStored(api, flags, setExit);
+      return;
+    }
+    if (flags.includes !== undefined || flags.excludes !== undefined) throw invalid('--includes and --excludes apply to --delimited-files and --file-path-lister');
     const input = flags.items ?? flags.batches;
     if ((flags.items === undefined) === (flags.batches === undefined)) throw invalid('give exactly one of items (with batch_size) or batches');
     if (flags.items !== undefined && flags.batchSize === undefined) throw invalid('batch_size: is required with items');
@@ -114,26 +129,60 @@ export function registerSubmit(program: Command, setExit: (code: number) => void
         bar.stop();
       }
       reportBadLines(reader.stats, input === '-' ? 'stdin' : input!);
-      // Accepted, but nothing runs it until a daemon serving the API starts: say so rather than sit silently pending.
-      const served = (await client.apis()).find((a) => a.api_name === record.api_name);
-      if ((served?.live_daemons ?? 0) === 0) process.stderr.write(`jetbatch: warning: no live daemon serves the API "${record.api_name}" now; job ${record.job_id} waits until one starts (see jetbatch apis)\n`);
-      else if (served !== undefined && served.error !== null && served.unhealthy_daemons === served.live_daemons) {
-        process.stderr.write(`jetbatch: warning: every live daemon serving "${record.api_name}" reports it unhealthy (${served.error.message.split('\n')[0]}); job ${record.job_id} will fail unless the project is fixed (see jetbatch apis)\n`);
-      }
-      if (!flags.wait) {
-        if (flags.json) printJson(record);
-        else process.stdout.write(`${record.job_id}\n`);
-        return;
-      }
-      if (!flags.json) process.stderr.write(`submitted job ${record.job_id} (${record.total_batch_count} batches)\n`);
-      const view = progressView();
-      const final = await client.wait(record.job_id, { onStatus: (s) => view.update(s) });
-      view.stop();
-      if (flags.json) printJson(final);
-      else process.stdout.write(statusReport(final));
-      setExit(exitCodeOfStatus(final));
+      await reportSubmitted(client, record, flags, setExit);
     });
   });
+}
+
+/** `--delimited-files` / `--file-path-lister`: the job is registered here; the fleet lists the stores and enqueues it. */
+async function submitStored(api: string, flags: SubmitFlags, setExit: (code: number) => void): Promise<void> {
+  const kind = flags.delimitedFiles !== undefined ? 'delimited_files' : 'file_path_lister';
+  if (flags.items !== undefined || flags.batches !== undefined || (flags.delimitedFiles !== undefined && flags.filePathLister !== undefined)) {
+    throw invalid('give exactly one of items (with batch_size) or batches, or stored data (--delimited-files or --file-path-lister)');
+  }
+  if (flags.strict === true) throw invalid('--strict reads the input before submitting; stored data is read by the fleet: use --max-bad-lines 0');
+  if (flags.batchSize === undefined) throw invalid(`batch_size: is required with --${kind.replace(/_/g, '-')}`);
+  if (flags.maxBadLines !== undefined && kind === 'file_path_lister') throw invalid('--max-bad-lines applies to --delimited-files (a listing has no lines)');
+  const spec: Record<string, unknown> = { paths: flags.delimitedFiles ?? flags.filePathLister, batch_size: flags.batchSize };
+  if (flags.includes !== undefined) spec.includes = flags.includes;
+  if (flags.excludes !== undefined) spec.excludes = flags.excludes;
+  if (flags.maxBadLines !== undefined) spec.max_bad_lines = flags.maxBadLines;
+  const submission: Record<string, unknown> = { api_name: api, [kind]: spec };
+  if (flags.workers !== undefined) submission.workers = flags.workers;
+  if (flags.priority !== undefined) submission.priority = flags.priority;
+  if (flags.config !== undefined) submission.config = parseJsonFlag('--config', flags.config);
+  if (flags.timeout !== undefined) submission.timeout = flags.timeout;
+  if (flags.batchTimeout !== undefined) submission.batch_timeout = flags.batchTimeout;
+  if (flags.maxAttempts !== undefined) submission.max_attempts = flags.maxAttempts;
+  if (flags.jobId !== undefined) submission.job_id = flags.jobId;
+  if (flags.output !== undefined) submission.output = flags.output;
+  checkSubmission(submission);
+  await withClient(flags, async (client) => {
+    const record = await client.submit(submission as SubmissionInput, { requireDaemon: flags.requireDaemon === true });
+    await reportSubmitted(client, record, flags, setExit);
+  });
+}
+
+/** After a submission: warn when nothing serves the API, then print the job id (or record), or wait for the end. */
+async function reportSubmitted(client: JetbatchClient, record: JobRecord, flags: SubmitFlags, setExit: (code: number) => void): Promise<void> {
+  // Accepted, but nothing runs it until a daemon serving the API starts: say so rather than sit silently pending.
+  const served = (await client.apis()).find((a) => a.api_name === record.api_name);
+  if ((served?.live_daemons ?? 0) === 0) process.stderr.write(`jetbatch: warning: no live daemon serves the API "${record.api_name}" now; job ${record.job_id} waits until one starts (see jetbatch apis)\n`);
+  else if (served !== undefined && served.error !== null && served.unhealthy_daemons === served.live_daemons) {
+    process.stderr.write(`jetbatch: warning: every live daemon serving "${record.api_name}" reports it unhealthy (${served.error.message.split('\n')[0]}); job ${record.job_id} will fail unless the project is fixed (see jetbatch apis)\n`);
+  }
+  if (!flags.wait) {
+    if (flags.json) printJson(record);
+    else process.stdout.write(`${record.job_id}\n`);
+    return;
+  }
+  if (!flags.json) process.stderr.write(record.status === 'enqueuing' ? `submitted job ${record.job_id} (the fleet enqueues its batches)\n` : `submitted job ${record.job_id} (${record.total_batch_count} batches)\n`);
+  const view = progressView();
+  const final = await client.wait(record.job_id, { onStatus: (s) => view.update(s) });
+  view.stop();
+  if (flags.json) printJson(final);
+  else process.stdout.write(statusReport(final));
+  setExit(exitCodeOfStatus(final));
 }
 
 /**

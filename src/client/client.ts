@@ -20,7 +20,8 @@ import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dea
 import { submitPrepared, type SubmitProgress } from '../fleet/submit.js';
 import { checkStreamSettings, inBatches, type StreamSettingsInput } from '../fleet/stream-settings.js';
 import { submitStream, type StreamProgress } from '../fleet/stream-submit.js';
-import { checkJobId, prepareSubmission, type SubmissionInput } from '../fleet/submission.js';
+import { namesStoredData, prepareSourceJob, submitSource } from '../fleet/source-submit.js';
+import { checkJobId, checkSubmission, prepareSubmission, type SubmissionInput } from '../fleet/submission.js';
 import type { ApiRecord, ApiStatus, BatchResult, JobRecord, JobStatus } from '../types.js';
 import { isTerminal } from '../types.js';
 
@@ -107,6 +108,14 @@ export class JetbatchClient {
    * same id fails with JB_JOB_CONFLICT.
    */
   async submit(input: SubmissionInput, options: SubmitOptions = {}): Promise<JobRecord> {
+    if (namesStoredData(input)) {
+      // A job over stored data: registered here, enqueued by a daemon serving the API (status `enqueuing` until then).
+      const job = prepareSourceJob(checkSubmission(input));
+      if (options.requireDaemon === true && ((await readCapacity(this.#ctx)).get(job.api_name)?.daemons ?? 0) === 0) {
+        throw new JetbatchError(ErrorCodes.UNKNOWN_API, `no live daemon serves the API "${job.api_name}" now (see \`jetbatch apis\`); nothing was submitted`);
+      }
+      return submitSource(this.#ctx, job);
+    }
     const prepared = prepareSubmission(input, {
       maxBatchBytes: maxBodyBytes(this.#ctx.nc),
       maxBatches: options.maxBatches ?? 1_000_000,

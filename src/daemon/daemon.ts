@@ -15,6 +15,7 @@ import { Subjects } from '../fleet/protocol.js';
 import { provisionWithRetry } from '../fleet/provision.js';
 import { createLogger } from '../util/log.js';
 import { Peers } from './completion/peers.js';
+import { SourceEnqueuer } from './enqueue/source-enqueuer.js';
 import { CompletionScheduler } from './completion/scheduler.js';
 import type { DaemonOptions } from './config.js';
 import { HandlerMetricsSink } from './handler-metrics.js';
@@ -50,6 +51,7 @@ export class Daemon {
   readonly #jobs: JobTable;
   readonly #runners: Runners;
   readonly #completions: CompletionScheduler;
+  readonly #enqueuer: SourceEnqueuer;
   readonly #stats: TimingStats;
   readonly #presence: Presence;
   readonly #fleet: FleetView;
@@ -114,7 +116,21 @@ export class Daemon {
         storeDeps: { js: ctx.js, s3: options.s3 },
       },
     });
-    this.#jobs.on('active', (record) => this.#runners.ensure(record));
+    // Jobs over stored data are enqueued by a daemon serving their API (it has the stores' access).
+    this.#enqueuer = new SourceEnqueuer({
+      ctx,
+      daemonId: id,
+      log,
+      leaseMs: options.leaseMs,
+      presenceTimeoutMs: options.presenceTimeoutMs,
+      peers: new Peers(ctx.daemons),
+      present: () => !this.#draining && this.#presence.heartbeatWithin(options.presenceTimeoutMs / 2),
+      storeDeps: { js: ctx.js, s3: options.s3 },
+    });
+    this.#jobs.on('active', (record) => {
+      this.#runners.ensure(record);
+      this.#enqueuer.consider(record);
+    });
     this.#jobs.on('ended', (record) => {
       const ranHere = this.#runners.has(record.job_id);
       void this.#runners.retire(record.job_id);
@@ -197,6 +213,10 @@ export class Daemon {
     this.#jobs.follow();
     const sweepMs = this.options.checkIntervalMs;
     this.#every(sweepMs, () => this.#completions.sweep());
+    // An enqueue whose owner is gone changes no record: found by this sweep.
+    this.#every(sweepMs, async () => {
+      for (const record of this.#jobs.ours()) this.#enqueuer.consider(record);
+    });
     this.#every(1000, () => this.#stats.flush());
     this.#every(30_000, () => this.#presence.register(this.#apiNames()));
     this.#every(Math.max(1000, sweepMs), () => this.#presence.pollQueueDepth(this.#apiNames()));
@@ -265,7 +285,7 @@ export class Daemon {
       }
     };
     for (const s of this.#subs) await step(async () => s.unsubscribe());
-    await Promise.all([step(() => this.#runners.release(this.options.shutdownGraceMs)), this.#completions.close(this.options.shutdownGraceMs)]);
+    await Promise.all([step(() => this.#runners.release(this.options.shutdownGraceMs)), this.#completions.close(this.options.shutdownGraceMs), step(() => this.#enqueuer.close())]);
     clearInterval(this.#heartbeat);
     await step(() => withTimeout(this.#presence.leave(), 5000));
     await step(() => this.#stats.flush());

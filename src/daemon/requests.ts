@@ -14,7 +14,8 @@ import { readActivity } from '../fleet/activity.js';
 import { jobStatus } from '../fleet/progress.js';
 import { RequestQueueGroup, maxBodyBytes, Subjects, encodeJson } from '../fleet/protocol.js';
 import { getJob, listJobs } from '../fleet/registry.js';
-import { prepareSubmission } from '../fleet/submission.js';
+import { checkSubmission, prepareSubmission } from '../fleet/submission.js';
+import { namesStoredData, prepareSourceJob, submitSource } from '../fleet/source-submit.js';
 import { parseJobIdRequest, parseJobsRequest, submissionBody } from '../fleet/requests-schema.js';
 
 type Handler = (body: Uint8Array) => Promise<Record<string, unknown>>;
@@ -22,7 +23,10 @@ type Handler = (body: Uint8Array) => Promise<Record<string, unknown>>;
 export function serveRequests(ctx: FleetContext, log: Logger): Subscription[] {
   const handlers: Record<string, Handler> = {
     [Subjects.request.submit]: async (body) => {
-      const prepared = prepareSubmission(submissionBody(body), { maxBatchBytes: maxBodyBytes(ctx.nc), maxBatches: 1_000_000 });
+      const input = submissionBody(body);
+      // A job over stored data: the reply comes at once, `enqueuing`; a daemon serving the API enqueues it.
+      if (namesStoredData(input)) return { job: await submitSource(ctx, prepareSourceJob(checkSubmission(input))) };
+      const prepared = prepareSubmission(input, { maxBatchBytes: maxBodyBytes(ctx.nc), maxBatches: 1_000_000 });
       return { job: await submitPrepared(ctx, prepared) };
     },
     [Subjects.request.status]: async (body) => {

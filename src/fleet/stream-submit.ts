@@ -49,6 +49,17 @@ export interface StreamSubmitOptions {
   onProgress?: (progress: StreamProgress) => void;
   /** Read by the caller after each checkpoint, stored with it (e.g. malformed input lines skipped so far). */
   badLines?: () => number;
+  /**
+   * A fleet-side enqueue's claim (daemon/source-enqueuer.ts): each checkpoint and the final write land only while
+   * the record's `enqueue.owner` is still `owner`, and renew its `lease_until`; once they do not, the publisher stops
+   * with EnqueueClaimLost (what it published meanwhile has the msg ids the new owner publishes again).
+   */
+  claim?: { owner: string; leaseMs: number };
+}
+
+/** The job's enqueue was taken over by another daemon (its claim was found gone): this publisher stops. */
+export class EnqueueClaimLost extends Error {
+  override name = 'EnqueueClaimLost';
 }
 
 /**
@@ -73,12 +84,27 @@ export async function submitStream(ctx: FleetContext, settings: StreamSettings, 
   const existing = await registerJob(ctx, settings, now, { total_batch_count: 0, enqueue_deadline: streamDeadline(now), enqueue: start });
   if (existing !== null && existing.status !== 'enqueuing') return existing;
   const resumeFrom = existing?.enqueue ?? start;
-  return new StreamPublisher(ctx, settings, options, resumeFrom).run(batches);
+  return publishStream(ctx, settings, batches, options, resumeFrom);
+}
+
+/**
+ * Publishes `source` as the batches of an `enqueuing` job, from the checkpoint `resumeFrom` (its first batches are
+ * read again, checked against its digest and skipped). The caller registered the job; used by submitStream and by
+ * the daemon enqueuing a job over stored data.
+ */
+export function publishStream(
+  ctx: FleetContext,
+  settings: Pick<StreamSettings, 'job_id' | 'api_name'>,
+  source: AsyncIterable<unknown[]>,
+  options: StreamSubmitOptions,
+  resumeFrom: EnqueueCheckpoint,
+): Promise<JobRecord> {
+  return new StreamPublisher(ctx, settings, options, resumeFrom).run(source);
 }
 
 class StreamPublisher {
   readonly #ctx: FleetContext;
-  readonly #settings: StreamSettings;
+  readonly #settings: Pick<StreamSettings, 'job_id' | 'api_name'>;
   readonly #options: StreamSubmitOptions;
   readonly #resume: EnqueueCheckpoint;
   readonly #hash: Hash = createHash('sha256');
@@ -90,7 +116,7 @@ class StreamPublisher {
   #acked = 0;
   #lastCheckpoint = performance.now();
 
-  constructor(ctx: FleetContext, settings: StreamSettings, options: StreamSubmitOptions, resume: EnqueueCheckpoint) {
+  constructor(ctx: FleetContext, settings: Pick<StreamSettings, 'job_id' | 'api_name'>, options: StreamSubmitOptions, resume: EnqueueCheckpoint) {
     this.#ctx = ctx;
     this.#settings = settings;
     this.#options = options;
@@ -162,7 +188,7 @@ class StreamPublisher {
     this.#lastCheckpoint = performance.now();
     const checkpoint = this.#currentCheckpoint();
     const done = await transitionJob(this.#ctx.jobs, this.#settings.job_id, (current) =>
-      current.status === 'enqueuing'
+      current.status === 'enqueuing' && this.#holds(current)
         ? { ...current, total_batch_count: checkpoint.batches, enqueue: checkpoint, enqueue_deadline: streamDeadline(Date.now()) }
         : null,
     );
@@ -170,18 +196,37 @@ class StreamPublisher {
     if (done.record.status !== 'enqueuing') {
       throw new JetbatchError(ErrorCodes.JOB_ENDED, `job ${this.#settings.job_id} ended as ${done.record.status} while its batches were being enqueued`);
     }
+    if (!done.changed) throw this.#claimLost(done.record);
+  }
+
+  /** Whether the record still names this publisher's claim (always, for a submitter: it holds none). */
+  #holds(current: JobRecord): boolean {
+    return this.#options.claim === undefined || current.enqueue?.owner === this.#options.claim.owner;
+  }
+
+  #claimLost(current: JobRecord): EnqueueClaimLost {
+    return new EnqueueClaimLost(`job ${this.#settings.job_id}: the enqueue is now claimed by ${current.enqueue?.owner ?? 'nobody'}`);
   }
 
   #currentCheckpoint(): EnqueueCheckpoint {
-    return { batches: this.#acked, digest: this.#hash.copy().digest('hex'), bad_lines: this.#options.badLines?.() ?? 0 };
+    const checkpoint: EnqueueCheckpoint = { batches: this.#acked, digest: this.#hash.copy().digest('hex'), bad_lines: this.#options.badLines?.() ?? 0 };
+    const claim = this.#options.claim;
+    if (claim !== undefined) {
+      checkpoint.owner = claim.owner;
+      checkpoint.lease_until = new Date(Date.now() + claim.leaseMs).toISOString();
+    }
+    return checkpoint;
   }
 
   async #finish(): Promise<JobRecord> {
     const checkpoint = this.#currentCheckpoint();
+    // A claim ends with the enqueue: the owner stays on record, its lease ends now.
+    if (checkpoint.lease_until != null) checkpoint.lease_until = new Date().toISOString();
     const done = await transitionJob(this.#ctx.jobs, this.#settings.job_id, (current) =>
-      current.status === 'enqueuing' ? { ...current, status: 'pending', total_batch_count: checkpoint.batches, enqueue: checkpoint } : null,
+      current.status === 'enqueuing' && this.#holds(current) ? { ...current, status: 'pending', total_batch_count: checkpoint.batches, enqueue: checkpoint } : null,
     );
     if (done === null) throw new JetbatchError(ErrorCodes.JOB_NOT_FOUND, `job ${this.#settings.job_id} was removed during submission`);
+    if (!done.changed && done.record.status === 'enqueuing') throw this.#claimLost(done.record);
     if (!done.changed && done.record.status !== 'pending' && done.record.end_time !== null) {
       await discardQueue(this.#ctx, done.record);
       throw new JetbatchError(ErrorCodes.JOB_ENDED, `job ${this.#settings.job_id} ended as ${done.record.status} while its batches were being enqueued`);
@@ -195,6 +240,7 @@ class StreamPublisher {
    * lost connection, the process interrupted) leaves the job `enqueuing` to be resumed with the same job id.
    */
   async #failed(err: unknown): Promise<unknown> {
+    if (err instanceof EnqueueClaimLost) return err;
     const code = (err as { code?: unknown }).code;
     if (code !== ErrorCodes.INVALID_SUBMISSION && code !== ErrorCodes.PAYLOAD_TOO_LARGE) {
       if (err instanceof JetbatchError) return err;

@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { API_NAME_PATTERN, JOB_ID_PATTERN, encodeValue } from './protocol.js';
+import { sourceInputSchema } from './source-spec.js';
 import { normalizeOutput } from './output.js';
 import type { BackoffOptions } from '../types.js';
 
@@ -67,16 +68,28 @@ export const settingsShape = {
     .optional(),
 };
 
+
 export const submissionSchema = z
   .object({
     ...settingsShape,
     items: z.array(z.unknown()).min(1, 'must hold at least one item').optional(),
     batches: z.array(z.array(z.unknown()).min(1, 'a batch must hold at least one item')).min(1).optional(),
+    // A job over stored data (fleet/source-spec.ts): the fleet lists the stores and enqueues the batches.
+    delimited_files: sourceInputSchema.optional(),
+    file_path_lister: sourceInputSchema.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
-    if ((s.items === undefined) === (s.batches === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'give exactly one of items (with batch_size) or batches', path: [] });
+    const inputs = [s.items, s.batches, s.delimited_files, s.file_path_lister].filter((x) => x !== undefined).length;
+    if (inputs !== 1) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of items (with batch_size) or batches, or stored data (delimited_files or file_path_lister)', path: [] });
+    }
+    const stored = s.delimited_files !== undefined ? 'delimited_files' : s.file_path_lister !== undefined ? 'file_path_lister' : null;
+    if (stored !== null && s.batch_size !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `goes inside ${stored} for a job over stored data`, path: ['batch_size'] });
+    }
+    if (s.file_path_lister?.max_bad_lines != null) {
+      ctx.addIssue({ code: 'custom', message: 'only applies to delimited_files (a listing has no lines)', path: ['file_path_lister', 'max_bad_lines'] });
     }
     if (s.items !== undefined && s.batch_size === undefined) {
       ctx.addIssue({ code: 'custom', message: 'is required with items', path: ['batch_size'] });

@@ -55,7 +55,7 @@ export async function registerJob(
   ctx: FleetContext,
   settings: RecordSettings,
   now: number,
-  fields: Pick<JobRecord, 'total_batch_count' | 'enqueue_deadline'> & Pick<Partial<JobRecord>, 'enqueue'>,
+  fields: Pick<JobRecord, 'total_batch_count' | 'enqueue_deadline'> & Pick<Partial<JobRecord>, 'enqueue' | 'source'>,
 ): Promise<JobRecord | null> {
   const fresh: JobRecord = {
     job_id: settings.job_id,

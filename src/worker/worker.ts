@@ -14,6 +14,7 @@ import type { HandlerContext, HandlerMetrics } from '../handler.js';
 import { importHandler, resolveHandlerPath } from './load-handler.js';
 import { decodeValue } from '../fleet/protocol.js';
 import { JsRuntime } from './js-runtime.js';
+import { StoredObjects } from './stored.js';
 import { PythonRuntime } from './python/python-runtime.js';
 import { ProcessReplaced, StageError, type JobHandler, type Runtime } from './runtime.js';
 import {
@@ -64,6 +65,7 @@ const instances = new Map<string, Promise<Instance>>();
 /** Job specs decoded from their bytes, by job id (a task carries the spec encoded; see BatchesTask.job). */
 const specs = new Map<string, { bytes: Uint8Array; spec: JobSpec }>();
 let client: Promise<JetbatchClient> | undefined;
+const stored = new StoredObjects(data.nats, `jetbatch-handler-${data.apiName}-stores`);
 
 control.onmessage = (event: unknown) => {
   const msg = (event as { data: ControlMessage }).data;
@@ -142,6 +144,7 @@ function makeContext(job: JobSpec, attempt: number, log: Logger | (() => Logger)
       client ??= JetbatchClient.connect({ ...data.nats, name: `jetbatch-handler-${data.apiName}` });
       return client;
     },
+    open: (url) => stored.open(url),
   };
 }
 
