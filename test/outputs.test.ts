@@ -24,6 +24,7 @@ import { runCli } from './helpers/cli.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { waitUntil } from './helpers/wait.js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { S3Server } from './helpers/s3-server.js';
 
 const PART = (n: number): string => `part-${String(n).padStart(12, '0')}.jsonl`;
 
@@ -32,11 +33,17 @@ describe('outputs: results written to stores', () => {
   let daemon: Daemon;
   let client: JetbatchClient;
   let nc: NatsConnection;
+  let s3: S3Server;
   const dirs: string[] = [];
+  const savedEnv = { ...process.env };
 
   before(async () => {
-    server = await NatsServer.start();
-    daemon = await startDaemon(server.url, [{ name: 'outputs', project: join(FIXTURES, 'outputs'), threads: 2 }]);
+    [server, s3] = await Promise.all([NatsServer.start(), S3Server.start(['results'])]);
+    // The daemon gets the S3 server from its config; the CLI children from the AWS environment variables.
+    Object.assign(process.env, s3.env);
+    daemon = await startDaemon(server.url, [{ name: 'outputs', project: join(FIXTURES, 'outputs'), threads: 2 }], {
+      s3: { endpoint: s3.endpoint, access_key_id: 'S3RVER', secret_access_key: 'S3RVER' },
+    });
     client = await JetbatchClient.connect({ servers: [server.url] });
     nc = await connect({ servers: server.url });
   });
@@ -46,6 +53,8 @@ describe('outputs: results written to stores', () => {
     await nc?.close();
     await daemon?.close();
     await server?.dispose();
+    await s3?.dispose();
+    for (const k of Object.keys(process.env)) if (!(k in savedEnv)) delete process.env[k];
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
@@ -140,6 +149,28 @@ describe('outputs: results written to stores', () => {
     assert.deepEqual(values.map((v) => v.result), items.map((x) => x * 2));
   });
 
+  test('s3://: parts and manifest in a local S3 server, read back by the CLI', async () => {
+    const url = 's3://results/nightly/';
+    const items = Array.from({ length: 30 }, (_, i) => i);
+    const record = await client.submit({ api_name: 'outputs', items, batch_size: 8, workers: 2, output: url });
+    const status = await finished(record.job_id);
+    assert.equal(status.status, 'succeeded', JSON.stringify(status.error));
+    assert.equal(status.results_stored, 4);
+    const store = await storeFor(url, { s3: { endpoint: s3.endpoint, access_key_id: 'S3RVER', secret_access_key: 'S3RVER' } });
+    try {
+      const manifest = JSON.parse(await text(await store.open(`${url}${record.job_id}/manifest.json`))) as ManifestRecord;
+      assert.deepEqual(manifest.parts, [0, 1, 2, 3].map(PART));
+      assert.equal(manifest.results_stored, 4);
+    } finally {
+      await store.close();
+    }
+    const perItem = await runCli(['results', record.job_id, '--per-item'], server.url);
+    assert.equal(perItem.code, 0, perItem.stderr);
+    const values = perItem.stdout.trim().split('\n').map((l) => JSON.parse(l) as { item_index: number; result: number });
+    assert.deepEqual(values.map((v) => v.item_index), items);
+    assert.deepEqual(values.map((v) => v.result), items.map((x) => x * 2));
+  });
+
   test('a 6 MB result (above max_payload) is written to the output and read back whole', async () => {
     const { dir, url } = outDir();
     const big = 6 * 1024 * 1024;
@@ -179,6 +210,46 @@ describe('outputs: results written to stores', () => {
     const none = await client.submit({ api_name: 'outputs', batches: [[1], [{ none: true }], [3]] });
     const noneStatus = await finished(none.job_id);
     assert.equal(noneStatus.results_stored, 2);
+  });
+
+  test('a dead-lettered batch: no part, counted in the manifest; --per-item leaves its items out', async () => {
+    const { dir, url } = outDir();
+    const items = [0, 1, 2, -3, 4, 5, 6];
+    const record = await client.submit({ api_name: 'outputs', items, batch_size: 2, output: url });
+    const status = await finished(record.job_id);
+    assert.equal(status.status, 'completed_with_failures');
+    assert.equal(status.results_stored, 3);
+    const manifest = JSON.parse(readFileSync(join(dir, record.job_id, 'manifest.json'), 'utf8')) as ManifestRecord;
+    assert.equal(manifest.status, 'completed_with_failures');
+    assert.deepEqual(manifest.batch_metrics, { succeeded: 3, failed: 1 });
+    assert.equal(manifest.dead_letters, 1);
+    assert.deepEqual(manifest.parts, [0, 2, 3].map(PART));
+    const values: Array<{ item_index: number; result: number }> = [];
+    for await (const v of client.itemResults(record.job_id)) values.push(v as { item_index: number; result: number });
+    assert.deepEqual(values.map((v) => v.item_index), [0, 1, 4, 5, 6]);
+    assert.deepEqual(values.map((v) => v.result), [0, 2, 8, 10, 12]);
+  });
+
+  test('jetbatch submit --items FILE --output URL (streamed) and the one-request JSON both take the output', async () => {
+    const { dir, url } = outDir();
+    const file = join(dir, 'items.jsonl');
+    writeFileSync(file, Array.from({ length: 25 }, (_, i) => JSON.stringify(i)).join('\n') + '\n');
+    const submitted = await runCli(['submit', 'outputs', '--items', file, '--batch-size', '4', '--output', url, '--wait', '--json'], server.url);
+    assert.equal(submitted.code, 0, submitted.stderr);
+    const final = JSON.parse(submitted.stdout) as JobStatus;
+    assert.equal(final.output, url);
+    assert.equal(final.results_stored, 7);
+    const perItem = await runCli(['results', final.job_id, '--per-item'], server.url);
+    assert.equal(perItem.code, 0, perItem.stderr);
+    assert.deepEqual(perItem.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { item_index: number }).item_index), Array.from({ length: 25 }, (_, i) => i));
+
+    const body = JSON.stringify({ api_name: 'outputs', items: [1, 2, 3], batch_size: 2, output: url.replace(/\/$/, '') });
+    const reply = JSON.parse(new TextDecoder().decode((await nc.request(Subjects.request.submit, new TextEncoder().encode(body), { timeout: 30_000 })).data)) as { ok: boolean; job: { job_id: string; output: string; batch_size: number } };
+    assert.equal(reply.ok, true, JSON.stringify(reply));
+    assert.equal(reply.job.output, url, 'stored as a prefix, with its trailing /');
+    assert.equal(reply.job.batch_size, 2);
+    assert.equal((await finished(reply.job.job_id)).results_stored, 2);
+    assert.deepEqual(readdirSync(join(dir, reply.job.job_id)).sort(), ['manifest.json', PART(0), PART(1)]);
   });
 
   test('a part that cannot be written is a failed attempt: retried until the store takes it, never acked without it', async () => {
