@@ -35,6 +35,13 @@ export interface JobHandler<P> {
   readonly onJobComplete: ((summary: JobSummary, ctx: HandlerContext) => unknown) | undefined;
 }
 
+/** A batch of the running task that the runtime may start ahead of the task loop (see Runtime.pipeline). */
+export interface AheadBatch {
+  readonly batchId: string;
+  readonly attempt: number;
+  readonly payload: Uint8Array;
+}
+
 export interface Runtime<P = unknown> {
   /** Called when the thread starts: begins loading the handler; a failure is reported by the first `create`. */
   preload(): void;
@@ -44,6 +51,12 @@ export interface Runtime<P = unknown> {
   create(job: JobSpec, ctx: HandlerContext): Promise<{ handler: JobHandler<P>; initMs: number }>;
   /** What handleBatch resolved to, as stored: MessagePack bytes, or null to store nothing. Throws if it cannot be encoded. */
   encodeResult(value: unknown): Uint8Array | null;
+  /**
+   * Optional: the task loop is about to run these batches of the job, in this order, each through handleBatch. The
+   * runtime may start them early (the Python runtime writes them to its process ahead); the returned function is
+   * called when the task is over, and forgets whatever was not reached.
+   */
+  pipeline?(jobId: string, batches: readonly AheadBatch[]): () => void;
   /** The job ended: its handler on this thread is dropped. */
   dropped(jobId: string): void;
   /** Idempotent and immediate: stops whatever the runtime started (child processes). */

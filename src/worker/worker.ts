@@ -312,13 +312,19 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  */
 async function runBatches(task: BatchesTask): Promise<Outcome[]> {
   const job = specOf(task);
-  const outcomes: Outcome[] = [];
+  const batches: Batch[] = [];
   let start = 0;
   for (let i = 0; i < task.batchIds.length; i++) {
     const end = task.ends[i]!;
-    const payload = task.data.subarray(start, end);
+    batches.push({ job, batchId: task.batchIds[i]!, attempt: task.attempts[i]!, payload: task.data.subarray(start, end), timeoutMs: task.timeoutMs });
     start = end;
-    outcomes.push(await runBatch({ job, batchId: task.batchIds[i]!, attempt: task.attempts[i]!, payload, timeoutMs: task.timeoutMs }, i === 0));
+  }
+  const done = batches.length > 1 ? runtime.pipeline?.(job.job_id, batches) : undefined;
+  const outcomes: Outcome[] = [];
+  try {
+    for (let i = 0; i < batches.length; i++) outcomes.push(await runBatch(batches[i]!, i === 0));
+  } finally {
+    done?.();
   }
   return outcomes;
 }

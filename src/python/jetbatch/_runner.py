@@ -6,6 +6,7 @@ It imports ``handler.py`` once, constructs a ``Handler`` per job (``__init__(sel
 request at a time, and answers each request with one frame (``_frames.py``). Failures are answers, not crashes:
 the worker thread turns them into outcomes exactly as it does for JavaScript handlers.
 """
+import collections
 import importlib.util
 import inspect
 import json
@@ -96,6 +97,8 @@ class Runner:
         self.load_error = None
         self.jobs = {}
         self.seq = 0
+        #: Requests read while a client call waited for its answer (the thread writes a task's batches ahead).
+        self.backlog = collections.deque()
 
     # --- loading -------------------------------------------------------------------------------------------------
 
@@ -127,10 +130,13 @@ class Runner:
 
     def serve(self):
         while True:
-            try:
-                header, tail = self.channel.read()
-            except EOFError:
-                return
+            if self.backlog:
+                header, tail = self.backlog.popleft()
+            else:
+                try:
+                    header, tail = self.channel.read()
+                except EOFError:
+                    return
             kind = header[0]
             if kind == "batch":
                 self.batch(header[1], header[2], tail)
@@ -213,8 +219,8 @@ class Runner:
             header, _ = self.channel.read()
             if header[0] == "reply" and header[1] == seq:
                 return header[2], header[3]
-            if header[0] == "drop":
-                self.jobs.pop(header[1], None)
+            # Anything else is a request written ahead (or a drop after it): served in order once this batch is done.
+            self.backlog.append((header, tail))
 
 
 def main():

@@ -1,7 +1,8 @@
 /**
  * One Python process of a worker thread (src/python/jetbatch/_runner.py): spawning it, its frame channel, its
- * output, and its death. A reply answers the oldest outstanding request (the child handles requests in order); the
- * runtime keeps at most one outstanding.
+ * output, and its death. A reply answers the oldest outstanding request: the child handles requests in order, so
+ * the runtime may write several ahead (a task's next batches) and every frame that is not a reply belongs to the
+ * oldest outstanding request, its `owner`.
  *
  * No orphans: the child is the leader of its own process group (so a terminal's Ctrl-C reaches the daemon, not the
  * handler, and a kill takes the handler's own subprocesses too); it asks the kernel to SIGKILL it when the thread
@@ -47,11 +48,11 @@ const MAX_OUTPUT_LINE = 1024 * 1024;
 /** After the process exits, frames it wrote just before are still read for this long. */
 const DRAIN_MS = 200;
 
-export class PythonChild {
+export class PythonChild<Owner = unknown> {
   readonly #proc: ChildProcess;
   readonly #opts: ChildOptions;
   readonly #out: Writable;
-  readonly #pending: Array<{ resolve: (f: Frame) => void; reject: (e: Error) => void }> = [];
+  readonly #pending: Array<{ resolve: (f: Frame) => void; reject: (e: Error) => void; owner: Owner | undefined }> = [];
   readonly #stderrTail: string[] = [];
   readonly #reader = new FrameReader();
   #ready = false;
@@ -102,13 +103,21 @@ export class PythonChild {
     return this.#gone === undefined;
   }
 
-  /** Sends a request; resolves with its reply frame, rejects with ChildGone if the process goes first. */
-  request(header: readonly unknown[], tail?: Uint8Array): Promise<Frame> {
+  /**
+   * Sends a request; resolves with its reply frame, rejects with ChildGone if the process goes first. `owner` is
+   * `current` while the child works on this request.
+   */
+  request(header: readonly unknown[], tail?: Uint8Array, owner?: Owner): Promise<Frame> {
     if (this.#gone !== undefined) return Promise.reject(this.#gone);
     return new Promise<Frame>((resolve, reject) => {
-      this.#pending.push({ resolve, reject });
+      this.#pending.push({ resolve, reject, owner });
       this.send(header, tail);
     });
+  }
+
+  /** The owner of the request the child is working on (the oldest unanswered), if any. */
+  get current(): Owner | undefined {
+    return this.#pending[0]?.owner;
   }
 
   /** Sends a frame that has no reply (dropping a job's handler, answering a client call). */

@@ -1,8 +1,14 @@
 /**
  * The Python runtime: the thread's handler instances live in one long-lived Python process (child.ts), kept across
- * batches and jobs; the thread keeps its task loop, timeouts and outcomes (worker.ts). Requests go to the process
- * one at a time. A batch that times out or is aborted kills the process (SIGKILL stops a C extension's loop too);
- * so does a MemoryError; the next request starts a new one, where every job's handler is constructed again.
+ * batches and jobs; the thread keeps its task loop, timeouts and outcomes (worker.ts). The task loop hands each
+ * batch over in turn, one at a time; the next batches of the task (`pipeline`) are written to the process ahead, up
+ * to AHEAD_BATCHES / AHEAD_BYTES, so the process goes from one batch to the next without waiting for the thread (one
+ * wake-up serves many small batches). What a batch's code logs, meters or asks (client calls) while the thread has not
+ * reached it yet is held and delivered to its context when it does.
+ *
+ * A batch that times out or is aborted kills the process (SIGKILL stops a C extension's loop too); so does a
+ * MemoryError; the next request starts a new one, where every job's handler is constructed again, and the batches
+ * written ahead to the old one are written again when their turn comes.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +21,25 @@ import type { FailureStage } from '../thread-protocol.js';
 import { ChildGone, PythonChild } from './child.js';
 import type { Frame } from './frames.js';
 import { answerCall } from './calls.js';
+import { RequestSink } from './request-sink.js';
+import type { AheadBatch } from '../runtime.js';
+
+/** Most batches, and bytes of batches, written to the process ahead of the one the task loop is on. */
+const AHEAD_BATCHES = 16;
+const AHEAD_BYTES = 4 * 1024 * 1024;
+
+type Planned = AheadBatch & { jobId: string };
+
+/** A batch written ahead: its reply, and the sink holding what it sends before the thread reaches it. */
+interface InFlight {
+  entry: Planned;
+  child: PythonChild<RequestSink>;
+  reply: Promise<Frame>;
+  sink: RequestSink;
+  bytes: number;
+}
+
+const aheadKey = (jobId: string, batchId: string, attempt: number): string => `${jobId}\u0000${batchId}\u0000${attempt}`;
 
 export interface PythonRuntimeOptions {
   handlerPath: string;
@@ -56,12 +81,17 @@ interface ChildErrorInfo {
 export class PythonRuntime implements Runtime<Uint8Array> {
   readonly #opts: PythonRuntimeOptions;
   readonly #modulePath = modulePath();
-  #child: PythonChild | undefined;
+  #child: PythonChild<RequestSink> | undefined;
   /** Each process gets a new generation; a handler belongs to the generation that constructed it. */
   #generation = 0;
   #lock: Promise<unknown> = Promise.resolve();
-  /** The context of the request running in the child: where its logs go, whose client it uses. */
-  #current: HandlerContext | undefined;
+  /** Jobs whose handler the current process has constructed. */
+  readonly #constructed = new Set<string>();
+  /** The running tasks' next batches, in order, not written to the process yet. */
+  #plan: Planned[] = [];
+  /** Batches written ahead, by job, batch id and attempt, until the task loop reaches them. */
+  readonly #ahead = new Map<string, InFlight>();
+  #aheadBytes = 0;
   #closed = false;
 
   constructor(opts: PythonRuntimeOptions) {
@@ -98,6 +128,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
       }
       const initMs = typeof reply.header[1] === 'number' ? reply.header[1] : performance.now() - t0;
       const hasHook = reply.header[2] === true;
+      this.#constructed.add(job.job_id);
       const handler: JobHandler<Uint8Array> = {
         handleBatch: (payload, batchId, c) => this.#batch(generation, job, payload, batchId, c),
         onJobComplete: hasHook ? (summary, c) => this.#complete(generation, job, summary, c) : undefined,
@@ -111,13 +142,26 @@ export class PythonRuntime implements Runtime<Uint8Array> {
   }
 
   dropped(jobId: string): void {
+    this.#constructed.delete(jobId);
     this.#child?.send(['drop', jobId]);
+  }
+
+  pipeline(jobId: string, batches: readonly AheadBatch[]): () => void {
+    const entries = batches.filter((b) => isArrayHeader(b.payload[0])).map((b) => ({ ...b, jobId }));
+    this.#plan.push(...entries);
+    return () => {
+      const mine = new Set(entries);
+      this.#plan = this.#plan.filter((e) => !mine.has(e));
+      for (const e of entries) this.#forgetAhead(aheadKey(jobId, e.batchId, e.attempt));
+    };
   }
 
   close(): void {
     this.#closed = true;
     this.#child?.kill();
     this.#child = undefined;
+    for (const key of [...this.#ahead.keys()]) this.#forgetAhead(key);
+    this.#plan = [];
   }
 
   #batch(generation: number, job: JobSpec, payload: Uint8Array, batchId: string, ctx: HandlerContext): Promise<Uint8Array | null> {
@@ -128,9 +172,19 @@ export class PythonRuntime implements Runtime<Uint8Array> {
       // A timeout, stop or shutdown kills the process: the only way to stop Python code that does not return.
       const onAbort = (): void => this.#replace(child);
       signal.addEventListener('abort', onAbort, { once: true });
+      const header = ['batch', job.job_id, batchId, ctx.attempt];
       let reply: Frame;
       try {
-        reply = await this.#onInstance(child, ctx, job, ['batch', job.job_id, batchId, ctx.attempt], payload);
+        const sent = this.#takeAhead(child, job.job_id, batchId, ctx);
+        const first = sent ?? this.#request(child, ctx, [[header, payload]]).then(([r]) => r!);
+        this.#writeAhead(child);
+        reply = await first;
+        if (reply.header[0] === 'error' && reply.header[1] === 'missing') {
+          // Every batch of the job written ahead of this one will answer the same: write them again after the init.
+          this.#constructed.delete(job.job_id);
+          this.#requeueAhead(job.job_id);
+          reply = await this.#constructAgain(child, ctx, job, header, payload);
+        }
       } catch (err) {
         if (err instanceof StageError) throw err;
         const why = !signal.aborted ? 'crash' : (signal.reason as { code?: unknown } | undefined)?.code === ErrorCodes.BATCH_TIMEOUT ? 'timeout' : 'aborted';
@@ -170,17 +224,23 @@ export class PythonRuntime implements Runtime<Uint8Array> {
    * ended, then ran again — reached the process after this handler was constructed) gets it constructed again first,
    * as the thread would after an 'ended' message.
    */
-  async #onInstance(child: PythonChild, ctx: HandlerContext, job: JobSpec, header: unknown[], tail?: Uint8Array): Promise<Frame> {
+  async #onInstance(child: PythonChild<RequestSink>, ctx: HandlerContext, job: JobSpec, header: unknown[], tail?: Uint8Array): Promise<Frame> {
     const [reply] = await this.#request(child, ctx, [[header, tail]]);
     if (reply!.header[0] !== 'error' || reply!.header[1] !== 'missing') return reply!;
+    return this.#constructAgain(child, ctx, job, header, tail);
+  }
+
+  /** Constructs the job's handler in `child` again, then sends the request that found it missing. */
+  async #constructAgain(child: PythonChild<RequestSink>, ctx: HandlerContext, job: JobSpec, header: unknown[], tail?: Uint8Array): Promise<Frame> {
     // Both frames are written at once, so no other drop can come between the construction and the request.
     const [init, again] = await this.#request(child, ctx, [[['init', job.job_id, job]], [header, tail]]);
     if (init!.header[0] === 'error') throw new StageError(init!.header[1] === 'load' ? 'load' : 'init', toError(init!.header[2] as ChildErrorInfo));
+    this.#constructed.add(job.job_id);
     return again!;
   }
 
   /** The process a handler was constructed in, or an error if it has been replaced since (retried elsewhere). */
-  #sameChild(generation: number): PythonChild {
+  #sameChild(generation: number): PythonChild<RequestSink> {
     const child = this.#child;
     if (child === undefined || generation !== this.#generation || !child.alive) {
       throw new JetbatchError(ErrorCodes.WORKER_DIED, 'the Python process of this handler was replaced before the batch ran');
@@ -189,10 +249,9 @@ export class PythonRuntime implements Runtime<Uint8Array> {
   }
 
   /** Sends requests (written at once, answered in order) and waits for their replies; `ctx` gets their logs. */
-  async #request(child: PythonChild, ctx: HandlerContext, requests: Array<[unknown[], Uint8Array?]>): Promise<Frame[]> {
-    this.#current = ctx;
+  async #request(child: PythonChild<RequestSink>, ctx: HandlerContext, requests: Array<[unknown[], Uint8Array?]>): Promise<Frame[]> {
     try {
-      const replies = requests.map(([header, tail]) => child.request(header, tail));
+      const replies = requests.map(([header, tail]) => child.request(header, tail, new RequestSink(ctx)));
       // Every reply is awaited, so none is left rejected and unhandled when an earlier one fails.
       const settled = await Promise.allSettled(replies);
       return settled.map((r) => {
@@ -200,9 +259,63 @@ export class PythonRuntime implements Runtime<Uint8Array> {
         return r.value;
       });
     } finally {
-      this.#current = undefined;
       if (!child.alive) this.#replace(child);
     }
+  }
+
+  /** The reply of this batch if it was written ahead to `child`, its sink now delivering to `ctx`; else undefined. */
+  #takeAhead(child: PythonChild<RequestSink>, jobId: string, batchId: string, ctx: HandlerContext): Promise<Frame> | undefined {
+    const key = aheadKey(jobId, batchId, ctx.attempt);
+    this.#plan = this.#plan.filter((e) => aheadKey(e.jobId, e.batchId, e.attempt) !== key);
+    const found = this.#ahead.get(key);
+    if (found === undefined) return undefined;
+    this.#ahead.delete(key);
+    this.#aheadBytes -= found.bytes;
+    if (found.child !== child) {
+      found.sink.release(this.#opts.log);
+      return undefined;
+    }
+    found.sink.attach(ctx);
+    return found.reply.finally(() => {
+      if (!child.alive) this.#replace(child);
+    });
+  }
+
+  /** Writes the plan's next batches to `child`, while their jobs' handlers are constructed there and room is left. */
+  #writeAhead(child: PythonChild<RequestSink>): void {
+    while (this.#plan.length > 0 && this.#ahead.size < AHEAD_BATCHES && child.alive) {
+      const next = this.#plan[0]!;
+      if (!this.#constructed.has(next.jobId)) return;
+      if (this.#ahead.size > 0 && this.#aheadBytes + next.payload.byteLength > AHEAD_BYTES) return;
+      this.#plan.shift();
+      const sink = new RequestSink(undefined);
+      const reply = child.request(['batch', next.jobId, next.batchId, next.attempt], next.payload, sink);
+      reply.catch(() => undefined); // a process gone before the thread reached the batch: written again then
+      this.#ahead.set(aheadKey(next.jobId, next.batchId, next.attempt), { entry: next, child, reply, sink, bytes: next.payload.byteLength });
+      this.#aheadBytes += next.payload.byteLength;
+    }
+  }
+
+  #forgetAhead(key: string): void {
+    const found = this.#ahead.get(key);
+    if (found === undefined) return;
+    this.#ahead.delete(key);
+    this.#aheadBytes -= found.bytes;
+    found.sink.release(this.#opts.log);
+  }
+
+  /**
+   * The batches written ahead (of one job, or all) will not be answered usefully (their process is gone, or their
+   * handler was missing there): they go back to the front of the plan, in order, to be written again.
+   */
+  #requeueAhead(jobId?: string): void {
+    const back: Planned[] = [];
+    for (const [key, found] of [...this.#ahead]) {
+      if (jobId !== undefined && found.entry.jobId !== jobId) continue;
+      this.#forgetAhead(key);
+      back.push(found.entry);
+    }
+    this.#plan.unshift(...back);
   }
 
   /** Runs `fn` after every earlier request has finished: the process handles one request at a time. */
@@ -212,7 +325,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
     return run;
   }
 
-  #ensureChild(): PythonChild {
+  #ensureChild(): PythonChild<RequestSink> {
     if (this.#closed) throw new StageError('load', new JetbatchError(ErrorCodes.ABORTED, 'the worker thread is closing'));
     if (this.#child !== undefined && this.#child.alive) return this.#child;
     this.#generation++;
@@ -220,51 +333,58 @@ export class PythonRuntime implements Runtime<Uint8Array> {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
     if (o.gpu !== null) env.CUDA_VISIBLE_DEVICES = String(o.gpu);
-    this.#child = new PythonChild({
+    this.#constructed.clear();
+    this.#child = new PythonChild<RequestSink>({
       python: o.python,
       projectDir: o.projectDir,
       modulePath: this.#modulePath,
       env,
       settings: { handler: o.handlerPath, log_level: o.log.level, max_line_bytes: o.maxLineBytes, memory_limit_mb: o.memoryLimitMb ?? null },
       onOutput: (stream, line) => {
-        const log = this.#current?.log ?? o.log;
+        const log = this.#child?.current?.log ?? o.log;
         if (stream === 'stdout') log.info({ stream }, line);
         else log.warn({ stream }, line);
       },
-      onFrame: (frame) => this.#onFrame(frame),
+      onFrame: (frame) => {
+        const sink = this.#child?.current;
+        if (sink === undefined) this.#onFrame(frame, undefined);
+        else sink.deliver(frame, (f, ctx) => this.#onFrame(f, ctx));
+      },
     });
     return this.#child;
   }
 
   /** Kills `child` if it is still the current process; the next request starts a new one. */
-  #replace(child: PythonChild): void {
+  #replace(child: PythonChild<RequestSink>): void {
     child.kill();
     if (this.#child !== child) return;
     this.#child = undefined;
+    this.#constructed.clear();
+    this.#requeueAhead();
     this.#opts.onReset();
   }
 
-  #onFrame(frame: Frame): void {
+  /** A frame that is not a reply, for the request `ctx` (undefined: no request, or one the thread gave up). */
+  #onFrame(frame: Frame, ctx: HandlerContext | undefined): void {
     const [kind] = frame.header;
     if (kind === 'log') {
       const [, level, msg, fields] = frame.header as [string, string, string, Record<string, unknown> | null];
-      const log = this.#current?.log ?? this.#opts.log;
+      const log = ctx?.log ?? this.#opts.log;
       (LEVELS.has(level) ? log[level as 'info'] : log.info).call(log, fields ?? {}, String(msg));
       return;
     }
     if (kind === 'lease') {
-      this.#current?.extendLease();
+      ctx?.extendLease();
       return;
     }
     if (kind === 'metric') {
       const [, method, name, value, labels] = frame.header as [string, string, string, number, Record<string, string> | null];
-      const metrics = this.#current?.metrics;
+      const metrics = ctx?.metrics;
       if (metrics !== undefined && (method === 'increment' || method === 'gauge' || method === 'observe')) metrics[method](String(name), Number(value), labels ?? {});
       return;
     }
     if (kind === 'call') {
       const child = this.#child;
-      const ctx = this.#current;
       const seq = frame.header[1];
       void answerCall(ctx, frame.header[2], frame.header[3]).then((answer) => child?.send(['reply', seq, ...answer]));
     }
