@@ -12,7 +12,10 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { storeFor } from '../src/stores/index.js';
+import { S3Server } from './helpers/s3-server.js';
 import { JetbatchClient } from '../src/client/client.js';
 import type { Daemon } from '../src/daemon/daemon.js';
 import type { JobStatus } from '../src/types.js';
@@ -217,5 +220,73 @@ describe('a daemon killed while enqueuing a job over stored data', () => {
     }
     assert.equal(batches, count / 10);
     assert.equal(seen.indexOf(0), -1, `id ${seen.indexOf(0)} never ran`);
+  });
+});
+
+describe('jobs over stored data in obj:// and s3://', () => {
+  let server: NatsServer;
+  let s3: S3Server;
+  let daemon: Daemon;
+  let client: JetbatchClient;
+  const objects: Record<string, Uint8Array> = {
+    'in/part-000.jsonl': Buffer.from(lines(0, 40)),
+    'in/part-001.jsonl.gz': gzipSync(lines(40, 80)),
+    'in/sub/part-002.jsonl': Buffer.from(lines(80, 100)),
+    'in/readme.txt': Buffer.from('not data\n'),
+  };
+
+  before(async () => {
+    server = await NatsServer.start();
+    s3 = await S3Server.start(['stored-bucket']);
+    const s3Settings = { endpoint: s3.endpoint, region: 'us-east-1', access_key_id: 'S3RVER', secret_access_key: 'S3RVER' };
+    daemon = await startDaemon(server.url, [{ name: 'stored', project, threads: 2 }], { s3: s3Settings });
+    client = await JetbatchClient.connect({ servers: [server.url] });
+    const nc = await connect({ servers: server.url });
+    try {
+      const obj = await storeFor('obj://STORED/', { js: jetstream(nc) });
+      const s3Store = await storeFor('s3://stored-bucket/', { s3: s3Settings });
+      for (const [key, bytes] of Object.entries(objects)) {
+        await obj.write(`obj://STORED/${key}`, bytes);
+        await s3Store.write(`s3://stored-bucket/${key}`, bytes);
+      }
+      await obj.close();
+      await s3Store.close();
+    } finally {
+      await nc.close();
+    }
+  });
+
+  after(async () => {
+    await client?.close();
+    await daemon?.close();
+    await s3?.dispose();
+    await server?.dispose();
+  });
+
+  for (const root of ['obj://STORED/in/', 's3://stored-bucket/in/']) {
+    test(`delimited_files over ${root.split(':')[0]}:// with includes and excludes: every item once`, async () => {
+      const jobId = `delimited-${root.split(':')[0]}`;
+      await client.submit({ api_name: 'stored', job_id: jobId, delimited_files: { paths: [root], includes: ['*.jsonl*'], batch_size: 9 } });
+      const final = await client.wait(jobId, { intervalMs: 200, timeoutMs: 120_000 });
+      assert.equal(final.status, 'succeeded', JSON.stringify(final.error));
+      assert.equal(final.total_batch_count, Math.ceil(100 / 9));
+      const seen = new Set<number>();
+      for await (const r of client.results(jobId)) for (const id of r.result as number[]) {
+        assert.ok(!seen.has(id), `id ${id} twice`);
+        seen.add(id);
+      }
+      assert.equal(seen.size, 100);
+    });
+  }
+
+  test('file_path_lister over obj://: the handler reads each object with ctx.open', async () => {
+    await client.submit({ api_name: 'stored', job_id: 'lister-obj', file_path_lister: { paths: ['obj://STORED/in/'], excludes: ['*.txt'], batch_size: 2 } });
+    const final = await client.wait('lister-obj', { intervalMs: 200, timeoutMs: 120_000 });
+    assert.equal(final.status, 'succeeded', JSON.stringify((await client.deadLetters('lister-obj'))[0]?.error));
+    const read = new Map<string, number>();
+    for await (const r of client.results('lister-obj')) for (const o of r.result as Array<{ url: string; bytes: number }>) read.set(o.url, o.bytes);
+    const expected = Object.entries(objects).filter(([k]) => !k.endsWith('.txt'));
+    assert.deepEqual([...read.keys()].sort(), expected.map(([k]) => `obj://STORED/${k}`).sort());
+    for (const [k, bytes] of expected) assert.equal(read.get(`obj://STORED/${k}`), bytes.byteLength);
   });
 });
