@@ -32,6 +32,7 @@ import { formatSummary, Profiler, summarise } from './profile.js';
 import { rawConsume, rawPublish, type RawEnv } from './raw-jetstream.js';
 import { rawPiscina } from './raw-piscina.js';
 import { calibratePython, FileMarks, pythonInterpreter, type PythonInfo } from './python.js';
+import { pythonChannel } from './python-channel.js';
 import { rawPipe } from './raw-pipe.js';
 import { computeRatios, formatReport, type Results, type System } from './report.js';
 import { jetbatchRss, rawRss } from './rss.js';
@@ -247,6 +248,7 @@ async function main(): Promise<void> {
       const items = s.shape.items.length;
       const bytes = s.shape.bytes.byteLength;
       steps.push({ id: `python:raw-pipe:${s.id}`, rounds: true, run: async () => add(s.id, 'rawPipe', await rawPipe(s.shape.bytes, items, n, { python: python().info.path, threads: 2, iterations: 0 })) });
+      steps.push({ id: `python:channel:${s.id}`, rounds: true, run: async () => add(s.id, 'pythonChannel', await pythonChannel(s.shape.bytes, items, n, { python: python().info.path, project: HANDLERS.python, threads: 2 })) });
       steps.push({
         id: `python:jetbatch:${s.id}`,
         rounds: true,

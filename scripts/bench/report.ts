@@ -4,7 +4,7 @@ import { round } from './figures.js';
 import type { Latency } from './latency.js';
 import type { Rss } from './rss.js';
 
-export type System = 'rawJetStream' | 'rawPiscina' | 'jetbatch' | 'jetbatchComplete' | 'bullmq' | 'python' | 'pythonComplete' | 'rawPipe';
+export type System = 'rawJetStream' | 'rawPiscina' | 'jetbatch' | 'jetbatchComplete' | 'bullmq' | 'python' | 'pythonComplete' | 'rawPipe' | 'pythonChannel';
 export const systemLabels: Record<System, string> = {
   rawJetStream: 'raw JetStream consume+ack',
   rawPiscina: 'raw Piscina dispatch',
@@ -14,6 +14,7 @@ export const systemLabels: Record<System, string> = {
   python: 'jetbatch Python, every batch acked',
   pythonComplete: 'jetbatch Python, to job complete',
   rawPipe: 'raw pipe → bare Python loop',
+  pythonChannel: 'jetbatch pool → Python channel (no NATS)',
 };
 
 export interface Machine {
@@ -94,9 +95,13 @@ export function computeRatios(r: Omit<Results, 'ratios'>): Ratio[] {
   out.push(check('jetbatch_bullmq_16k', 'jetbatch / BullMQ, 16 KiB no-op', ratio(bps('16k', 'jetbatch'), bps('16k', 'bullmq')), null, 0));
   out.push(check('jetbatch_bullmq_cpu', 'jetbatch / BullMQ, CPU-bound on 2 threads', ratio(bps('cpu-2t', 'jetbatch'), bps('cpu-2t', 'bullmq')), null, 0));
   out.push(check('raw_piscina_cpu_scaling', 'raw Piscina CPU-bound, 2 threads / 1 thread (the ceiling here)', ratio(bps('cpu-2t', 'rawPiscina'), bps('cpu-1t', 'rawPiscina')), null, 0));
-  // Python handlers (issue 15 item 6): the channel against a bare Python loop on the same pipes, and against JS.
+  // Python handlers (issue 15 item 6): the channel (jetbatch's pool, task loop, runtime and runner, no NATS) against
+  // a bare Python loop on the same pipes; then the whole daemon (NATS too) against the same loop, and against JS.
   for (const s of ['128b', 'rec100', '1m']) {
-    out.push(check(`python_raw_pipe_${s}`, `jetbatch Python / raw pipe + bare Python loop, ${s} no-op`, ratio(bps(s, 'python'), bps(s, 'rawPipe')), '>=', 0.7));
+    out.push(check(`python_channel_raw_pipe_${s}`, `jetbatch Python channel / raw pipe + bare Python loop, ${s} no-op`, ratio(bps(s, 'pythonChannel'), bps(s, 'rawPipe')), '>=', 0.7));
+  }
+  for (const s of ['128b', 'rec100', '1m']) {
+    out.push(check(`python_raw_pipe_${s}`, `jetbatch Python daemon (with NATS) / raw pipe + bare Python loop, ${s}`, ratio(bps(s, 'python'), bps(s, 'rawPipe')), null, 0));
   }
   out.push(check('python_cpu_scaling_2_vs_1', 'jetbatch Python CPU-bound handler, 2 threads / 1 thread', ratio(bps('pycpu-2t', 'python'), bps('pycpu-1t', 'python')), '>=', 1.8));
   for (const s of ['128b', 'rec100', '1m']) {

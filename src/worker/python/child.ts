@@ -58,6 +58,7 @@ export class PythonChild<Owner = unknown> {
   #ready = false;
   #gone: ChildGone | undefined;
   #killedByUs = false;
+  #corked = false;
 
   constructor(opts: ChildOptions) {
     this.#opts = opts;
@@ -123,6 +124,15 @@ export class PythonChild<Owner = unknown> {
   /** Sends a frame that has no reply (dropping a job's handler, answering a client call). */
   send(header: readonly unknown[], tail?: Uint8Array): void {
     if (this.#gone !== undefined) return;
+    // Frames written in the same tick (a task's batches written ahead) leave in one writev.
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#out.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.#out.uncork();
+      });
+    }
     for (const chunk of encodeFrame(header, tail)) this.#out.write(chunk);
   }
 

@@ -19,15 +19,20 @@ export interface Frame {
   tail: Uint8Array;
 }
 
-/** The byte chunks of one frame, to be written in order (the tail is not copied). */
+/** A tail up to this size is copied into the frame's one buffer; a larger one is written as it is. */
+const COPY_TAIL_BYTES = 16 * 1024;
+
+/** The byte chunks of one frame, to be written in order (a large tail is not copied). */
 export function encodeFrame(header: readonly unknown[], tail?: Uint8Array): Uint8Array[] {
   const head = encodeValue(header);
   const tailLength = tail?.byteLength ?? 0;
-  const prefix = Buffer.allocUnsafe(8 + head.byteLength);
+  const copy = tail !== undefined && tailLength <= COPY_TAIL_BYTES;
+  const prefix = Buffer.allocUnsafe(8 + head.byteLength + (copy ? tailLength : 0));
   prefix.writeUInt32BE(4 + head.byteLength + tailLength, 0);
   prefix.writeUInt32BE(tailLength, 4);
   prefix.set(head, 8);
-  return tail === undefined || tailLength === 0 ? [prefix] : [prefix, tail];
+  if (copy) prefix.set(tail, 8 + head.byteLength);
+  return tail === undefined || tailLength === 0 || copy ? [prefix] : [prefix, tail];
 }
 
 /** Splits a byte stream into frames. A malformed frame throws; the stream cannot be trusted after that. */

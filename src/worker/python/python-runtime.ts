@@ -178,7 +178,11 @@ export class PythonRuntime implements Runtime<Uint8Array> {
         const sent = this.#takeAhead(child, job.job_id, batchId, ctx);
         const first = sent ?? this.#request(child, ctx, [[header, payload]]).then(([r]) => r!);
         this.#writeAhead(child);
-        reply = await first;
+        try {
+          reply = await first;
+        } finally {
+          if (!child.alive) this.#replace(child);
+        }
         if (reply.header[0] === 'error' && reply.header[1] === 'missing') {
           // Every batch of the job written ahead of this one will answer the same: write them again after the init.
           this.#constructed.delete(job.job_id);
@@ -265,8 +269,11 @@ export class PythonRuntime implements Runtime<Uint8Array> {
 
   /** The reply of this batch if it was written ahead to `child`, its sink now delivering to `ctx`; else undefined. */
   #takeAhead(child: PythonChild<RequestSink>, jobId: string, batchId: string, ctx: HandlerContext): Promise<Frame> | undefined {
-    const key = aheadKey(jobId, batchId, ctx.attempt);
-    this.#plan = this.#plan.filter((e) => aheadKey(e.jobId, e.batchId, e.attempt) !== key);
+    const attempt = ctx.attempt;
+    const planned = this.#plan.findIndex((e) => e.batchId === batchId && e.jobId === jobId && e.attempt === attempt);
+    if (planned >= 0) this.#plan.splice(planned, 1);
+    if (this.#ahead.size === 0) return undefined;
+    const key = aheadKey(jobId, batchId, attempt);
     const found = this.#ahead.get(key);
     if (found === undefined) return undefined;
     this.#ahead.delete(key);
@@ -276,9 +283,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
       return undefined;
     }
     found.sink.attach(ctx);
-    return found.reply.finally(() => {
-      if (!child.alive) this.#replace(child);
-    });
+    return found.reply;
   }
 
   /** Writes the plan's next batches to `child`, while their jobs' handlers are constructed there and room is left. */
