@@ -16,7 +16,9 @@ import { JetbatchError } from '../src/errors.js';
 import { countSubject } from '../src/fleet/progress.js';
 import { openContext } from '../src/fleet/context.js';
 import { Streams, Subjects } from '../src/fleet/protocol.js';
-import type { ManifestRecord } from '../src/fleet/output.js';
+import { normalizeOutput, partName, resultLine, type ManifestRecord } from '../src/fleet/output.js';
+import { perItem } from '../src/client/results.js';
+import type { BatchResult, JobRecord } from '../src/types.js';
 import { storeFor } from '../src/stores/index.js';
 import type { JobStatus } from '../src/types.js';
 import { FIXTURES, startDaemon, tempDir } from './helpers/daemon.js';
@@ -27,6 +29,46 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { S3Server } from './helpers/s3-server.js';
 
 const PART = (n: number): string => `part-${String(n).padStart(12, '0')}.jsonl`;
+
+describe('outputs, offline: names, values, per item', () => {
+  test('part names are the batch id zero-padded to 12 digits, so byte order is batch order', () => {
+    assert.equal(partName('0'), 'part-000000000000.jsonl');
+    assert.equal(partName('42'), 'part-000000000042.jsonl');
+    assert.equal(partName('999999'), 'part-000000999999.jsonl');
+    assert.equal(partName('seq-7'), null);
+    const names = ['10', '9', '100', '2'].map((id) => partName(id)!);
+    assert.deepEqual([...names].sort(), ['2', '9', '10', '100'].map((id) => partName(id)!));
+  });
+
+  test('an output is stored as a prefix; other URLs are refused', () => {
+    assert.equal(normalizeOutput('file:///data/out'), 'file:///data/out/');
+    assert.equal(normalizeOutput('obj://B/p'), 'obj://B/p/');
+    assert.equal(normalizeOutput('s3://bucket/'), 's3://bucket/');
+    for (const bad of ['http://x/y/', 'file://host/x/', 'obj://B/../x/', 's3://UP/x/']) assert.throws(() => normalizeOutput(bad), { code: 'JB_INVALID_STORE_URL' });
+  });
+
+  test('result lines are JSON: big integers as strings, binary as base64', () => {
+    const line = resultLine({ a: 2n ** 60n, b: 7n, c: new Uint8Array([1, 2, 255]) });
+    assert.deepEqual(JSON.parse(line), { a: '1152921504606846976', b: 7, c: { $binary: 'AQL/' } });
+    assert.ok(line.endsWith('\n'));
+  });
+
+  test('per item: indices from batch id × batch_size; refused without a fixed batch size or one value per item', async () => {
+    const record = { job_id: 'j', batch_size: 3, total_batch_count: 3 } as JobRecord;
+    const of = async function* (rs: Array<[string, unknown]>): AsyncGenerator<BatchResult> {
+      for (const [batch_id, result] of rs) yield { job_id: 'j', batch_id, result, duration_ms: 1, attempt: 1 };
+    };
+    const collect = async (rec: JobRecord, rs: Array<[string, unknown]>): Promise<unknown[]> => {
+      const out: unknown[] = [];
+      for await (const v of perItem(rec, of(rs))) out.push([v.item_index, v.result]);
+      return out;
+    };
+    assert.deepEqual(await collect(record, [['0', ['a', 'b', 'c']], ['2', ['g']]]), [[0, 'a'], [1, 'b'], [2, 'c'], [6, 'g']]);
+    await assert.rejects(collect(record, [['0', ['a', 'b']]]), { code: 'JB_PER_ITEM_UNAVAILABLE' });
+    await assert.rejects(collect(record, [['2', 'not an array']]), { code: 'JB_PER_ITEM_UNAVAILABLE' });
+    await assert.rejects(collect({ ...record, batch_size: null }, [['0', [1]]]), { code: 'JB_PER_ITEM_UNAVAILABLE' });
+  });
+});
 
 describe('outputs: results written to stores', () => {
   let server: NatsServer;
