@@ -18,6 +18,7 @@ import { openContext } from '../src/fleet/context.js';
 import { Streams, Subjects } from '../src/fleet/protocol.js';
 import { normalizeOutput, partName, resultLine, type ManifestRecord } from '../src/fleet/output.js';
 import { perItem } from '../src/client/results.js';
+import { resultViews } from '../src/ui/details.js';
 import type { BatchResult, JobRecord } from '../src/types.js';
 import { storeFor } from '../src/stores/index.js';
 import type { JobStatus } from '../src/types.js';
@@ -270,6 +271,10 @@ describe('outputs: results written to stores', () => {
     for await (const v of client.itemResults(record.job_id)) values.push(v as { item_index: number; result: number });
     assert.deepEqual(values.map((v) => v.item_index), [0, 1, 4, 5, 6]);
     assert.deepEqual(values.map((v) => v.result), [0, 2, 8, 10, 12]);
+    // The web page's job view reads the parts too.
+    const views = await resultViews(await openContext(nc), await client.record(record.job_id));
+    assert.equal(views.total, 3);
+    assert.deepEqual(views.results.map((r) => r.batch_id), ['0', '2', '3']);
   });
 
   test('jetbatch submit --items FILE --output URL (streamed) and the one-request JSON both take the output', async () => {

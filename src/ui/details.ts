@@ -3,6 +3,7 @@
  * value previews cut to PREVIEW_CHARS), and the timing of up to CHART_MAX results for the charts. Results and dead
  * letters are stream messages; the bounded read fetches them with an ordered consumer and stops.
  */
+import { outputResults } from '../client/results.js';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { FleetContext } from '../fleet/context.js';
 import { Streams, Subjects, decodeValue } from '../fleet/protocol.js';
@@ -109,6 +110,7 @@ export async function deadLetterViews(ctx: FleetContext, record: JobRecord): Pro
 }
 
 export async function resultViews(ctx: FleetContext, record: JobRecord): Promise<{ results: ResultView[]; total: number }> {
+  if (record.output != null) return outputResultViews(ctx, record);
   const { messages, pending } = await readSome(ctx, Streams.results, Subjects.result(record.api_name, record.job_id), RESULTS_SHOWN);
   const results: ResultView[] = [];
   for (const m of messages) {
@@ -120,6 +122,27 @@ export async function resultViews(ctx: FleetContext, record: JobRecord): Promise
     }
   }
   return { results, total: pending };
+}
+
+/**
+ * The first parts of a job with an `output` (its results are not in the stream). The total is the job's
+ * `results_stored` once it completed; before, what was read (plus one when more parts follow).
+ */
+async function outputResultViews(ctx: FleetContext, record: JobRecord): Promise<{ results: ResultView[]; total: number }> {
+  const results: ResultView[] = [];
+  let more = false;
+  try {
+    for await (const r of outputResults(ctx, record)) {
+      if (results.length === RESULTS_SHOWN) {
+        more = true;
+        break;
+      }
+      results.push({ batch_id: String(r.batch_id ?? '?'), attempt: Number(r.attempt ?? 0), duration_ms: Number(r.duration_ms ?? 0), result: preview(r.result) });
+    }
+  } catch (err) {
+    results.push({ batch_id: '?', attempt: 0, duration_ms: 0, result: `<reading ${record.output} failed: ${(err as Error).message}>` });
+  }
+  return { results, total: record.results_stored ?? results.length + (more ? 1 : 0) };
 }
 
 export async function chartData(ctx: FleetContext, record: JobRecord): Promise<ChartData> {
