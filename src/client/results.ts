@@ -1,13 +1,14 @@
 /**
  * Reading a job's results back with bounded memory, from either source:
- * - a job with an `output`: its parts, in listing order (= batch order, fleet/output.ts), one part in memory at a time;
+ * - a job with an `output`: its parts by batch id (= batch order, fleet/output.ts), one part in memory at a time;
  * - the results stream, in batch order: a first pass reads only the headers (which batch each message holds, 8 bytes
  *   per batch kept), a second fetches the bodies by sequence number in batch order, a few at a time.
  * `perItem` turns batch results into one value per input item, with its index.
  */
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import type { FleetContext } from '../fleet/context.js';
-import { PART_PATTERN, jobOutputRoot } from '../fleet/output.js';
+import { partUrl } from '../fleet/output.js';
 import { Streams, Subjects, decodeValue } from '../fleet/protocol.js';
 import { storeFor } from '../stores/index.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
@@ -25,36 +26,36 @@ export interface ItemResult {
 /** Bodies fetched at once while reading the results stream in batch order. */
 const FETCH_WINDOW = 16;
 
-/** The parts under the job's output, in batch order; each part's line(s) as results. */
+/** Parts opened ahead while reading an output (each holds an open file or an HTTP response until read). */
+const OPEN_AHEAD = 4;
+
+/**
+ * The parts of a job's output in batch order, each part's line as a result. The part of batch N has a known name, so
+ * the parts are opened by batch id (0 … total − 1; a batch without one, dead-lettered or returning nothing, is
+ * skipped) rather than listed: memory stays bounded however many parts there are, where a listing may hold every key.
+ */
 export async function* outputResults(ctx: FleetContext, record: JobRecord): AsyncGenerator<BatchResult> {
   const output = record.output!;
   const store = await storeFor(output, { js: ctx.js });
-  try {
-    const root = jobOutputRoot(output, record.job_id);
-    let listing: AsyncIterator<{ url: string }>;
-    try {
-      listing = store.list(root, { includes: ['part-*.jsonl'] })[Symbol.asyncIterator]();
-    } catch (err) {
-      if (err instanceof JetbatchError && err.code === ErrorCodes.STORE_NOT_FOUND) return;
+  const ahead: Array<Promise<Readable | null>> = [];
+  const open = (n: number): Promise<Readable | null> =>
+    store.open(partUrl(output, record.job_id, String(n))!).catch((err: unknown) => {
+      if (err instanceof JetbatchError && err.code === ErrorCodes.STORE_NOT_FOUND) return null;
       throw err;
-    }
-    for (;;) {
-      let next: IteratorResult<{ url: string }>;
-      try {
-        next = await listing.next();
-      } catch (err) {
-        // Nothing stored yet: the job's folder (or bucket) does not exist.
-        if (err instanceof JetbatchError && err.code === ErrorCodes.STORE_NOT_FOUND) return;
-        throw err;
-      }
-      if (next.done === true) return;
-      const url = next.value.url;
-      const name = url.slice(url.lastIndexOf('/') + 1);
-      if (!PART_PATTERN.test(name) || url !== root + name) continue;
-      const lines = createInterface({ input: await store.open(url), crlfDelay: Infinity });
-      for await (const line of lines) if (line.length > 0) yield JSON.parse(line) as BatchResult;
+    });
+  try {
+    let next = 0;
+    const total = record.total_batch_count;
+    while (next < total || ahead.length > 0) {
+      while (next < total && ahead.length < OPEN_AHEAD) ahead.push(open(next++));
+      const input = await ahead.shift()!;
+      if (input === null) continue;
+      for await (const line of createInterface({ input, crlfDelay: Infinity })) if (line.length > 0) yield JSON.parse(line) as BatchResult;
     }
   } finally {
+    // Stopped early (or failed): release what was opened ahead.
+    for (const p of ahead) void p.then((r) => r?.destroy(), () => undefined);
+    await Promise.allSettled(ahead);
     await store.close();
   }
 }
