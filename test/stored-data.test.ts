@@ -279,14 +279,17 @@ describe('jobs over stored data in obj:// and s3://', () => {
     });
   }
 
-  test('file_path_lister over obj://: the handler reads each object with ctx.open', async () => {
-    await client.submit({ api_name: 'stored', job_id: 'lister-obj', file_path_lister: { paths: ['obj://STORED/in/'], excludes: ['*.txt'], batch_size: 2 } });
-    const final = await client.wait('lister-obj', { intervalMs: 200, timeoutMs: 120_000 });
-    assert.equal(final.status, 'succeeded', JSON.stringify((await client.deadLetters('lister-obj'))[0]?.error));
-    const read = new Map<string, number>();
-    for await (const r of client.results('lister-obj')) for (const o of r.result as Array<{ url: string; bytes: number }>) read.set(o.url, o.bytes);
-    const expected = Object.entries(objects).filter(([k]) => !k.endsWith('.txt'));
-    assert.deepEqual([...read.keys()].sort(), expected.map(([k]) => `obj://STORED/${k}`).sort());
-    for (const [k, bytes] of expected) assert.equal(read.get(`obj://STORED/${k}`), bytes.byteLength);
-  });
+  for (const [root, jobId] of [['obj://STORED/', 'lister-obj'], ['s3://stored-bucket/', 'lister-s3']] as const) {
+    test(`file_path_lister over ${root.split(':')[0]}://: the handler reads each object with ctx.open`, async () => {
+      // s3:// in the worker threads: with the daemon config's s3 section only (no AWS variables in their environment).
+      await client.submit({ api_name: 'stored', job_id: jobId, file_path_lister: { paths: [`${root}in/`], excludes: ['*.txt'], batch_size: 2 } });
+      const final = await client.wait(jobId, { intervalMs: 200, timeoutMs: 120_000 });
+      assert.equal(final.status, 'succeeded', JSON.stringify((await client.deadLetters(jobId))[0]?.error));
+      const read = new Map<string, number>();
+      for await (const r of client.results(jobId)) for (const o of r.result as Array<{ url: string; bytes: number }>) read.set(o.url, o.bytes);
+      const expected = Object.entries(objects).filter(([k]) => !k.endsWith('.txt'));
+      assert.deepEqual([...read.keys()].sort(), expected.map(([k]) => `${root}${k}`).sort());
+      for (const [k, bytes] of expected) assert.equal(read.get(`${root}${k}`), bytes.byteLength);
+    });
+  }
 });

@@ -75,6 +75,7 @@ describe('worker thread: initMs travels with the task that constructed the handl
       pretty: false,
       maxLineBytes: 16_384,
       nats: { servers: ['nats://127.0.0.1:1'] },
+      s3: {},
       workerSlots: new SharedArrayBuffer(4),
     };
     // One thread taking two tasks at once, so two tasks share the thread's handler instances.

@@ -88,6 +88,7 @@ export class Daemon {
         pretty,
         maxLineBytes: options.logMaxLineBytes,
         nats: options.nats,
+        s3: options.s3,
         stateDir: options.stateDir,
         environment: options.environment,
         log,

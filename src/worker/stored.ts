@@ -8,19 +8,20 @@ import type { Readable } from 'node:stream';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, type NatsOptions } from '../fleet/connect.js';
-import { FileStore } from '../stores/file-store.js';
-import { storeFor, type OpenStore } from '../stores/index.js';
+import { storeFor, type OpenStore, type S3Settings } from '../stores/index.js';
 import { ObjStore } from '../stores/obj-store.js';
 import { parseStoreUrl } from '../stores/url.js';
 
 export class StoredObjects {
   readonly #nats: NatsOptions;
+  readonly #s3: S3Settings;
   readonly #name: string;
   readonly #stores = new Map<string, Promise<OpenStore>>();
   #nc: Promise<NatsConnection> | undefined;
 
-  constructor(nats: NatsOptions, name: string) {
+  constructor(nats: NatsOptions, s3: S3Settings, name: string) {
     this.#nats = nats;
+    this.#s3 = s3;
     this.#name = name;
   }
 
@@ -38,11 +39,7 @@ export class StoredObjects {
   }
 
   async #storeFor(url: string, scheme: string): Promise<OpenStore> {
-    // file:// and obj:// imported statically: run from source, a dynamic import of a .js path (storeFor's lazy
-    // loading) fails in a worker thread once tsx's tsImport has loaded the handler. s3:// (the SDK is large) stays
-    // lazy: from dist/ it loads; from source it needs that fixed.
-    if (scheme === 'file') return new FileStore();
-    if (scheme !== 'obj') return storeFor(url);
+    if (scheme !== 'obj') return storeFor(url, { s3: this.#s3 });
     // Failing fast, as ctx.client() does: the batch fails (and is retried) rather than hang.
     this.#nc ??= connectNats({ ...this.#nats, name: this.#name }, { reconnectForever: false });
     this.#nc.catch(() => (this.#nc = undefined));

@@ -1,5 +1,6 @@
 /** Messages between the daemon's main thread and its worker threads. */
 import type { NatsOptions } from '../fleet/connect.js';
+import type { S3Settings } from '../stores/index.js';
 import type { JobSpec, JobSummary } from '../types.js';
 
 /** Given to every worker of an API's pool at creation. */
@@ -19,6 +20,8 @@ export interface WorkerData {
   pretty: boolean;
   maxLineBytes: number;
   nats: NatsOptions;
+  /** The daemon config's `s3` section: what ctx.open uses for s3:// (AWS environment variables fill the rest). */
+  s3: S3Settings;
   /**
    * One Int32 per thread of the pool: the threadId holding that worker index, 0 when free. A new thread claims the
    * first free slot; the main thread frees a slot when Piscina destroys its thread, so a replacement thread gets

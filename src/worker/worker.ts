@@ -65,7 +65,7 @@ const instances = new Map<string, Promise<Instance>>();
 /** Job specs decoded from their bytes, by job id (a task carries the spec encoded; see BatchesTask.job). */
 const specs = new Map<string, { bytes: Uint8Array; spec: JobSpec }>();
 let client: Promise<JetbatchClient> | undefined;
-const stored = new StoredObjects(data.nats, `jetbatch-handler-${data.apiName}-stores`);
+const stored = new StoredObjects(data.nats, data.s3, `jetbatch-handler-${data.apiName}-stores`);
 
 control.onmessage = (event: unknown) => {
   const msg = (event as { data: ControlMessage }).data;

@@ -17,6 +17,7 @@ import { projectFingerprint } from '../../project/fingerprint.js';
 import type { ErrorInfo } from '../../types.js';
 import { apiEnvironment } from './env.js';
 import { ApiPool, type MetricEvent } from './pool.js';
+import type { S3Settings } from '../../stores/index.js';
 import { checkProject, type ProjectHealth } from './project-check.js';
 
 export interface HostDeps {
@@ -26,6 +27,8 @@ export interface HostDeps {
   pretty: boolean;
   maxLineBytes: number;
   nats: NatsOptions;
+  /** The daemon config's `s3` section: handlers' ctx.open reads s3:// with it. */
+  s3: S3Settings;
   stateDir: string;
   /** The daemon's environment (config.ts reads it), which worker threads get under the project's `.env`. */
   environment: Readonly<Record<string, string>>;
@@ -219,6 +222,7 @@ export class ApiHost {
       pretty: this.#deps.pretty,
       maxLineBytes: this.#deps.maxLineBytes,
       nats: this.#deps.nats,
+      s3: this.#deps.s3,
       env,
       onMetric: (event) => this.#deps.onMetric(api.name, event),
     });

@@ -8,6 +8,7 @@ import type { NatsOptions } from '../../fleet/connect.js';
 import { ErrorCodes, toErrorInfo } from '../../errors.js';
 import { channelNames, type BatchesTask, type CompleteTask, type ControlMessage, type Outcome, type Task, type WorkerData, type WorkerEvent } from '../../worker/thread-protocol.js';
 import type { ApiOptions } from '../config.js';
+import type { S3Settings } from '../../stores/index.js';
 import { Slots } from './slots.js';
 import { threadEntry } from '../../worker/thread-entry.js';
 
@@ -25,6 +26,8 @@ export interface PoolOptions {
   pretty: boolean;
   maxLineBytes: number;
   nats: NatsOptions;
+  /** The daemon config's `s3` section, for handlers' ctx.open (absent: AWS environment variables only). */
+  s3?: S3Settings;
   env: Record<string, string>;
   /** Handler metrics sent by the threads (lease extensions go to the runner that follows the job). */
   onMetric: (event: MetricEvent) => void;
@@ -55,6 +58,7 @@ export class ApiPool {
       pretty: opts.pretty,
       maxLineBytes: opts.maxLineBytes,
       nats: opts.nats,
+      s3: opts.s3 ?? {},
       workerSlots: new SharedArrayBuffer(4 * opts.api.threads),
     };
     this.#piscina = new Piscina({
