@@ -148,6 +148,12 @@ export interface EnqueueCheckpoint {
   owner?: string | null;
   /** ISO time until which the owner's claim is certainly current; renewed with each checkpoint. */
   lease_until?: string | null;
+  /**
+   * True once every batch is published (written by the transition to `pending`). The enqueue never starts again: a
+   * dead-letter replay turns the job `enqueuing` again, and an enqueuer (or a resubmission) that took that for an
+   * unfinished enqueue would re-read the input while the replay runs.
+   */
+  done?: boolean;
 }
 
 /**

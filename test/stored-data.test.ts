@@ -153,6 +153,36 @@ describe('jobs over stored data', () => {
       await nc.close();
     }
   });
+
+  test('a dead-letter replay runs the dead-lettered batches again, and the store is not read again', async () => {
+    // 100 items in 50 batches; every 5th item fails its batch while the marker exists: 20 dead letters.
+    const replayDir = join(dir, 'replay');
+    mkdirSync(replayDir);
+    const marker = join(dir, 'replay-fails');
+    writeFileSync(marker, '');
+    const file = join(replayDir, 'items.jsonl');
+    const items = (count: number): string => Array.from({ length: count }, (_, id) => JSON.stringify(id % 5 === 0 ? { id, fail_while: marker } : { id })).join('\n') + '\n';
+    writeFileSync(file, items(100));
+    await client.submit({ api_name: 'stored', job_id: 'replayed', workers: 4, max_attempts: 1, delimited_files: { paths: [dirUrl(replayDir)], batch_size: 2 } });
+    const first = await waitFinal('replayed');
+    assert.equal(first.status, 'completed_with_failures', JSON.stringify(first.error));
+    assert.deepEqual([first.batch_metrics.succeeded, first.batch_metrics.failed], [30, 20]);
+    const enqueued = (await client.record('replayed')).enqueue;
+    assert.equal(enqueued?.done, true);
+
+    // The stored data changes after the enqueue: an enqueuer reading it again would find other batches (a digest
+    // mismatch ends the job enqueue_failed and discards its queue) or add items (ids 100-109).
+    writeFileSync(file, items(110));
+    rmSync(marker);
+    const replay = await client.replayDeadLetters('replayed');
+    assert.equal(replay.replayed, 20);
+    const second = await waitFinal('replayed');
+    assert.equal(second.status, 'succeeded', JSON.stringify(second.error));
+    assert.equal(second.total_batch_count, 50);
+    assert.deepEqual([second.batch_metrics.succeeded, second.batch_metrics.failed], [50, 0]);
+    assert.equal(await assertEachIdOnce('replayed', 100), 50);
+    assert.deepEqual((await client.record('replayed')).enqueue, enqueued, 'the enqueue was not claimed again');
+  });
 });
 
 describe('a daemon killed while enqueuing a job over stored data', () => {

@@ -82,7 +82,8 @@ export async function submitStream(ctx: FleetContext, settings: StreamSettings, 
   const now = Date.now();
   const start: EnqueueCheckpoint = { batches: 0, digest: createHash('sha256').digest('hex'), bad_lines: 0 };
   const existing = await registerJob(ctx, settings, now, { total_batch_count: 0, enqueue_deadline: streamDeadline(now), enqueue: start });
-  if (existing !== null && existing.status !== 'enqueuing') return existing;
+  // Enqueued already (`enqueuing` again only for a dead-letter replay, which must not be mixed with a resume).
+  if (existing !== null && (existing.status !== 'enqueuing' || existing.enqueue?.done === true)) return existing;
   const resumeFrom = existing?.enqueue ?? start;
   return publishStream(ctx, settings, batches, options, resumeFrom);
 }
@@ -219,7 +220,7 @@ class StreamPublisher {
   }
 
   async #finish(): Promise<JobRecord> {
-    const checkpoint = this.#currentCheckpoint();
+    const checkpoint: EnqueueCheckpoint = { ...this.#currentCheckpoint(), done: true };
     // A claim ends with the enqueue: the owner stays on record, its lease ends now.
     if (checkpoint.lease_until != null) checkpoint.lease_until = new Date().toISOString();
     const done = await transitionJob(this.#ctx.jobs, this.#settings.job_id, (current) =>

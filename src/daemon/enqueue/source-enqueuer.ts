@@ -71,7 +71,8 @@ export class SourceEnqueuer {
 
   /** A job of ours changed (or the periodic sweep): claim its enqueue if it is a job over stored data to claim. */
   consider(record: JobRecord): void {
-    if (record.status !== 'enqueuing' || record.source == null) return;
+    // `enqueuing` with a finished enqueue is a dead-letter replay (client/dead-letters.ts): never the enqueuer's.
+    if (record.status !== 'enqueuing' || record.source == null || record.enqueue?.done === true) return;
     const jobId = record.job_id;
     if (this.#running.has(jobId) || this.#considering.has(jobId) || this.#stop.signal.aborted) return;
     this.#considering.add(jobId);
@@ -111,7 +112,7 @@ export class SourceEnqueuer {
     const claimed = await transitionJob(d.ctx.jobs, seen.job_id, (cur) => {
       const e = cur.enqueue;
       // Only the claim judged above: an owner that renewed meanwhile, or another claimant, wins.
-      if (cur.status !== 'enqueuing' || cur.source == null || e == null || (e.owner ?? null) !== owner || (e.lease_until ?? null) !== (seen.enqueue?.lease_until ?? null)) return null;
+      if (cur.status !== 'enqueuing' || cur.source == null || e == null || e.done === true || (e.owner ?? null) !== owner || (e.lease_until ?? null) !== (seen.enqueue?.lease_until ?? null)) return null;
       return {
         ...cur,
         enqueue: { ...e, owner: d.daemonId, lease_until: new Date(now + d.leaseMs).toISOString() },
@@ -180,7 +181,7 @@ export class SourceEnqueuer {
         // Unreadable (NATS unreachable): try again with the checkpoint known. Gone, ended or claimed by another: done.
         const fresh = await getJob(d.ctx.jobs, jobId).catch(() => undefined);
         if (fresh === undefined) continue;
-        if (fresh === null || fresh.record.status !== 'enqueuing' || fresh.record.enqueue?.owner !== d.daemonId) return;
+        if (fresh === null || fresh.record.status !== 'enqueuing' || fresh.record.enqueue?.owner !== d.daemonId || fresh.record.enqueue.done === true) return;
         record = fresh.record;
         const at = record.enqueue?.batches ?? 0;
         if (at > progressAt) {
