@@ -15,6 +15,7 @@ import { gzipSync } from 'node:zlib';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { storeFor } from '../src/stores/index.js';
+import { RETRY_FOR_MS, RetryBudget } from '../src/daemon/enqueue/retry-budget.js';
 import { S3Server } from './helpers/s3-server.js';
 import { JetbatchClient } from '../src/client/client.js';
 import type { Daemon } from '../src/daemon/daemon.js';
@@ -27,6 +28,31 @@ import { waitUntil } from './helpers/wait.js';
 const project = join(FIXTURES, 'stored-data');
 const lines = (from: number, to: number): string => Array.from({ length: to - from }, (_, i) => JSON.stringify({ id: from + i })).join('\n') + '\n';
 const dirUrl = (dir: string): string => `${pathToFileURL(dir).href}/`;
+
+describe('the enqueue\'s retry budget, offline', () => {
+  test('transient failures are retried for RETRY_FOR_MS without progress, counted from the last progress, not the start', () => {
+    const budget = new RetryBudget(10, 0, 1000);
+    // Ten minutes of enqueuing with progress all along: a failure then is retried.
+    for (let t = 0; t <= 600_000; t += 500) budget.progress(10 + t, t);
+    assert.equal(budget.exhausted(600_500), false);
+    assert.equal(budget.exhausted(601_001), true);
+    // Batches published again after a resume (not further than before) are not progress.
+    budget.progress(600_010, 601_000);
+    budget.progress(500, 601_000);
+    assert.equal(budget.exhausted(601_001), true);
+    budget.progress(600_011, 601_000);
+    assert.equal(budget.exhausted(601_001), false);
+    assert.equal(budget.furthest, 600_011);
+  });
+
+  test('the backoff doubles up to 15 s and starts over after progress', () => {
+    const budget = new RetryBudget(0, 0);
+    assert.deepEqual(Array.from({ length: 8 }, () => budget.nextDelay()), [500, 1000, 2000, 4000, 8000, 15_000, 15_000, 15_000]);
+    budget.progress(1, 1);
+    assert.equal(budget.nextDelay(), 500);
+    assert.equal(RETRY_FOR_MS, 120_000);
+  });
+});
 
 describe('jobs over stored data', () => {
   let server: NatsServer;

@@ -12,7 +12,7 @@
  * Failures: bad data (no object listed, no valid item, too many malformed lines, a batch too large, a corrupt .gz,
  * a store URL that does not exist, data that changed under a resume) ends the job `enqueue_failed`. Anything else
  * (a store or NATS unreachable) is retried from the last checkpoint with backoff, and ends the job `enqueue_failed`
- * after RETRY_FOR_MS without progress.
+ * after RETRY_FOR_MS without progress (retry-budget.ts: every batch acked further than before is progress).
  */
 import type { Logger } from 'pino';
 import { ErrorCodes, JetbatchError, toErrorInfo } from '../../errors.js';
@@ -25,12 +25,9 @@ import type { StoreDeps } from '../../stores/index.js';
 import type { JobRecord } from '../../types.js';
 import { sleep } from '../../util/sleep.js';
 import type { Peers } from '../completion/peers.js';
+import { RETRY_FOR_MS, RetryBudget } from './retry-budget.js';
 import { sourceBatches, type SourceReadStats } from './source-batches.js';
 
-/** How long transient failures are retried without progress before the job ends `enqueue_failed`. */
-export const RETRY_FOR_MS = 120_000;
-const BACKOFF_FIRST_MS = 500;
-const BACKOFF_MAX_MS = 15_000;
 
 /** Errors no retry can fix: the job ends `enqueue_failed`. */
 const FATAL: ReadonlySet<string> = new Set([
@@ -133,9 +130,7 @@ export class SourceEnqueuer {
     const d = this.#d;
     const jobId = claimed.job_id;
     let record = claimed;
-    let delay = BACKOFF_FIRST_MS;
-    let lastProgress = performance.now();
-    let progressAt = record.enqueue?.batches ?? 0;
+    const budget = new RetryBudget(record.enqueue?.batches ?? 0, performance.now());
     for (;;) {
       const stats: SourceReadStats = { objects: 0, items: 0, badLines: 0 };
       const started = performance.now();
@@ -145,6 +140,7 @@ export class SourceEnqueuer {
           maxBatchBytes: maxBodyBytes(d.ctx.nc),
           badLines: () => stats.badLines,
           claim: { owner: d.daemonId, leaseMs: d.leaseMs },
+          onProgress: (p) => budget.progress(p.enqueued, performance.now()),
         }, record.enqueue!);
         log.info({ batches: done.total_batch_count, objects: stats.objects, items: stats.items, bad_lines: stats.badLines, ms: Math.round(performance.now() - started) }, 'enqueue finished');
         return;
@@ -166,14 +162,14 @@ export class SourceEnqueuer {
           await this.#fail(jobId, code === ErrorCodes.JOB_CONFLICT ? new JetbatchError(ErrorCodes.JOB_CONFLICT, `the stored data changed while the job was being enqueued: ${(err as Error).message}`, { cause: err }) : err, log);
           return;
         }
-        if (performance.now() - lastProgress > RETRY_FOR_MS) {
+        if (budget.exhausted(performance.now())) {
           const failed = typeof code === 'string' && code.startsWith('JB_STORE') ? ErrorCodes.STORE_FAILED : ErrorCodes.INTERNAL;
           await this.#fail(jobId, new JetbatchError(failed, `enqueuing gave up after ${Math.round(RETRY_FOR_MS / 1000)} s without progress: ${(err as Error).message}`, { cause: err }), log);
           return;
         }
-        log.warn({ err: (err as Error).message, code, retry_in_ms: delay, enqueued: progressAt }, 'enqueuing failed; retrying from the last checkpoint');
+        const delay = budget.nextDelay();
+        log.warn({ err: (err as Error).message, code, retry_in_ms: delay, enqueued: budget.furthest }, 'enqueuing failed; retrying from the last checkpoint');
         await sleep(delay, this.#stop.signal);
-        delay = Math.min(delay * 2, BACKOFF_MAX_MS);
         if (this.#stop.signal.aborted) {
           await this.#release(jobId, log);
           return;
@@ -183,12 +179,6 @@ export class SourceEnqueuer {
         if (fresh === undefined) continue;
         if (fresh === null || fresh.record.status !== 'enqueuing' || fresh.record.enqueue?.owner !== d.daemonId || fresh.record.enqueue.done === true) return;
         record = fresh.record;
-        const at = record.enqueue?.batches ?? 0;
-        if (at > progressAt) {
-          progressAt = at;
-          lastProgress = performance.now();
-          delay = BACKOFF_FIRST_MS;
-        }
       }
     }
   }
