@@ -31,6 +31,7 @@ import { KiB, LARGEST_BATCH, recordBatch, sizedBatch, type BatchShape } from './
 import { formatSummary, Profiler, summarise } from './profile.js';
 import { rawConsume, rawPublish, type RawEnv } from './raw-jetstream.js';
 import { rawPiscina } from './raw-piscina.js';
+import { rawHost } from './raw-host.js';
 import { calibratePython, FileMarks, pythonInterpreter, type PythonInfo } from './python.js';
 import { pythonChannel } from './python-channel.js';
 import { rawPipe } from './raw-pipe.js';
@@ -201,6 +202,7 @@ async function main(): Promise<void> {
       const bytes = s.shape.bytes.byteLength;
       steps.push({ id: `raw-js:${s.id}`, rounds: true, run: async () => add(s.id, 'rawJetStream', await rawConsume(raw, s.id, s.shape.bytes, items, s.n, s.rawBuffer)) });
       steps.push({ id: `raw-piscina:${s.id}`, rounds: true, run: async () => add(s.id, 'rawPiscina', await rawPiscina(s.shape.bytes, items, s.n, 2, 0)) });
+      if (s.id === 'rec100') steps.push({ id: `raw-host:${s.id}`, rounds: true, run: async () => add(s.id, 'rawHost', await rawHost(raw, s.id, s.shape.bytes, items, s.n, 2)) });
       steps.push({
         id: `jetbatch:${s.id}`,
         rounds: true,

@@ -4,7 +4,7 @@ import { round } from './figures.js';
 import type { Latency } from './latency.js';
 import type { Rss } from './rss.js';
 
-export type System = 'rawJetStream' | 'rawPiscina' | 'jetbatch' | 'jetbatchComplete' | 'bullmq' | 'python' | 'pythonComplete' | 'rawPipe' | 'pythonChannel';
+export type System = 'rawJetStream' | 'rawPiscina' | 'jetbatch' | 'jetbatchComplete' | 'bullmq' | 'python' | 'pythonComplete' | 'rawPipe' | 'pythonChannel' | 'rawHost';
 export const systemLabels: Record<System, string> = {
   rawJetStream: 'raw JetStream consume+ack',
   rawPiscina: 'raw Piscina dispatch',
@@ -15,6 +15,7 @@ export const systemLabels: Record<System, string> = {
   pythonComplete: 'jetbatch Python, to job complete',
   rawPipe: 'raw pipe → bare Python loop',
   pythonChannel: 'jetbatch pool → Python channel (no NATS)',
+  rawHost: 'raw host: consume → 2 threads decode → ack',
 };
 
 export interface Machine {
@@ -92,6 +93,7 @@ export function computeRatios(r: Omit<Results, 'ratios'>): Ratio[] {
     out.push(check(`jetbatch_raw_piscina_${s}`, `jetbatch / raw Piscina, ${s}`, ratio(bps(s, 'jetbatch'), bps(s, 'rawPiscina')), null, 0));
   }
   out.push(check('jetbatch_raw_js_rec100', 'jetbatch / raw JetStream, 100-record batches', ratio(bps('rec100', 'jetbatch'), bps('rec100', 'rawJetStream')), null, 0));
+  out.push(check('jetbatch_raw_host_rec100', 'jetbatch / raw host (consume, decode on 2 threads, ack), 100-record batches', ratio(bps('rec100', 'jetbatch'), bps('rec100', 'rawHost')), '>=', 0.8));
   out.push(check('jetbatch_bullmq_16k', 'jetbatch / BullMQ, 16 KiB no-op', ratio(bps('16k', 'jetbatch'), bps('16k', 'bullmq')), null, 0));
   out.push(check('jetbatch_bullmq_cpu', 'jetbatch / BullMQ, CPU-bound on 2 threads', ratio(bps('cpu-2t', 'jetbatch'), bps('cpu-2t', 'bullmq')), null, 0));
   out.push(check('raw_piscina_cpu_scaling', 'raw Piscina CPU-bound, 2 threads / 1 thread (the ceiling here)', ratio(bps('cpu-2t', 'rawPiscina'), bps('cpu-1t', 'rawPiscina')), null, 0));
