@@ -331,6 +331,35 @@ describe('outputs: results written to stores', () => {
     assert.ok(existsSync(join(dir, jobId, 'manifest.json')));
   });
 
+  test('file:// output whose folder does not exist on the host (a volume not mounted): no part acked, nothing created', async () => {
+    const { dir } = outDir();
+    const missing = join(dir, 'not-mounted');
+    const url = pathToFileURL(missing).href + '/';
+    const record = await client.submit({
+      api_name: 'outputs',
+      items: [1, 2, 3, 4, 5],
+      batch_size: 2,
+      output: url,
+      max_attempts: 2,
+      backoff: { initial_ms: 50, factor: 1, max_ms: 50, jitter: 0 },
+    });
+    const status = await client.wait(record.job_id, { timeoutMs: 120_000, intervalMs: 100 });
+    assert.equal(status.status, 'completed_with_failures');
+    assert.equal(status.batch_metrics.succeeded, 0, 'nothing acked without its part');
+    assert.equal(status.batch_metrics.failed, 3);
+    const letters = await client.deadLetters(record.job_id);
+    assert.equal(letters.length, 3);
+    for (const l of letters) {
+      assert.equal(l.error.code, 'JB_STORE_NOT_FOUND');
+      assert.ok(l.error.message.includes(missing), l.error.message);
+      assert.equal(l.attempts, 2, 'retried up to max_attempts');
+    }
+    // The manifest is not written locally either: the job completes with the store's error and no count.
+    assert.equal(status.results_stored, null);
+    assert.equal(status.error?.code, 'JB_STORE_NOT_FOUND');
+    assert.equal(existsSync(missing), false, 'the output folder was not created on this host');
+  });
+
   test('output URLs are validated with the submission, and the spec hash includes the output', async () => {
     await assert.rejects(client.submit({ api_name: 'outputs', items: [1], batch_size: 1, output: 'ftp://host/x/' }), (err: unknown) => err instanceof JetbatchError && err.code === 'JB_INVALID_SUBMISSION' && /output/.test(err.message));
     await assert.rejects(client.submit({ api_name: 'outputs', items: [1], batch_size: 1, output: 'file://relative/dir/' }), (err: unknown) => err instanceof JetbatchError && err.code === 'JB_INVALID_SUBMISSION');

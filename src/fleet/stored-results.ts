@@ -6,6 +6,8 @@
  */
 import { readSubject } from '../client/read-subject.js';
 import { storeFor, type StoreDeps } from '../stores/index.js';
+import { makeFolderUnder } from '../stores/file-store.js';
+import { parseStoreUrl } from '../stores/url.js';
 import type { FleetContext } from './context.js';
 import { PART_PATTERN, jobOutputRoot, manifestUrl, type ManifestRecord } from './output.js';
 import { countSubject } from './progress.js';
@@ -21,6 +23,9 @@ import { ErrorCodes, JetbatchError } from '../errors.js';
 export async function settleStoredResults(ctx: FleetContext, record: JobRecord, status: string, metrics: BatchMetrics, storeDeps: StoreDeps): Promise<number> {
   if (record.output == null) return countStreamResults(ctx, record);
   const output = record.output;
+  // file://: the output folder must exist on this host (JB_STORE_NOT_FOUND otherwise), as for the part writes: a
+  // host without the volume mounted would find no parts and write a manifest saying so, locally.
+  if (parseStoreUrl(output).scheme === 'file') await makeFolderUnder(output, `${record.job_id}/`);
   const store = await storeFor(output, storeDeps);
   try {
     const root = jobOutputRoot(output, record.job_id);
@@ -31,8 +36,9 @@ export async function settleStoredResults(ctx: FleetContext, record: JobRecord, 
         if (PART_PATTERN.test(name) && o.url === root + name) parts.push(name);
       }
     } catch (err) {
-      // No batch stored a result: the job's folder (or the bucket) was never created.
-      if (!(err instanceof JetbatchError && err.code === ErrorCodes.STORE_NOT_FOUND)) throw err;
+      // A bucket that does not exist holds no part, which is only right if no batch succeeded; otherwise the parts
+      // are somewhere this host does not see (or were removed): an error, not "no results".
+      if (!(err instanceof JetbatchError && err.code === ErrorCodes.STORE_NOT_FOUND) || metrics.succeeded > 0) throw err;
     }
     const manifest: ManifestRecord = {
       job_id: record.job_id,

@@ -99,6 +99,31 @@ export class FileStore implements Store {
 }
 
 /**
+ * Checks that the folder `prefixUrl` exists (JB_STORE_NOT_FOUND naming it if not), then creates the folder `name`
+ * directly under it (if missing). Unlike a write, which creates every missing folder on its path, this never
+ * creates the prefix itself: a volume that is not mounted on this host is an error, not a local folder that looks
+ * like it (outputs, fleet/output.ts).
+ */
+export async function makeFolderUnder(prefixUrl: string, name: string): Promise<void> {
+  const prefix = withSlash(filePathOf(prefixUrl));
+  let st: Stats;
+  try {
+    st = await stat(prefix);
+  } catch (err) {
+    if (MISSING.has(errno(err) ?? '')) throw storeNotFound(prefixUrl, `no such directory ${prefix} on this host (it must exist, e.g. the volume mounted, before anything is written under it)`, err);
+    throw storeFailed(prefixUrl, 'use', err);
+  }
+  if (!st.isDirectory()) throw storeNotFound(prefixUrl, `${prefix} is not a directory`);
+  const folder = prefix + name;
+  try {
+    await mkdir(folder);
+  } catch (err) {
+    if (errno(err) === 'EEXIST' && (await stat(folder).catch(() => null))?.isDirectory() === true) return;
+    throw storeFailed(fileUrl(withSlash(folder)), 'create', err);
+  }
+}
+
+/**
  * Yields the files under `dir` in byte order of their full relative keys. Sorting each directory's names is not
  * enough by itself ("a-b" < "a/x" < "a0" because '-' < '/' < '0'); sorting each directory by name with `/`
  * appended to subdirectories is, since every key under `a/` shares that prefix and so is contiguous in the global
