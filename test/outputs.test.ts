@@ -15,7 +15,9 @@ import type { Daemon } from '../src/daemon/daemon.js';
 import { JetbatchError } from '../src/errors.js';
 import { countSubject } from '../src/fleet/progress.js';
 import { openContext } from '../src/fleet/context.js';
-import { Streams, Subjects } from '../src/fleet/protocol.js';
+import { Streams, Subjects, encodeValue } from '../src/fleet/protocol.js';
+import { OutputWriter } from '../src/daemon/batches/output-writer.js';
+import { writeFailure } from '../src/daemon/batches/settle.js';
 import { normalizeOutput, partName, resultLine, type ManifestRecord } from '../src/fleet/output.js';
 import { perItem } from '../src/client/results.js';
 import { resultViews } from '../src/ui/details.js';
@@ -46,6 +48,18 @@ describe('outputs, offline: names, values, per item', () => {
     assert.equal(normalizeOutput('obj://B/p'), 'obj://B/p/');
     assert.equal(normalizeOutput('s3://bucket/'), 's3://bucket/');
     for (const bad of ['http://x/y/', 'file://host/x/', 'obj://B/../x/', 's3://UP/x/']) assert.throws(() => normalizeOutput(bad), { code: 'JB_INVALID_STORE_URL' });
+  });
+
+  test('a batch id with no part name fails for good (JB_INVALID_SUBMISSION); a store failure is retried', async () => {
+    const writer = new OutputWriter('file:///nonexistent-jetbatch-out/', {});
+    const id = { apiName: 'a', jobId: 'j', batchId: 'seq-7', generation: 0 };
+    const err = await writer.write(id, 1, 5, encodeValue([1])).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof JetbatchError && err.code === 'JB_INVALID_SUBMISSION', String(err));
+    assert.equal(writeFailure(5, err).error.permanent, true);
+    const missing = await writer.write({ ...id, batchId: '7' }, 1, 5, encodeValue([1])).then(() => null, (e: unknown) => e);
+    assert.ok(missing instanceof JetbatchError && missing.code === 'JB_STORE_NOT_FOUND', String(missing));
+    assert.equal(writeFailure(5, missing).error.permanent, false);
+    await writer.close();
   });
 
   test('result lines are JSON: big integers as strings, binary as base64', () => {

@@ -142,7 +142,7 @@ export class Settler {
  * A part that could not be written. A store's failure (unreachable, a file:// folder not mounted) is retried: the
  * store may come back. A batch the output cannot take (JB_INVALID_SUBMISSION: its id is no part name) is permanent.
  */
-function writeFailure(durationMs: number, err: unknown): Extract<Outcome, { ok: false }> {
+export function writeFailure(durationMs: number, err: unknown): Extract<Outcome, { ok: false }> {
   const info = toErrorInfo(err);
   const permanent = info.code === ErrorCodes.INVALID_SUBMISSION;
   return {
