@@ -1,12 +1,14 @@
-/** The submit input reader: JSON Lines streamed (plain, gzip, line numbers), one-document files, malformed lines. */
+/** The submit input reader: JSON Lines streamed (plain, gzip, line numbers), one-document files, malformed lines, the line length cap. */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { openInput, type ReadOptions, type ReadStats } from '../src/cli/read-input.js';
 import { ErrorCodes, JetbatchError } from '../src/errors.js';
 import { tempDir } from './helpers/daemon.js';
+import { MAX_LINE_CHARS, lineRuns, type Line } from '../src/util/lines.js';
 
 const dir = tempDir('jetbatch-read-input-');
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -137,5 +139,40 @@ describe('reading submit input', () => {
 
   test('a missing file fails at once', async () => {
     await assert.rejects(openInput(join(dir, 'missing.jsonl'), STRICT), (err: unknown) => err instanceof JetbatchError && /cannot read /.test(err.message));
+  });
+});
+
+describe('line length cap (util/lines.ts)', () => {
+  async function lines(chunks: string[], max: number): Promise<Line[]> {
+    const out: Line[] = [];
+    for await (const run of lineRuns(Readable.from(chunks.map((c) => Buffer.from(c))), max)) out.push(...run);
+    return out;
+  }
+
+  test('a line longer than the cap is reported by number, its text dropped up to its newline, in any chunking', async () => {
+    const text = 'ok\n' + 'x'.repeat(25) + '\nnext\n' + 'y'.repeat(11) + '\nlast';
+    const expected: Line[] = [[1, 'ok'], [2, null], [3, 'next'], [4, null], [5, 'last']];
+    assert.deepEqual(await lines([text], 10), expected);
+    for (const size of [1, 3, 7, 10, 11]) {
+      const chunks = Array.from({ length: Math.ceil(text.length / size) }, (_, i) => text.slice(i * size, i * size + size));
+      assert.deepEqual(await lines(chunks, 10), expected, `chunks of ${size}`);
+    }
+    // Exactly the cap is fine; a file with no newline at all is one line, too long.
+    assert.deepEqual(await lines(['0123456789\n', '0123456789'], 10), [[1, '0123456789'], [2, '0123456789']]);
+    assert.deepEqual(await lines(Array.from({ length: 1000 }, () => 'z'.repeat(100)), 10), [[1, null]]);
+  });
+
+  test('the reader of submit input reports a too-long line as malformed, with its line number', async () => {
+    const text = '{"a":1}\n' + JSON.stringify({ b: 'x'.repeat(100) }) + '\n{"c":3}\n';
+    await assertInvalid(text, { maxLineChars: 50 }, /line 2: line longer than 50 characters/);
+    const { values, stats } = await read(text, { strict: false, maxLineChars: 50 });
+    assert.deepEqual(values, [{ a: 1 }, { c: 3 }]);
+    assert.equal(stats.badLines, 1);
+    assert.deepEqual(stats.samples.map((s) => s.line), [2]);
+    // A too-long first line too.
+    const first = await read(JSON.stringify({ b: 'x'.repeat(100) }) + '\n{"c":3}\n', { strict: false, maxLineChars: 50 });
+    assert.deepEqual(first.values, [{ c: 3 }]);
+    assert.equal(first.stats.badLines, 1);
+    assert.equal(MAX_LINE_CHARS, 64 * 1024 * 1024);
   });
 });

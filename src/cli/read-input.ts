@@ -3,7 +3,7 @@
  * line), gzip-compressed when the file name ends in `.gz`, `-` for stdin. A file that is one JSON document (an
  * array of values, pretty-printed or not) is read whole instead, up to MAX_DOCUMENT_BYTES.
  *
- * A malformed line (not JSON, or a value the job cannot take) fails the read with its line number when `strict`;
+ * A malformed line (not JSON, a value the job cannot take, or longer than `maxLineChars`) fails the read with its line number when `strict`;
  * otherwise it is skipped, counted and kept as a sample for the report, and the read fails only once more than
  * `maxBadLines` were skipped.
  */
@@ -13,9 +13,9 @@ import { Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { checkShape } from '../fleet/submission.js';
-import { lineRuns } from '../util/lines.js';
+import { lineRuns, tooLongMessage, type Line } from '../util/lines.js';
 
-/** Largest file read as one JSON document; JSON Lines have no limit. */
+/** Largest file read as one JSON document, and the longest line by default; JSON Lines files have no size limit. */
 export const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
 /** Malformed lines kept for the report. */
 const SAMPLES = 10;
@@ -26,6 +26,11 @@ export interface ReadOptions {
   strict: boolean;
   /** Skipped lines tolerated; null for no limit. */
   maxBadLines: number | null;
+  /**
+   * Longest line read, in characters; a longer one is a malformed line (its text is never held whole).
+   * @defaultValue MAX_DOCUMENT_BYTES, so a one-line JSON array is read up to the size of a one-document file
+   */
+  maxLineChars?: number;
 }
 
 export interface BadLine {
@@ -79,15 +84,15 @@ export async function openInput(file: string, options: ReadOptions): Promise<Inp
 
 /** Reads lines one at a time from the runs (awaiting only between runs), or the rest of the current run at once. */
 class LineCursor {
-  readonly #runs: AsyncIterator<Array<[number, string]>>;
-  #run: Array<[number, string]> = [];
+  readonly #runs: AsyncIterator<Line[]>;
+  #run: Line[] = [];
   #at = 0;
 
-  constructor(runs: AsyncIterable<Array<[number, string]>>) {
+  constructor(runs: AsyncIterable<Line[]>) {
     this.#runs = runs[Symbol.asyncIterator]();
   }
 
-  async next(): Promise<[number, string] | undefined> {
+  async next(): Promise<Line | undefined> {
     while (this.#at >= this.#run.length) {
       const r = await this.#runs.next();
       if (r.done === true) return undefined;
@@ -97,13 +102,14 @@ class LineCursor {
     return this.#run[this.#at++];
   }
 
-  async nextNonEmpty(): Promise<[number, string] | undefined> {
-    for (let l = await this.next(); l !== undefined; l = await this.next()) if (l[1].trim().length > 0) return l;
+  /** The next line that is not blank (a line too long to read counts as not blank). */
+  async nextNonEmpty(): Promise<Line | undefined> {
+    for (let l = await this.next(); l !== undefined; l = await this.next()) if (l[1] === null || l[1].trim().length > 0) return l;
     return undefined;
   }
 
   /** The lines not read yet: the rest of the current run, then each following run. */
-  async *restRuns(): AsyncGenerator<Array<[number, string]>> {
+  async *restRuns(): AsyncGenerator<Line[]> {
     if (this.#at < this.#run.length) yield this.#run.slice(this.#at);
     this.#run = [];
     for (let r = await this.#runs.next(); r.done !== true; r = await this.#runs.next()) yield r.value;
@@ -111,7 +117,8 @@ class LineCursor {
 }
 
 async function* readValues(input: Readable, source: string, options: ReadOptions, stats: ReadStats): AsyncGenerator<unknown[]> {
-  const cursor = new LineCursor(lineRuns(input));
+  const maxLineChars = options.maxLineChars ?? MAX_DOCUMENT_BYTES;
+  const cursor = new LineCursor(lineRuns(input, maxLineChars));
   const problem: Problem = (line, message) => {
     if (options.strict) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} line ${line}: ${message}`);
     stats.badLines++;
@@ -123,14 +130,24 @@ async function* readValues(input: Readable, source: string, options: ReadOptions
   // The first non-empty line decides the format: JSON Lines, or one JSON document read whole.
   const first = await cursor.nextNonEmpty();
   if (first === undefined) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `${source} is empty`);
+  const firstText = first[1];
+  if (firstText === null) {
+    // Too long to be read: JSON Lines whose first line is malformed (a document that long is refused anyway).
+    problem(first[0], tooLongMessage(maxLineChars));
+    for await (const run of cursor.restRuns()) {
+      const values = parseLines(run, maxLineChars, options, stats, problem);
+      if (values.length > 0) yield values;
+    }
+    return;
+  }
   let firstValue: { value: unknown } | undefined;
   try {
-    firstValue = { value: JSON.parse(first[1]) };
+    firstValue = { value: JSON.parse(firstText) };
   } catch {
     // not a value on its own line: one document over several lines, or a malformed first line
   }
   if (firstValue === undefined) {
-    yield* document(first, cursor, source, options, stats, problem);
+    yield* document([first[0], firstText], cursor, source, maxLineChars, options, stats, problem);
     return;
   }
   const second = await cursor.nextNonEmpty();
@@ -140,17 +157,21 @@ async function* readValues(input: Readable, source: string, options: ReadOptions
     return;
   }
   yield accepted([firstValue.value], first[0], options, stats, problem);
-  yield parseLines([second], options, stats, problem);
+  yield parseLines([second], maxLineChars, options, stats, problem);
   for await (const run of cursor.restRuns()) {
-    const values = parseLines(run, options, stats, problem);
+    const values = parseLines(run, maxLineChars, options, stats, problem);
     if (values.length > 0) yield values;
   }
 }
 
 /** JSON Lines: one value per non-empty line; malformed ones reported. */
-function parseLines(run: ReadonlyArray<[number, string]>, options: ReadOptions, stats: ReadStats, problem: Problem): unknown[] {
+function parseLines(run: readonly Line[], maxLineChars: number, options: ReadOptions, stats: ReadStats, problem: Problem): unknown[] {
   const out: unknown[] = [];
   for (const [n, text] of run) {
+    if (text === null) {
+      problem(n, tooLongMessage(maxLineChars));
+      continue;
+    }
     if (text.trim().length === 0) continue;
     let value: unknown;
     try {
@@ -193,11 +214,12 @@ function accept(out: unknown[], value: unknown, indexed: boolean, i: number, lin
  * The input did not start with a value on one line: read it whole as one JSON document (an array of values), or,
  * if it is not one, as JSON Lines whose first line is malformed.
  */
-async function* document(first: [number, string], cursor: LineCursor, source: string, options: ReadOptions, stats: ReadStats, problem: Problem): AsyncGenerator<unknown[]> {
-  const numbered: Array<[number, string]> = [first];
+async function* document(first: [number, string], cursor: LineCursor, source: string, maxLineChars: number, options: ReadOptions, stats: ReadStats, problem: Problem): AsyncGenerator<unknown[]> {
+  const numbered: Line[] = [first];
   let size = first[1].length;
   for (let l = await cursor.next(); l !== undefined; l = await cursor.next()) {
-    size += l[1].length + 1;
+    // A line too long to read: no document holding it is read whole either.
+    size += l[1] === null ? Infinity : l[1].length + 1;
     if (size > MAX_DOCUMENT_BYTES) {
       throw new JetbatchError(
         ErrorCodes.INVALID_SUBMISSION,
@@ -211,7 +233,7 @@ async function* document(first: [number, string], cursor: LineCursor, source: st
     whole = JSON.parse(numbered.map((l) => l[1]).join('\n'));
   } catch {
     // JSON Lines after all, starting with a malformed line
-    yield parseLines(numbered, options, stats, problem);
+    yield parseLines(numbered, maxLineChars, options, stats, problem);
     return;
   }
   if (!Array.isArray(whole)) {

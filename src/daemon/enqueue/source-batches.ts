@@ -5,8 +5,8 @@
  *
  * - `delimited_files`: each object is JSON Lines, gunzipped when its name ends in `.gz` or it starts with the gzip
  *   magic bytes. Batches cross file boundaries: every batch but the last holds `batch_size` items. A malformed line
- *   (not JSON, or a value a batch cannot carry) is skipped, counted and logged with its file and line number; past
- *   `max_bad_lines` the read fails (the job ends `enqueue_failed`).
+ *   (not JSON, a value a batch cannot carry, or longer than MAX_LINE_CHARS) is skipped, counted and logged with its
+ *   file and line number; past `max_bad_lines` the read fails (the job ends `enqueue_failed`).
  * - `file_path_lister`: each batch is `batch_size` object URLs.
  *
  * A listing that finds no object, or objects that hold no valid item, fails with JB_NO_INPUT.
@@ -19,7 +19,7 @@ import { checkShape } from '../../fleet/submission.js';
 import { storeFor, type OpenStore, type StoreDeps } from '../../stores/index.js';
 import { parseStoreUrl } from '../../stores/url.js';
 import type { SourceSpec } from '../../types.js';
-import { lineRuns } from '../../util/lines.js';
+import { MAX_LINE_CHARS, lineRuns, tooLongMessage } from '../../util/lines.js';
 
 /** Malformed lines logged one by one per read; the rest are only counted (and summed up in the end). */
 const LOGGED_BAD_LINES = 20;
@@ -114,8 +114,12 @@ async function* delimitedBatches(source: SourceSpec, options: SourceReadOptions,
     for await (const { url, store } of listed(source, stores, options, stats)) {
       const bytes = await store.open(url);
       try {
-        for await (const run of lineRuns(await decompressed(bytes, url))) {
+        for await (const run of lineRuns(await decompressed(bytes, url), MAX_LINE_CHARS)) {
           for (const [n, text] of run) {
+            if (text === null) {
+              bad(url, n, tooLongMessage(MAX_LINE_CHARS));
+              continue;
+            }
             if (text.trim().length === 0) continue;
             let value: unknown;
             try {
