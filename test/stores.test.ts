@@ -16,6 +16,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { joinStoreUrl, parseStoreUrl, storeFor, type ListOptions, type OpenStore } from '../src/stores/index.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { S3Server } from './helpers/s3-server.js';
+import { waitUntil } from './helpers/wait.js';
+import { StoredObjects } from '../src/worker/stored.js';
 
 async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -305,5 +307,38 @@ describe('store URLs', () => {
       assert.throws(() => parseStoreUrl(url), { code: 'JB_INVALID_STORE_URL' }, url);
       await rejectsWith(storeFor(url), 'JB_INVALID_STORE_URL');
     }
+  });
+});
+
+describe('ctx.open (worker/stored.ts) over obj://', () => {
+  let server: NatsServer;
+
+  before(async () => {
+    server = await NatsServer.start();
+    const nc = await connect({ servers: server.url });
+    try {
+      const store = await storeFor('obj://OPEN/', { js: jetstream(nc) });
+      await store.write('obj://OPEN/a.txt', Buffer.from('hello'));
+      await store.close();
+    } finally {
+      await nc.close();
+    }
+  });
+
+  after(async () => {
+    await server?.dispose();
+  });
+
+  test('reads again after its NATS connection closed (a server restart): the closed connection is not kept', async () => {
+    const stored = new StoredObjects({ servers: [server.url] }, {}, 'stores-test');
+    assert.equal((await readAll(await stored.open('obj://OPEN/a.txt'))).toString(), 'hello');
+    await server.stop();
+    // The thread's connection does not reconnect: it closes, and the next open connects again (refused while the
+    // server is down; with the closed connection kept, every open would fail with "connection closed" instead).
+    await waitUntil('ctx.open to connect again', () => stored.open('obj://OPEN/a.txt').then(() => false, (err: unknown) => (err as { code?: string }).code === 'JB_CONNECTION_FAILED'), { timeoutMs: 30_000, intervalMs: 100 });
+    await server.restart();
+    const text = await waitUntil('ctx.open to read again after the restart', async () => (await readAll(await stored.open('obj://OPEN/a.txt'))).toString(), { timeoutMs: 30_000, intervalMs: 100, retryErrors: true });
+    assert.equal(text, 'hello');
+    await stored.close();
   });
 });

@@ -1,8 +1,9 @@
 /**
  * `ctx.open(url)` in a worker thread: a stream of a stored object's bytes, for any of the three store schemes. The
  * thread keeps one store per scheme, opened on first use; `obj://` needs NATS, so the first `obj://` read opens the
- * thread's own connection (with the daemon's connection settings, as `ctx.client()` does) and keeps it for the
- * thread's life.
+ * thread's own connection (with the daemon's connection settings, as `ctx.client()` does). That connection does not
+ * reconnect (a batch fails fast rather than hang): once it closes (a NATS restart, a network cut), the connection and
+ * its store are dropped, and the next `obj://` read connects again.
  */
 import type { Readable } from 'node:stream';
 import { jetstream } from '@nats-io/jetstream';
@@ -17,7 +18,8 @@ export class StoredObjects {
   readonly #s3: S3Settings;
   readonly #name: string;
   readonly #stores = new Map<string, Promise<OpenStore>>();
-  #nc: Promise<NatsConnection> | undefined;
+  /** The obj:// connection while it is open. */
+  #nc: NatsConnection | undefined;
 
   constructor(nats: NatsOptions, s3: S3Settings, name: string) {
     this.#nats = nats;
@@ -30,19 +32,42 @@ export class StoredObjects {
     const scheme = parseStoreUrl(url).scheme;
     let store = this.#stores.get(scheme);
     if (store === undefined) {
-      store = this.#storeFor(url, scheme);
-      this.#stores.set(scheme, store);
+      const opened = scheme === 'obj' ? this.#objStore() : storeFor(url, { s3: this.#s3 });
+      store = opened;
+      this.#stores.set(scheme, opened);
       // A failed open (no NATS, S3 misconfigured) is not kept: the next call tries again.
-      store.catch(() => this.#stores.delete(scheme));
+      opened.catch(() => this.#forget(scheme, opened));
     }
     return (await store).open(url);
   }
 
-  async #storeFor(url: string, scheme: string): Promise<OpenStore> {
-    if (scheme !== 'obj') return storeFor(url, { s3: this.#s3 });
-    // Failing fast, as ctx.client() does: the batch fails (and is retried) rather than hang.
-    this.#nc ??= connectNats({ ...this.#nats, name: this.#name }, { reconnectForever: false });
-    this.#nc.catch(() => (this.#nc = undefined));
-    return new ObjStore(jetstream(await this.#nc));
+  /** Releases the stores and the obj:// connection (a later open starts over). */
+  async close(): Promise<void> {
+    const stores = [...this.#stores.values()];
+    this.#stores.clear();
+    await Promise.allSettled(stores.map(async (s) => (await s).close()));
+    const nc = this.#nc;
+    this.#nc = undefined;
+    await nc?.close().catch(() => undefined);
+  }
+
+  /** Drops the store `scheme` if it is still `store` (not one opened since). */
+  #forget(scheme: string, store: Promise<OpenStore>): void {
+    if (this.#stores.get(scheme) === store) this.#stores.delete(scheme);
+  }
+
+  #objStore(): Promise<OpenStore> {
+    const opened: Promise<OpenStore> = (async () => {
+      // Failing fast, as ctx.client() does: the batch fails (and is retried) rather than hang.
+      const nc = await connectNats({ ...this.#nats, name: this.#name }, { reconnectForever: false });
+      this.#nc = nc;
+      // closed() resolves (never rejects) once the connection is gone for good.
+      void nc.closed().then(() => {
+        this.#forget('obj', opened);
+        if (this.#nc === nc) this.#nc = undefined;
+      });
+      return new ObjStore(jetstream(nc));
+    })();
+    return opened;
   }
 }
