@@ -50,7 +50,12 @@ export async function* outputResults(ctx: FleetContext, record: JobRecord): Asyn
       while (next < total && ahead.length < OPEN_AHEAD) ahead.push(open(next++));
       const input = await ahead.shift()!;
       if (input === null) continue;
-      for await (const line of createInterface({ input, crlfDelay: Infinity })) if (line.length > 0) yield JSON.parse(line) as BatchResult;
+      try {
+        for await (const line of createInterface({ input, crlfDelay: Infinity })) if (line.length > 0) yield JSON.parse(line) as BatchResult;
+      } finally {
+        // Closing the line reader leaves its input open: a reader that stops early would leak the part's file or socket.
+        input.destroy();
+      }
     }
   } finally {
     // Stopped early (or failed): release what was opened ahead.
