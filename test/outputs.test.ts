@@ -15,7 +15,7 @@ import type { Daemon } from '../src/daemon/daemon.js';
 import { JetbatchError } from '../src/errors.js';
 import { countSubject } from '../src/fleet/progress.js';
 import { openContext } from '../src/fleet/context.js';
-import { Streams, Subjects, encodeValue } from '../src/fleet/protocol.js';
+import { Streams, Subjects, encodeValue, resultBatchOf, resultMsgId } from '../src/fleet/protocol.js';
 import { OutputWriter } from '../src/daemon/batches/output-writer.js';
 import { writeFailure } from '../src/daemon/batches/settle.js';
 import { normalizeOutput, partName, resultLine, type ManifestRecord } from '../src/fleet/output.js';
@@ -60,6 +60,14 @@ describe('outputs, offline: names, values, per item', () => {
     assert.ok(missing instanceof JetbatchError && missing.code === 'JB_STORE_NOT_FOUND', String(missing));
     assert.equal(writeFailure(5, missing).error.permanent, false);
     await writer.close();
+  });
+
+  test('the batch id of a result\'s Nats-Msg-Id: one parser for every reader', () => {
+    assert.deepEqual(resultBatchOf(resultMsgId('job-1', '42', 0)), { batchId: '42', index: 42 });
+    assert.deepEqual(resultBatchOf(resultMsgId('job-1', '7', 3)), { batchId: '7', index: 7 });
+    assert.deepEqual(resultBatchOf(resultMsgId('j', 'a:b', 1)), { batchId: 'a:b', index: null });
+    assert.deepEqual(resultBatchOf(resultMsgId('j', '1234567890123456', 0)), { batchId: '1234567890123456', index: null });
+    for (const bad of ['', 'j', 'j:1', ':1:0', 'j::0', 'j:1:x']) assert.equal(resultBatchOf(bad), null, bad);
   });
 
   test('result lines are JSON: big integers as strings, binary as base64', () => {

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { FleetContext } from '../fleet/context.js';
 import { partUrl } from '../fleet/output.js';
-import { Streams, Subjects, decodeValue } from '../fleet/protocol.js';
+import { Streams, Subjects, decodeValue, resultBatchOf } from '../fleet/protocol.js';
 import { storeFor } from '../stores/index.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import type { BatchResult, JobRecord } from '../types.js';
@@ -76,8 +76,9 @@ export async function* streamResultsByBatch(ctx: FleetContext, record: JobRecord
   const beyond = new Map<number, number>();
   const others = new Map<string, number>();
   for await (const m of readSubject(ctx, Streams.results, subject, { headersOnly: true })) {
-    const batchId = (m.msgId ?? '').split(':')[1] ?? `seq-${m.seq}`;
-    const n = /^\d{1,15}$/.test(batchId) ? Number(batchId) : -1;
+    const parsed = resultBatchOf(m.msgId ?? '');
+    const batchId = parsed?.batchId ?? `seq-${m.seq}`;
+    const n = parsed?.index ?? -1;
     if (n >= 0 && n < seqs.length) {
       if (seqs[n] === 0) seqs[n] = m.seq;
     } else if (n >= 0) {

@@ -87,6 +87,21 @@ export const consumerName = (job: string): string => `job_${job}`;
 export const batchMsgId = (job: string, batchId: string, generation: number): string =>
   generation === 0 ? `${job}:${batchId}` : `${job}:${batchId}:g${generation}`;
 
+/** `Nats-Msg-Id` of a batch's result in the results stream: one per generation (a replayed batch stores it again). */
+export const resultMsgId = (job: string, batchId: string, generation: number): string => `${job}:${batchId}:${generation}`;
+
+/**
+ * The batch id in a result's `Nats-Msg-Id` (resultMsgId; job ids hold no `:`, a batch id may), and its index when it
+ * is a decimal one of at most 15 digits (a safe integer); null for a msg id that is not a result's.
+ */
+export function resultBatchOf(msgId: string): { batchId: string; index: number | null } | null {
+  const first = msgId.indexOf(':');
+  const last = msgId.lastIndexOf(':');
+  if (first < 1 || last <= first + 1 || !/^\d+$/.test(msgId.slice(last + 1))) return null;
+  const batchId = msgId.slice(first + 1, last);
+  return { batchId, index: /^\d{1,15}$/.test(batchId) ? Number(batchId) : null };
+}
+
 /** Job ids: 1–64 characters that are safe in subjects, consumer names and KV keys. */
 export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** API names: lowercase letters, digits, `_` and `-`, starting with a letter or digit, at most 63 characters. */

@@ -11,7 +11,7 @@ import { parseStoreUrl } from '../stores/url.js';
 import type { FleetContext } from './context.js';
 import { PART_PATTERN, jobOutputRoot, manifestUrl, type ManifestRecord } from './output.js';
 import { countSubject } from './progress.js';
-import { Streams, Subjects } from './protocol.js';
+import { Streams, Subjects, resultBatchOf } from './protocol.js';
 import type { BatchMetrics, JobRecord } from '../types.js';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 
@@ -73,9 +73,9 @@ export async function countStreamResults(ctx: FleetContext, record: JobRecord): 
   const others = new Set<string>();
   let distinct = 0;
   for await (const m of readSubject(ctx, Streams.results, subject, { headersOnly: true })) {
-    // `<job>:<batch>:<generation>`; job ids hold no ':'.
-    const batchId = (m.msgId ?? '').split(':')[1] ?? `seq-${m.seq}`;
-    const n = /^\d+$/.test(batchId) ? Number(batchId) : -1;
+    const parsed = resultBatchOf(m.msgId ?? '');
+    const batchId = parsed?.batchId ?? `seq-${m.seq}`;
+    const n = parsed?.index ?? -1;
     if (n >= 0 && n < record.total_batch_count) {
       const bit = 1 << (n & 7);
       if ((bits[n >> 3]! & bit) !== 0) continue;

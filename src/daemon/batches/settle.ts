@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, toErrorInfo } from '../../errors.js';
 import type { FleetContext } from '../../fleet/context.js';
 import { noteOutOfMemory } from '../../fleet/lifecycle.js';
-import { Subjects, encodeValue, maxBodyBytes } from '../../fleet/protocol.js';
+import { Subjects, encodeValue, maxBodyBytes, resultMsgId } from '../../fleet/protocol.js';
 import type { DeadLetter, ErrorInfo } from '../../types.js';
 import type { Outcome } from '../../worker/thread-protocol.js';
 import type { AbortReason } from '../pools/pool.js';
@@ -158,7 +158,7 @@ async function storeResult(ctx: FleetContext, id: BatchIdentity, attempt: number
   const envelope = encodeValue({ job_id: id.jobId, batch_id: id.batchId, duration_ms: durationMs, attempt, result: null });
   const body = spliceResult(envelope, result);
   await ctx.js.publish(Subjects.result(id.apiName, id.jobId), body, {
-    msgID: `${id.jobId}:${id.batchId}:${id.generation}`,
+    msgID: resultMsgId(id.jobId, id.batchId, id.generation),
   });
 }
 
