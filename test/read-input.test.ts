@@ -68,6 +68,8 @@ describe('reading submit input', () => {
     assert.deepEqual(values[4999], { i: 4999, pad: 'x'.repeat(50) });
     assert.equal(stats.bytes, gz.length);
     assert.equal(stats.totalBytes, gz.length);
+    // Without the .gz name, by its magic bytes: the rule of stored delimited files (util/gzip.ts).
+    assert.deepEqual((await read(gz, {}, 'items.jsonl')).values, values);
   });
 
   test('multi-byte UTF-8 split across read chunks survives', async () => {

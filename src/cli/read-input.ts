@@ -1,18 +1,19 @@
 /**
  * Reads the items or batches of `submit` as a stream, with memory bounded by one line: JSON Lines (one value per
- * line), gzip-compressed when the file name ends in `.gz`, `-` for stdin. A file that is one JSON document (an
- * array of values, pretty-printed or not) is read whole instead, up to MAX_DOCUMENT_BYTES.
+ * line), gzip-compressed when the file name ends in `.gz` or it starts with the gzip magic bytes (util/gzip.ts, the
+ * rule of stored delimited files too), `-` for stdin. A file that is one JSON document (an array of values,
+ * pretty-printed or not) is read whole instead, up to MAX_DOCUMENT_BYTES.
  *
- * A malformed line (not JSON, a value the job cannot take, or longer than `maxLineChars`) fails the read with its line number when `strict`;
- * otherwise it is skipped, counted and kept as a sample for the report, and the read fails only once more than
- * `maxBadLines` were skipped.
+ * A malformed line (not JSON, a value the job cannot take, or longer than `maxLineChars`) fails the read with its
+ * line number when `strict`; otherwise it is skipped, counted and kept as a sample for the report, and the read
+ * fails only once more than `maxBadLines` were skipped.
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { checkShape } from '../fleet/submission.js';
+import { decompressed } from '../util/gzip.js';
 import { lineRuns, tooLongMessage, type Line } from '../util/lines.js';
 
 /** Largest file read as one JSON document, and the longest line by default; JSON Lines files have no size limit. */
@@ -78,8 +79,7 @@ export async function openInput(file: string, options: ReadOptions): Promise<Inp
   // Counted by a transform, not a 'data' listener: a listener would switch the file to flowing mode, and it would
   // be read as fast as the disk allows, whatever the publishing pace (memory no longer bounded).
   const counted = raw.pipe(new Transform({ transform(chunk: Buffer, _encoding, done) { stats.bytes += chunk.length; done(null, chunk); } }));
-  const text = file.endsWith('.gz') ? counted.pipe(createGunzip()) : counted;
-  return { values: readValues(text, sourceName(file), options, stats), stats };
+  return { values: readValues(await decompressed(counted, file), sourceName(file), options, stats), stats };
 }
 
 /** Reads lines one at a time from the runs (awaiting only between runs), or the rest of the current run at once. */
@@ -116,7 +116,7 @@ class LineCursor {
   }
 }
 
-async function* readValues(input: Readable, source: string, options: ReadOptions, stats: ReadStats): AsyncGenerator<unknown[]> {
+async function* readValues(input: AsyncIterable<Buffer>, source: string, options: ReadOptions, stats: ReadStats): AsyncGenerator<unknown[]> {
   const maxLineChars = options.maxLineChars ?? MAX_DOCUMENT_BYTES;
   const cursor = new LineCursor(lineRuns(input, maxLineChars));
   const problem: Problem = (line, message) => {

@@ -11,14 +11,13 @@
  *
  * A listing that finds no object, or objects that hold no valid item, fails with JB_NO_INPUT.
  */
-import { pipeline, Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import { ErrorCodes, JetbatchError } from '../../errors.js';
 import { checkShape } from '../../fleet/submission.js';
 import { storeFor, type OpenStore, type StoreDeps } from '../../stores/index.js';
 import { parseStoreUrl } from '../../stores/url.js';
 import type { SourceSpec } from '../../types.js';
+import { decompressed } from '../../util/gzip.js';
 import { MAX_LINE_CHARS, lineRuns, tooLongMessage } from '../../util/lines.js';
 
 /** Malformed lines logged one by one per read; the rest are only counted (and summed up in the end). */
@@ -156,21 +155,6 @@ async function* delimitedBatches(source: SourceSpec, options: SourceReadOptions,
     if (stats.badLines > LOGGED_BAD_LINES) options.log.warn({ bad_lines: stats.badLines, logged: LOGGED_BAD_LINES }, 'malformed lines skipped in all (only the first were logged)');
     await stores.close();
   }
-}
-
-/** The object's text bytes: gunzipped when its name ends in `.gz` or its first bytes are the gzip magic. */
-async function decompressed(bytes: Readable, url: string): Promise<AsyncIterable<Buffer>> {
-  const gunzip = (from: Readable): Readable => pipeline(from, createGunzip(), () => undefined);
-  if (url.endsWith('.gz')) return gunzip(bytes);
-  const it = bytes[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const first = await it.next();
-  if (first.done === true) return Readable.from([]);
-  const head = first.value;
-  async function* all(): AsyncGenerator<Buffer> {
-    yield head;
-    for (let r = await it.next(); r.done !== true; r = await it.next()) yield r.value;
-  }
-  return head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b ? gunzip(Readable.from(all(), { objectMode: false })) : all();
 }
 
 /** zlib's errors (a truncated or corrupt .gz) are bad input, not a store failure to retry. */
