@@ -31,7 +31,8 @@ export interface HandlerContext {
   client(): Promise<JetbatchClient>;
   /**
    * A stream of a stored object's bytes: `file:///abs/path`, `obj://BUCKET/key` (the fleet's NATS Object Store) or
-   * `s3://bucket/key` (credentials from the AWS environment). What a `file_path_lister` job's batches hold. Throws
+   * `s3://bucket/key` (endpoint and credentials from the daemon config's `s3` section, passed to the worker threads;
+   * what it leaves unset from the AWS environment variables). What a `file_path_lister` job's batches hold. Throws
    * JetbatchError JB_STORE_NOT_FOUND, JB_STORE_FAILED or JB_INVALID_STORE_URL.
    */
   open(url: string): Promise<Readable>;

@@ -65,7 +65,8 @@ export interface WaitOptions {
 export interface ResultsOptions {
   /**
    * `completion`: the order the batches finished. `batch`: by numeric batch id. Both stream with bounded memory. A job
-   * with an `output` is always read in batch order (its parts, as listed). @defaultValue 'completion'
+   * with an `output` is always read in batch order (its parts, opened by batch id 0 … total − 1, not listed).
+   * @defaultValue 'completion'
    */
   order?: 'completion' | 'batch';
 }
