@@ -135,16 +135,33 @@ describe('jetbatch submit streams its input', () => {
     rmSync(file);
   });
 
+  /**
+   * Submits `file` through stdin (`--items -`) and SIGKILLs the submitter once a checkpoint is stored. Half the lines go
+   * at once, then one at a time until the checkpoint shows up, and the input never ends: the kill always lands
+   * mid-submission, however fast this machine publishes. (Killing a submission of a whole file once a checkpoint
+   * shows up raced its end on a quiet machine.)
+   */
+  async function submitKilledAfterCheckpoint(file: string, flags: string[]): Promise<void> {
+    const jobId = flags[flags.indexOf('--job-id') + 1]!;
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'submit', 'ids', '--items', '-', ...flags, '--server', server.url], { cwd: ROOT, stdio: ['pipe', 'ignore', 'ignore'] });
+    child.stdin.on('error', () => undefined); // EPIPE once it is killed
+    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+    let next = Math.floor(lines.length / 2);
+    child.stdin.write(lines.slice(0, next).join('\n') + '\n');
+    await waitUntil('a checkpoint', async () => {
+      if (next < lines.length) child.stdin.write(lines[next++] + '\n');
+      return ((await client.record(jobId).catch(() => null))?.enqueue?.batches ?? 0) > 0;
+    }, { timeoutMs: 60_000, intervalMs: 20 });
+    assert.ok(next < lines.length, 'the input was not all written');
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+  }
+
   test('a submission killed half-way continues with the same job id: no duplicates, exact counts', async () => {
     const file = join(dir, 'resume.jsonl');
     const count = 60_000;
     await writeItems(file, count, 20);
-    const args = ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'submit', 'ids', '--items', file, '--batch-size', '5', '--workers', '4', '--job-id', 'resumed', '--server', server.url];
-    const first = spawn(process.execPath, args, { cwd: ROOT, stdio: 'ignore' });
-    // Killed once at least one checkpoint is stored and before the end.
-    await waitUntil('a checkpoint', async () => ((await client.record('resumed').catch(() => null))?.enqueue?.batches ?? 0) > 0, { timeoutMs: 60_000, intervalMs: 20 });
-    first.kill('SIGKILL');
-    await once(first, 'exit');
+    await submitKilledAfterCheckpoint(file, ['--batch-size', '5', '--workers', '4', '--job-id', 'resumed']);
     const interrupted = await client.record('resumed');
     assert.equal(interrupted.status, 'enqueuing', 'killed before the end');
     assert.ok(interrupted.enqueue!.batches < count / 5);
@@ -165,10 +182,7 @@ describe('jetbatch submit streams its input', () => {
   test('resuming with other content is refused and publishes nothing', async () => {
     const a = join(dir, 'a.jsonl');
     await writeItems(a, 20_000, 10);
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'submit', 'ids', '--items', a, '--batch-size', '2', '--job-id', 'changed', '--server', server.url], { cwd: ROOT, stdio: 'ignore' });
-    await waitUntil('a checkpoint', async () => ((await client.record('changed').catch(() => null))?.enqueue?.batches ?? 0) > 0, { timeoutMs: 60_000, intervalMs: 20 });
-    child.kill('SIGKILL');
-    await once(child, 'exit');
+    await submitKilledAfterCheckpoint(a, ['--batch-size', '2', '--job-id', 'changed']);
     const before = await client.record('changed');
     const b = join(dir, 'b.jsonl');
     writeFileSync(b, readFileSync(a, 'utf8').replace('{"id":0,', '{"id":-1,'));

@@ -36,9 +36,10 @@ export async function settleStoredResults(ctx: FleetContext, record: JobRecord, 
         if (PART_PATTERN.test(name) && o.url === root + name) parts.push(name);
       }
     } catch (err) {
-      // A bucket that does not exist holds no part, which is only right if no batch succeeded; otherwise the parts
-      // are somewhere this host does not see (or were removed): an error, not "no results".
-      if (!(err instanceof JetbatchError && err.code === ErrorCodes.STORE_NOT_FOUND) || metrics.succeeded > 0) throw err;
+      // A bucket that does not exist holds no part: obj:// creates its bucket with the first part, so a job whose
+      // batches all returned nothing has none (and S3 refuses parts to a missing bucket, failing their batches). A
+      // file:// output that is not there on this host was refused above, before listing.
+      if (!(err instanceof JetbatchError && err.code === ErrorCodes.STORE_NOT_FOUND)) throw err;
     }
     const manifest: ManifestRecord = {
       job_id: record.job_id,
