@@ -240,6 +240,11 @@ export interface JobStatus {
   output: string | null;
   /** Results stored, once the job completed (see JobRecord.results_stored); null before and for early ends. */
   results_stored: number | null;
+  /**
+   * How a streamed or stored-data submission is enqueuing (or was): batches published so far, malformed input lines
+   * skipped, and for stored data the daemon enqueuing it; null for a job submitted whole.
+   */
+  enqueue: { batches: number; bad_lines: number; owner: string | null; done: boolean } | null;
 }
 
 /** Handed to the handler constructor: the anchor's fields plus what is useful. */

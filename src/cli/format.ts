@@ -39,8 +39,13 @@ export function statusLine(s: JobStatus): string {
  * since when it is paused and what runs now; for an ended one why it failed and where its failed batches are.
  */
 export function statusDetails(s: JobStatus, now = Date.now()): string[] {
-  if (isTerminal(s.status)) return outcomeDetails(s);
+  if (isTerminal(s.status)) return [...outcomeDetails(s), ...inputDetails(s), ...resultDetails(s)];
   const out: string[] = [];
+  if (s.status === 'enqueuing' && s.enqueue !== null) {
+    const by = s.enqueue.owner !== null ? ` by daemon ${s.enqueue.owner}` : ' (waiting for a daemon to claim it)';
+    out.push(`enqueuing${s.enqueue.owner === null && s.enqueue.batches === 0 ? '' : by}: ${plural(s.enqueue.batches, 'batch', 'batches')} published so far`);
+  }
+  out.push(...inputDetails(s));
   if (isPaused(s)) out.push(`paused since ${s.paused_at} (${ago(now - Date.parse(s.paused_at ?? ''))}); jetbatch resume ${s.job_id} continues it`);
   out.push(`running now: ${plural(s.running_batches, 'batch', 'batches')} on ${plural(s.running_daemons, 'daemon', 'daemons')}`);
   return out;
@@ -54,6 +59,19 @@ const DEAD_LETTER_STATUSES: ReadonlySet<JobStatusName> = new Set(['completed_wit
 
 /** Longest error message shown in human output (the whole error is in `--json`). */
 export const ERROR_MESSAGE_MAX = 200;
+
+/** Malformed input lines a streamed or stored-data submission skipped: counted, never silently dropped. */
+function inputDetails(s: JobStatus): string[] {
+  const bad = s.enqueue?.bad_lines ?? 0;
+  return bad > 0 ? [`input: ${plural(bad, 'malformed line', 'malformed lines')} skipped`] : [];
+}
+
+/** Where an ended job's results are, and how many (a reader who has that many has them all). */
+function resultDetails(s: JobStatus): string[] {
+  if (s.results_stored === null) return s.output === null ? [] : [`output: ${s.output}`];
+  const where = s.output === null ? 'in the results stream' : `under ${s.output}${s.job_id}/`;
+  return [`results: ${s.results_stored} stored ${where} (jetbatch results ${s.job_id})`];
+}
 
 function outcomeDetails(s: JobStatus): string[] {
   const out: string[] = [];

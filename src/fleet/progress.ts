@@ -140,6 +140,7 @@ export function statusOf(record: JobRecord, batchMetrics: BatchMetrics, inQueue:
     config: record.config,
     output: record.output ?? null,
     results_stored: record.results_stored ?? null,
+    enqueue: record.enqueue == null ? null : { batches: record.enqueue.batches, bad_lines: record.enqueue.bad_lines, owner: record.enqueue.owner ?? null, done: record.enqueue.done === true || record.status !== 'enqueuing' },
   };
   if (record.error !== null) status.error = record.error;
   if (record.completion !== null) status.completion = record.completion;
