@@ -276,6 +276,10 @@ export interface JobSummary {
    * frozen or cut off from NATS past its presence timeout): its side effects may have happened, in part or whole.
    */
   rerun: boolean;
+  /** Where the results are written (a store URL ending in `/`; the manifest is `<output><job_id>/manifest.json`), or null. */
+  output: string | null;
+  /** Results stored (parts of the output, or results in the stream); null if they could not be counted. */
+  results_stored: number | null;
 }
 
 /** An entry of the JETBATCH_APIS bucket, refreshed by every daemon serving the API every 30 s. */

@@ -21,7 +21,7 @@ import { writeFailure } from '../src/daemon/batches/settle.js';
 import { normalizeOutput, partName, resultLine, type ManifestRecord } from '../src/fleet/output.js';
 import { perItem } from '../src/client/results.js';
 import { resultViews } from '../src/ui/details.js';
-import type { BatchResult, JobRecord } from '../src/types.js';
+import type { BatchResult, JobRecord, JobSummary } from '../src/types.js';
 import { storeFor } from '../src/stores/index.js';
 import type { JobStatus } from '../src/types.js';
 import { FIXTURES, startDaemon, tempDir } from './helpers/daemon.js';
@@ -140,13 +140,17 @@ describe('outputs: results written to stores', () => {
   test('file://: one part per batch, named in batch order, and an exact manifest; nothing in the results stream', async () => {
     const { dir, url } = outDir();
     const items = Array.from({ length: 1000 }, (_, i) => i);
-    const record = await client.submit({ api_name: 'outputs', items, batch_size: 7, workers: 4, output: url });
+    const summaries = tempDir();
+    const record = await client.submit({ api_name: 'outputs', items, batch_size: 7, workers: 4, output: url, config: { summary_dir: summaries } });
     assert.equal(record.output, url);
     assert.equal(record.batch_size, 7);
     const status = await finished(record.job_id);
     assert.equal(status.status, 'succeeded');
     assert.equal(status.results_stored, 143);
     assert.equal(status.output, url);
+    // onJobComplete ran after the manifest was written, and its summary says where the results are and how many.
+    const hook = JSON.parse(readFileSync(join(summaries, `${record.job_id}.json`), 'utf8')) as { summary: JobSummary; manifest_written: boolean };
+    assert.deepEqual([hook.summary.output, hook.summary.results_stored, hook.manifest_written], [url, 143, true]);
 
     const jobDir = join(dir, record.job_id);
     const names = readdirSync(jobDir).sort();

@@ -53,7 +53,7 @@ function batches(job: JobSpec, n = 1): BatchesTask {
 
 function complete(job: JobSpec): CompleteTask {
   const batch_metrics = { succeeded: 1, failed: 0, avg_time_per_batch: null };
-  return { kind: 'complete', job, summary: { job_id: job.job_id, api_name: job.api_name, status: 'succeeded', total_batch_count: 1, batch_metrics, attempt: 1, rerun: false } };
+  return { kind: 'complete', job, summary: { job_id: job.job_id, api_name: job.api_name, status: 'succeeded', total_batch_count: 1, batch_metrics, attempt: 1, rerun: false, output: null, results_stored: 0 } };
 }
 
 describe('worker thread: initMs travels with the task that constructed the handler', () => {

@@ -162,7 +162,7 @@ async function runCompletion(deps: CompletionDeps, pool: ApiPool, claimed: Trans
     });
     const confirmed = await keeper.write((r) => ({ ...r, completion: { ...r.completion!, hook_started_at: new Date().toISOString(), lease_until: new Date(Date.now() + deps.leaseMs).toISOString() } }));
     log.info({ revision: confirmed.revision, rerun: claim.rerun }, 'onJobComplete starting');
-    const summary: JobSummary = { job_id: record.job_id, api_name: record.api_name, status, total_batch_count: record.total_batch_count, batch_metrics: metrics, attempt: claim.attempt, rerun: claim.rerun };
+    const summary: JobSummary = { job_id: record.job_id, api_name: record.api_name, status, total_batch_count: record.total_batch_count, batch_metrics: metrics, attempt: claim.attempt, rerun: claim.rerun, output: record.output ?? null, results_stored: resultsStored };
     const started = performance.now();
     const outcome = await pool.runComplete({ kind: 'complete', job: jobSpecOf(record, pool.api), summary }, new AbortController().signal, () => 'shutdown');
     // A hook cut short by this daemon's shutdown did not fail: it is left to the next claimer, as if this one died.
