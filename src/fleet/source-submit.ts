@@ -10,7 +10,7 @@ import { sourceSpecHash, sourceSpecOf } from './source-spec.js';
 import { getJob } from './registry.js';
 import { RESUME_WITHIN_MS } from './stream-submit.js';
 import { checkApiServed, registerJob, type RecordSettings } from './submit.js';
-import { newJobId, type CheckedSubmission } from './submission.js';
+import { jobSettingsOf, newJobId, type CheckedSubmission } from './submission.js';
 import type { JobRecord, SourceSpec } from '../types.js';
 
 export interface SourceJob extends RecordSettings {
@@ -33,17 +33,7 @@ export function prepareSourceJob(s: CheckedSubmission): SourceJob {
         ? sourceSpecOf('file_path_lister', s.file_path_lister)
         : null;
   if (source === null) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, 'invalid submission: names no stored data (delimited_files or file_path_lister)');
-  const settings = {
-    api_name: s.api_name,
-    workers: s.workers,
-    priority: s.priority,
-    config: s.config,
-    timeout: s.timeout,
-    batch_timeout: s.batch_timeout,
-    max_attempts: s.max_attempts,
-    backoff: s.backoff,
-    output: s.output,
-  };
+  const settings = jobSettingsOf(s);
   return {
     ...settings,
     output: s.output ?? null,

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { checkShape, formatIssues, newJobId, settingsShape } from './submission.js';
+import { checkShape, formatIssues, jobSettingsOf, newJobId, settingsShape } from './submission.js';
 import type { BackoffOptions } from '../types.js';
 
 const streamSettingsSchema = z.object(settingsShape).strict();
@@ -41,19 +41,9 @@ export function checkStreamSettings(input: unknown): StreamSettings {
   const s = parsed.data;
   const shape = checkShape(s.config, 'config', false);
   if (shape !== null) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `invalid submission: ${shape}`, { details: [shape] });
-  const settings = {
-    api_name: s.api_name,
-    batch_size: s.batch_size ?? null,
-    workers: s.workers,
-    priority: s.priority,
-    config: s.config,
-    timeout: s.timeout,
-    batch_timeout: s.batch_timeout,
-    max_attempts: s.max_attempts,
-    backoff: s.backoff,
-    // Left out of the JSON when not set: a job without output hashes as before outputs existed.
-    output: s.output,
-  };
+  // batch_size second, as the spec hash has always read it.
+  const { api_name, ...rest } = jobSettingsOf(s);
+  const settings = { api_name, batch_size: s.batch_size ?? null, ...rest };
   const spec_hash = createHash('sha256').update('stream\n').update(JSON.stringify(settings)).digest('hex').slice(0, 32);
   return { ...settings, output: s.output ?? null, job_id: s.job_id ?? newJobId(), spec_hash };
 }

@@ -213,18 +213,7 @@ export function prepareSubmission(input: unknown, limits: PrepareLimits): Prepar
     hash.update(bytes);
     return bytes;
   });
-  const settings = {
-    api_name: s.api_name,
-    workers: s.workers,
-    priority: s.priority,
-    config: s.config,
-    timeout: s.timeout,
-    batch_timeout: s.batch_timeout,
-    max_attempts: s.max_attempts,
-    backoff: s.backoff,
-    // Undefined when not set: JSON.stringify leaves it out, so a job without output hashes as before outputs existed.
-    output: s.output,
-  };
+  const settings = jobSettingsOf(s);
   hash.update(JSON.stringify(settings));
   return {
     ...settings,
@@ -235,6 +224,28 @@ export function prepareSubmission(input: unknown, limits: PrepareLimits): Prepar
     spec_hash: hash.digest('hex').slice(0, 32),
   };
 }
+
+/**
+ * The settings of a checked submission (whole, streamed or over stored data) that its record keeps and its spec hash
+ * covers, in the order the hash reads them. `output` is undefined when not set: JSON.stringify leaves it out, so a job
+ * without output hashes as before outputs existed.
+ */
+export function jobSettingsOf(s: JobSettingsInput) {
+  return {
+    api_name: s.api_name,
+    workers: s.workers,
+    priority: s.priority,
+    config: s.config,
+    timeout: s.timeout,
+    batch_timeout: s.batch_timeout,
+    max_attempts: s.max_attempts,
+    backoff: s.backoff,
+    output: s.output,
+  };
+}
+
+/** What jobSettingsOf reads: the checked settings every kind of submission has. */
+type JobSettingsInput = Pick<CheckedSubmission, 'api_name' | 'workers' | 'priority' | 'config' | 'timeout' | 'batch_timeout' | 'max_attempts' | 'backoff' | 'output'>;
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
