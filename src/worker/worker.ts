@@ -17,6 +17,7 @@ import { JsRuntime } from './js-runtime.js';
 import { StoredObjects } from './stored.js';
 import { PythonRuntime } from './python/python-runtime.js';
 import { ProcessReplaced, StageError, type JobHandler, type Runtime } from './runtime.js';
+import { BatchAbort } from './batch-abort.js';
 import {
   channelNames,
   type BatchesTask,
@@ -55,7 +56,7 @@ control.unref();
 events.unref();
 
 /** Aborters of running batches, by job id, so a stop or shutdown reaches the handler's ctx.signal. */
-const running = new Map<string, Set<AbortController>>();
+const running = new Map<string, Set<BatchAbort>>();
 /** A job's handler on this thread, and how long its constructor took (ms). */
 interface Instance {
   handler: JobHandler<unknown>;
@@ -76,7 +77,7 @@ control.onmessage = (event: unknown) => {
     runtime.dropped(msg.jobId);
     return;
   }
-  const targets = msg.type === 'shutdown' ? [...running.values()] : [running.get(msg.jobId) ?? new Set<AbortController>()];
+  const targets = msg.type === 'shutdown' ? [...running.values()] : [running.get(msg.jobId) ?? new Set<BatchAbort>()];
   const reason = new Error(msg.type === 'shutdown' ? 'the daemon is shutting down' : 'the job was stopped or ended');
   reason.name = 'AbortError';
   (reason as Error & { code: string }).code = ErrorCodes.ABORTED;
@@ -122,14 +123,17 @@ const post = (kind: MetricKind) => (name: string, value = 1, labels: Record<stri
 const metrics: HandlerMetrics = { increment: post('counter'), gauge: post('gauge'), observe: post('histogram') };
 
 /** `log` is a logger or a function making one: a batch's child logger is only built if the handler logs. */
-function makeContext(job: JobSpec, attempt: number, log: Logger | (() => Logger), signal: AbortSignal, batchId: string | null, onExtend: () => void = () => {}): HandlerContext {
+/** `signal` is a signal or what makes it (a batch's is made only if the handler reads it: BatchAbort). */
+function makeContext(job: JobSpec, attempt: number, log: Logger | (() => Logger), signal: AbortSignal | BatchAbort, batchId: string | null, onExtend: () => void = () => {}): HandlerContext {
   let logger = typeof log === 'function' ? undefined : log;
   return {
     get log(): Logger {
       logger ??= (log as () => Logger)();
       return logger;
     },
-    signal,
+    get signal(): AbortSignal {
+      return signal instanceof BatchAbort ? signal.signal : signal;
+    },
     gpu,
     worker: workerIndex,
     projectDir: data.projectDir,
@@ -230,25 +234,25 @@ async function runBatch(task: Batch, announce: boolean): Promise<Outcome> {
 
 /** Runs handleBatch with the batch's timeout, abort and lease; `started` is when the batch's own work began. */
 async function callHandleBatch(handler: JobHandler<unknown>, task: Batch, payload: unknown, log: Logger, announce: boolean, started: number): Promise<Outcome> {
-  const ac = new AbortController();
+  const ac = new BatchAbort();
   const arm = (): NodeJS.Timeout => setTimeout(() => ac.abort(timeoutError(task)), task.timeoutMs);
   let timer = arm();
   if (announce) events.postMessage({ type: 'started', jobId: task.job.job_id, batchId: task.batchId } satisfies WorkerEvent);
   let set = running.get(task.job.job_id);
   if (set === undefined) running.set(task.job.job_id, (set = new Set()));
   set.add(ac);
-  const ctx = makeContext(task.job, task.attempt, () => withMeta(log, { batch_id: task.batchId }), ac.signal, task.batchId, () => {
+  const ctx = makeContext(task.job, task.attempt, () => withMeta(log, { batch_id: task.batchId }), ac, task.batchId, () => {
     clearTimeout(timer);
-    if (!ac.signal.aborted) timer = arm();
+    if (!ac.aborted) timer = arm();
   });
   let value: unknown;
   try {
     value = await handler.handleBatch(payload, task.batchId, ctx);
   } catch (err) {
     // A handler that gives up because ctx.signal aborted failed for that reason (timeout, stop, shutdown).
-    if (err instanceof StageError && !ac.signal.aborted) return failure(err.stage, err.original, started);
+    if (err instanceof StageError && !ac.aborted) return failure(err.stage, err.original, started);
     const replaced = err instanceof ProcessReplaced ? err : undefined;
-    const outcome = failure('batch', ac.signal.aborted ? ac.signal.reason : replaced !== undefined ? replaced.original : err, started);
+    const outcome = failure('batch', ac.aborted ? ac.reason : replaced !== undefined ? replaced.original : err, started);
     if (replaced !== undefined) outcome.terminated = replaced.why;
     return outcome;
   } finally {
