@@ -286,7 +286,7 @@ export class Daemon {
       }
     };
     for (const s of this.#subs) await step(async () => s.unsubscribe());
-    await Promise.all([step(() => this.#runners.release(this.options.shutdownGraceMs)), this.#completions.close(this.options.shutdownGraceMs), step(() => this.#enqueuer.close())]);
+    await Promise.all([step(() => this.#runners.release(this.options.shutdownGraceMs)), this.#completions.close(this.options.shutdownGraceMs), step(() => this.#enqueuer.close(this.options.shutdownGraceMs))]);
     clearInterval(this.#heartbeat);
     await step(() => withTimeout(this.#presence.leave(), 5000));
     await step(() => this.#stats.flush());

@@ -82,11 +82,21 @@ export class SourceEnqueuer {
    * Shutdown: every enqueue stops between batches, and its lease is ended so that another daemon takes it over as
    * soon as this daemon's heartbeat entry is deleted.
    */
-  async close(): Promise<void> {
+  /**
+   * Stops every enqueue this daemon runs and waits for them, at most `graceMs`: an enqueue notices the stop between
+   * batches, but a store's listing or read in progress does not (the daemon then closes its NATS connection, which
+   * ends it; its claim lapses and another daemon resumes it).
+   */
+  async close(graceMs: number): Promise<void> {
     const reason = new Error('the daemon is shutting down');
     reason.name = 'AbortError';
     this.#stop.abort(reason);
-    await Promise.allSettled(this.#running.values());
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(this.#running.values()),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs).unref())),
+    ]);
+    clearTimeout(timer);
   }
 
   async #maybeClaim(seen: JobRecord): Promise<void> {
