@@ -60,7 +60,9 @@ describe('python frames', () => {
   });
 
   test('the Python end reads frames of every size from one stream, small ones from its read buffer, large ones whole', () => {
-    const tails = [3, 70_000, 0, 5, 2 * 1024 * 1024 + 17, 64 * 1024 - 20, 64 * 1024, 9].map((n, i) => new Uint8Array(n).fill(i + 1));
+    // Many small frames (so some straddle the end of a read while earlier ones sit in the buffer), then the edges.
+    const sizes = [...Array.from({ length: 3000 }, (_, i) => (i * 7919) % 5000), 3, 70_000, 0, 5, 2 * 1024 * 1024 + 17, 64 * 1024 - 20, 64 * 1024, 9];
+    const tails = sizes.map((n, i) => new Uint8Array(n).fill(i % 251));
     const input = concat(tails.flatMap((t, i) => encodeFrame(['batch', 'j', String(i), 1], t)));
     // Reads every frame (the runner's reader), answers each with its header's batch id, length and a checksum.
     const script = [
@@ -74,7 +76,7 @@ describe('python frames', () => {
       '        break',
       '    ch.write(["ok", header[2], len(tail), zlib.crc32(tail)])',
     ].join('\n');
-    const out = execFileSync(PYTHON, ['-c', script, join(ROOT, 'src', 'python')], { input, maxBuffer: 1 << 20 });
+    const out = execFileSync(PYTHON, ['-c', script, join(ROOT, 'src', 'python')], { input, maxBuffer: 16 << 20 });
     const frames = new FrameReader().push(out);
     const { crc32 } = zlib;
     assert.deepEqual(frames.map((f) => f.header), tails.map((t, i) => ['ok', String(i), t.byteLength, crc32(t)]));

@@ -53,14 +53,15 @@ class Channel:
         """The next frame as (header list, tail memoryview); EOFError when the thread is gone."""
         self._fill(4)
         (length,) = struct.unpack_from(">I", self._buf, self._pos)
-        start = self._pos + 4
         if length < LARGE_FRAME:
             self._fill(4 + length)
+            # After the fill: it may have moved the buffered bytes to the front.
+            start = self._pos + 4
             with memoryview(self._buf) as mv:
                 body = bytes(mv[start:start + length])
             self._pos = start + length
         else:
-            body = self._read_large(start, length)
+            body = self._read_large(self._pos + 4, length)
         (tail_length,) = struct.unpack_from(">I", body, 0)
         view = memoryview(body)
         header = msgpack.unpackb(view[4:length - tail_length], raw=False, strict_map_key=False, timestamp=3)
