@@ -8,6 +8,7 @@ import { ErrorCodes, JetbatchError } from '../errors.js';
 import type { S3Settings } from './s3-config.js';
 import type { Store } from './store.js';
 import { parseStoreUrl } from './url.js';
+import { lazyImport } from '../util/lazy-import.js';
 
 export type { ListOptions, Store, StoredObject, StoreScheme } from './store.js';
 export { formatStoreUrl, joinStoreUrl, parseStoreUrl, type StoreUrl } from './url.js';
@@ -27,40 +28,23 @@ export interface OpenStore extends Store {
   close(): Promise<void>;
 }
 
-/**
- * Loads a module of this folder on first use. Run from source inside a worker thread, once tsx's tsImport has loaded
- * a handler, Node no longer maps a dynamic import of `./x.js` to `./x.ts` (ERR_MODULE_NOT_FOUND) nor loads a `.ts`
- * (ERR_UNKNOWN_FILE_EXTENSION); the module is then loaded through tsImport, as handlers are (a copy of its own, which
- * only that thread's stores use). From dist/ the plain import always works.
- */
-async function lazy<T>(name: string): Promise<T> {
-  try {
-    return (await import(`./${name}.js`)) as T;
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    if (!import.meta.url.endsWith('.ts') || (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'ERR_UNKNOWN_FILE_EXTENSION')) throw err;
-    const { tsImport } = await import('tsx/esm/api');
-    return (await tsImport(new URL(`./${name}.ts`, import.meta.url).href, import.meta.url)) as T;
-  }
-}
-
 /** The store for `url`'s scheme (JB_INVALID_STORE_URL for a bad URL). Call `close()` when done with it. */
 export async function storeFor(url: string, deps: StoreDeps = {}): Promise<OpenStore> {
   const loc = parseStoreUrl(url);
   switch (loc.scheme) {
     case 'file': {
-      const { FileStore } = await lazy<typeof import('./file-store.js')>('file-store');
+      const { FileStore } = await lazyImport<typeof import('./file-store.js')>(new URL('./file-store.js', import.meta.url));
       return new FileStore();
     }
     case 'obj': {
       if (deps.js === undefined) {
         throw new JetbatchError(ErrorCodes.STORE_FAILED, `${url}: obj:// needs a NATS connection (StoreDeps.js), and none was given`);
       }
-      const { ObjStore } = await lazy<typeof import('./obj-store.js')>('obj-store');
+      const { ObjStore } = await lazyImport<typeof import('./obj-store.js')>(new URL('./obj-store.js', import.meta.url));
       return new ObjStore(deps.js);
     }
     case 's3': {
-      const { S3Store } = await lazy<typeof import('./s3-store.js')>('s3-store');
+      const { S3Store } = await lazyImport<typeof import('./s3-store.js')>(new URL('./s3-store.js', import.meta.url));
       return new S3Store(deps.s3);
     }
   }

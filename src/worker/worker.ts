@@ -8,13 +8,14 @@ import { hostname } from 'node:os';
 import { BroadcastChannel, threadId, workerData as rawWorkerData } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { createLogger, withMeta } from '../util/log.js';
-import { JetbatchClient } from '../client/client.js';
+import type { JetbatchClient } from '../client/client.js';
 import { ErrorCodes, toErrorInfo } from '../errors.js';
 import type { HandlerContext, HandlerMetrics } from '../handler.js';
 import { importHandler, resolveHandlerPath } from './load-handler.js';
 import { decodeValue } from '../fleet/protocol.js';
 import { JsRuntime } from './js-runtime.js';
-import { StoredObjects } from './stored.js';
+import type { StoredObjects } from './stored.js';
+import { lazyImport } from '../util/lazy-import.js';
 import { PythonRuntime } from './python/python-runtime.js';
 import { ProcessReplaced, StageError, type JobHandler, type Runtime } from './runtime.js';
 import { BatchAbort } from './batch-abort.js';
@@ -65,8 +66,10 @@ interface Instance {
 const instances = new Map<string, Promise<Instance>>();
 /** Job specs decoded from their bytes, by job id (a task carries the spec encoded; see BatchesTask.job). */
 const specs = new Map<string, { bytes: Uint8Array; spec: JobSpec }>();
+// The client and the stores are loaded on first use: most handlers never use them, and loading them in every
+// thread cost ~10 MB of heap (and their compiled code) per thread.
 let client: Promise<JetbatchClient> | undefined;
-const stored = new StoredObjects(data.nats, data.s3, `jetbatch-handler-${data.apiName}-stores`);
+let stored: Promise<StoredObjects> | undefined;
 
 control.onmessage = (event: unknown) => {
   const msg = (event as { data: ControlMessage }).data;
@@ -145,10 +148,17 @@ function makeContext(job: JobSpec, attempt: number, log: Logger | (() => Logger)
     },
     metrics,
     client: () => {
-      client ??= JetbatchClient.connect({ ...data.nats, name: `jetbatch-handler-${data.apiName}` });
+      client ??= lazyImport<typeof import('../client/client.js')>(new URL('../client/client.js', import.meta.url)).then((m) =>
+        m.JetbatchClient.connect({ ...data.nats, name: `jetbatch-handler-${data.apiName}` }),
+      );
+      client.catch(() => (client = undefined));
       return client;
     },
-    open: (url) => stored.open(url),
+    open: async (url) => {
+      stored ??= lazyImport<typeof import('./stored.js')>(new URL('./stored.js', import.meta.url)).then((m) => new m.StoredObjects(data.nats, data.s3, `jetbatch-handler-${data.apiName}-stores`));
+      stored.catch(() => (stored = undefined));
+      return (await stored).open(url);
+    },
   };
 }
 
