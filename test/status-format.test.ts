@@ -29,7 +29,7 @@ describe('status details', () => {
     const done = status({ status: 'succeeded', end_time: '2026-12-01T00:01:00.000Z', results_stored: 10, enqueue: { batches: 10, bad_lines: 1, owner: null, done: true } });
     assert.deepEqual(statusDetails(done), ['input: 1 malformed line skipped', 'results: 10 stored in the results stream (jetbatch results j1)']);
     const out = status({ status: 'completed_with_failures', end_time: '2026-12-01T00:01:00.000Z', results_stored: 9, output: 's3://bucket/out/' });
-    assert.deepEqual(statusDetails(out), ['see: jetbatch dlq j1', 'results: 9 stored under s3://bucket/out/j1/ (jetbatch results j1)']);
+    assert.deepEqual(statusDetails(out), ['results: 9 stored under s3://bucket/out/j1/ (jetbatch results j1)', 'see: jetbatch dlq j1'], 'the dlq hint last');
     const stopped = status({ status: 'stopped', end_time: '2026-12-01T00:01:00.000Z', output: 'file:///data/out/' });
     assert.deepEqual(statusDetails(stopped), ['output: file:///data/out/']);
   });

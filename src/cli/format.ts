@@ -39,7 +39,8 @@ export function statusLine(s: JobStatus): string {
  * since when it is paused and what runs now; for an ended one why it failed and where its failed batches are.
  */
 export function statusDetails(s: JobStatus, now = Date.now()): string[] {
-  if (isTerminal(s.status)) return [...outcomeDetails(s), ...inputDetails(s), ...resultDetails(s)];
+  // The error first; what to do about failed batches last.
+  if (isTerminal(s.status)) return [...errorDetails(s), ...inputDetails(s), ...resultDetails(s), ...deadLetterHint(s)];
   const out: string[] = [];
   if (s.status === 'enqueuing' && s.enqueue !== null) {
     const by = s.enqueue.owner !== null ? ` by daemon ${s.enqueue.owner}` : ' (waiting for a daemon to claim it)';
@@ -73,11 +74,12 @@ function resultDetails(s: JobStatus): string[] {
   return [`results: ${s.results_stored} stored ${where} (jetbatch results ${s.job_id})`];
 }
 
-function outcomeDetails(s: JobStatus): string[] {
-  const out: string[] = [];
-  if (s.error !== undefined && ERROR_STATUSES.has(s.status)) out.push(`error: ${errorText(s.error)}`);
-  if (DEAD_LETTER_STATUSES.has(s.status)) out.push(`see: jetbatch dlq ${s.job_id}`);
-  return out;
+function errorDetails(s: JobStatus): string[] {
+  return s.error !== undefined && ERROR_STATUSES.has(s.status) ? [`error: ${errorText(s.error)}`] : [];
+}
+
+function deadLetterHint(s: JobStatus): string[] {
+  return DEAD_LETTER_STATUSES.has(s.status) ? [`see: jetbatch dlq ${s.job_id}`] : [];
 }
 
 /** `CODE: message` on one line, the message's whitespace collapsed and cut to ERROR_MESSAGE_MAX characters. */
