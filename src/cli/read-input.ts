@@ -14,7 +14,7 @@ import { Transform, type Readable } from 'node:stream';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { checkShape } from '../fleet/submission.js';
 import { decompressed } from '../util/gzip.js';
-import { lineRuns, tooLongMessage, type Line } from '../util/lines.js';
+import { lineRuns, lineValue, tooLongMessage, type Line } from '../util/lines.js';
 
 /** Largest file read as one JSON document, and the longest line by default; JSON Lines files have no size limit. */
 export const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
@@ -168,19 +168,10 @@ async function* readValues(input: AsyncIterable<Buffer>, source: string, options
 function parseLines(run: readonly Line[], maxLineChars: number, options: ReadOptions, stats: ReadStats, problem: Problem): unknown[] {
   const out: unknown[] = [];
   for (const [n, text] of run) {
-    if (text === null) {
-      problem(n, tooLongMessage(maxLineChars));
-      continue;
-    }
-    if (text.trim().length === 0) continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
-      problem(n, `not valid JSON: ${(err as Error).message}`);
-      continue;
-    }
-    accept(out, value, false, 0, n, options, stats, problem);
+    const line = lineValue(text, maxLineChars);
+    if (line === null) continue;
+    if ('problem' in line) problem(n, line.problem);
+    else accept(out, line.value, false, 0, n, options, stats, problem);
   }
   return out;
 }

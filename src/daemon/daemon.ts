@@ -97,7 +97,9 @@ export class Daemon {
       options.apis,
     );
     this.#jobs = new JobTable(ctx.jobs, log, (api) => this.#host.serves(api));
-    this.#runners = new Runners({ ctx, host: this.#host, log, leaseMs: options.leaseMs, metrics: this.metrics, stats: this.#stats, isActive: (jobId) => !this.#draining && this.#jobs.get(jobId) !== undefined, fleetLanes: (api) => this.#fleet.lanes(api), storeDeps: { js: ctx.js, s3: options.s3 } });
+    const storeDeps = { js: ctx.js, s3: options.s3 };
+    const peers = new Peers(ctx.daemons);
+    this.#runners = new Runners({ ctx, host: this.#host, log, leaseMs: options.leaseMs, metrics: this.metrics, stats: this.#stats, isActive: (jobId) => !this.#draining && this.#jobs.get(jobId) !== undefined, fleetLanes: (api) => this.#fleet.lanes(api), storeDeps });
     this.#completions = new CompletionScheduler({
       log,
       record: (jobId) => this.#jobs.get(jobId),
@@ -109,12 +111,12 @@ export class Daemon {
         log,
         leaseMs: options.leaseMs,
         presenceTimeoutMs: options.presenceTimeoutMs,
-        peers: new Peers(ctx.daemons),
+        peers,
         poolFor: (record) => this.#host.poolFor(record),
         flushStats: (jobId) => this.#stats.flush(jobId),
         closing: () => this.#draining,
         present: () => this.#presence.heartbeatWithin(options.presenceTimeoutMs / 2),
-        storeDeps: { js: ctx.js, s3: options.s3 },
+        storeDeps,
       },
     });
     // Jobs over stored data are enqueued by a daemon serving their API (it has the stores' access).
@@ -124,9 +126,9 @@ export class Daemon {
       log,
       leaseMs: options.leaseMs,
       presenceTimeoutMs: options.presenceTimeoutMs,
-      peers: new Peers(ctx.daemons),
+      peers,
       present: () => !this.#draining && this.#presence.heartbeatWithin(options.presenceTimeoutMs / 2),
-      storeDeps: { js: ctx.js, s3: options.s3 },
+      storeDeps,
     });
     this.#jobs.on('active', (record) => {
       this.#runners.ensure(record);

@@ -53,6 +53,20 @@ export async function* lineRuns(input: AsyncIterable<Buffer | string>, maxLineCh
 }
 
 /** The message of a line longer than the cap. */
+/**
+ * One line of JSON Lines as its value: `{ value }`, `{ problem }` (too long, or not valid JSON: the reader counts it as
+ * a malformed line), or null for a blank line. The one rule of the CLI's input and of stored delimited files.
+ */
+export function lineValue(text: string | null, maxLineChars: number): { value: unknown } | { problem: string } | null {
+  if (text === null) return { problem: tooLongMessage(maxLineChars) };
+  if (text.trim().length === 0) return null;
+  try {
+    return { value: JSON.parse(text) as unknown };
+  } catch (err) {
+    return { problem: `not valid JSON: ${(err as Error).message}` };
+  }
+}
+
 export function tooLongMessage(maxLineChars: number): string {
   return `line longer than ${maxLineChars} characters (not read)`;
 }

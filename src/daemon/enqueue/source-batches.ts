@@ -18,7 +18,7 @@ import { storeFor, type OpenStore, type StoreDeps } from '../../stores/index.js'
 import { parseStoreUrl } from '../../stores/url.js';
 import type { SourceSpec } from '../../types.js';
 import { decompressed } from '../../util/gzip.js';
-import { MAX_LINE_CHARS, lineRuns, tooLongMessage } from '../../util/lines.js';
+import { MAX_LINE_CHARS, lineRuns, lineValue } from '../../util/lines.js';
 
 /** Malformed lines logged one by one per read; the rest are only counted (and summed up in the end). */
 const LOGGED_BAD_LINES = 20;
@@ -115,18 +115,13 @@ async function* delimitedBatches(source: SourceSpec, options: SourceReadOptions,
       try {
         for await (const run of lineRuns(await decompressed(bytes, url), MAX_LINE_CHARS)) {
           for (const [n, text] of run) {
-            if (text === null) {
-              bad(url, n, tooLongMessage(MAX_LINE_CHARS));
+            const line = lineValue(text, MAX_LINE_CHARS);
+            if (line === null) continue;
+            if ('problem' in line) {
+              bad(url, n, line.problem);
               continue;
             }
-            if (text.trim().length === 0) continue;
-            let value: unknown;
-            try {
-              value = JSON.parse(text);
-            } catch (err) {
-              bad(url, n, `not valid JSON: ${(err as Error).message}`);
-              continue;
-            }
+            const value = line.value;
             const shape = checkShape(value, 'item', true);
             if (shape !== null) {
               bad(url, n, shape);
