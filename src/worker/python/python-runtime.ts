@@ -1,8 +1,8 @@
 /**
  * The Python runtime: the thread's handler instances live in one long-lived Python process (child.ts), kept across
  * batches and jobs; the thread keeps its task loop, timeouts and outcomes (worker.ts). The task loop hands each
- * batch over in turn, one at a time; the next batches of the task (`pipeline`) are written to the process ahead, up
- * to AHEAD_BATCHES / AHEAD_BYTES, so the process goes from one batch to the next without waiting for the thread (one
+ * batch over in turn, one at a time; the next batches of the task (`pipeline`) are written to the process ahead
+ * (ahead.ts), so the process goes from one batch to the next without waiting for the thread (one
  * wake-up serves many small batches). What a batch's code logs, meters or asks (client calls) while the thread has not
  * reached it yet is held and delivered to its context when it does.
  *
@@ -22,24 +22,8 @@ import { ChildGone, PythonChild } from './child.js';
 import type { Frame } from './frames.js';
 import { answerCall } from './calls.js';
 import { RequestSink } from './request-sink.js';
+import { WrittenAhead } from './ahead.js';
 import type { AheadBatch } from '../runtime.js';
-
-/** Most batches, and bytes of batches, written to the process ahead of the one the task loop is on. */
-const AHEAD_BATCHES = 16;
-const AHEAD_BYTES = 4 * 1024 * 1024;
-
-type Planned = AheadBatch & { jobId: string };
-
-/** A batch written ahead: its reply, and the sink holding what it sends before the thread reaches it. */
-interface InFlight {
-  entry: Planned;
-  child: PythonChild<RequestSink>;
-  reply: Promise<Frame>;
-  sink: RequestSink;
-  bytes: number;
-}
-
-const aheadKey = (jobId: string, batchId: string, attempt: number): string => `${jobId}\u0000${batchId}\u0000${attempt}`;
 
 export interface PythonRuntimeOptions {
   handlerPath: string;
@@ -87,15 +71,13 @@ export class PythonRuntime implements Runtime<Uint8Array> {
   #lock: Promise<unknown> = Promise.resolve();
   /** Jobs whose handler the current process has constructed. */
   readonly #constructed = new Set<string>();
-  /** The running tasks' next batches, in order, not written to the process yet. */
-  #plan: Planned[] = [];
-  /** Batches written ahead, by job, batch id and attempt, until the task loop reaches them. */
-  readonly #ahead = new Map<string, InFlight>();
-  #aheadBytes = 0;
+  /** The running tasks' next batches: planned, and written to the process ahead of their turn. */
+  readonly #ahead: WrittenAhead;
   #closed = false;
 
   constructor(opts: PythonRuntimeOptions) {
     this.#opts = opts;
+    this.#ahead = new WrittenAhead(opts.log);
   }
 
   preload(): void {
@@ -147,21 +129,15 @@ export class PythonRuntime implements Runtime<Uint8Array> {
   }
 
   pipeline(jobId: string, batches: readonly AheadBatch[]): () => void {
-    const entries = batches.filter((b) => isArrayHeader(b.payload[0])).map((b) => ({ ...b, jobId }));
-    this.#plan.push(...entries);
-    return () => {
-      const mine = new Set(entries);
-      this.#plan = this.#plan.filter((e) => !mine.has(e));
-      for (const e of entries) this.#forgetAhead(aheadKey(jobId, e.batchId, e.attempt));
-    };
+    // A batch the loop will not hand over (not an array: it fails at decode) is never written ahead.
+    return this.#ahead.plan(jobId, batches.filter((b) => isArrayHeader(b.payload[0])));
   }
 
   close(): void {
     this.#closed = true;
     this.#child?.kill();
     this.#child = undefined;
-    for (const key of [...this.#ahead.keys()]) this.#forgetAhead(key);
-    this.#plan = [];
+    this.#ahead.clear();
   }
 
   #batch(generation: number, job: JobSpec, payload: Uint8Array, batchId: string, ctx: HandlerContext): Promise<Uint8Array | null> {
@@ -175,9 +151,9 @@ export class PythonRuntime implements Runtime<Uint8Array> {
       const header = ['batch', job.job_id, batchId, ctx.attempt];
       let reply: Frame;
       try {
-        const sent = this.#takeAhead(child, job.job_id, batchId, ctx);
+        const sent = this.#ahead.take(child, job.job_id, batchId, ctx);
         const first = sent ?? this.#request(child, ctx, [[header, payload]]).then(([r]) => r!);
-        this.#writeAhead(child);
+        this.#ahead.write(child, this.#constructed);
         try {
           reply = await first;
         } finally {
@@ -186,7 +162,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
         if (reply.header[0] === 'error' && reply.header[1] === 'missing') {
           // Every batch of the job written ahead of this one will answer the same: write them again after the init.
           this.#constructed.delete(job.job_id);
-          this.#requeueAhead(job.job_id);
+          this.#ahead.requeue(job.job_id);
           reply = await this.#constructAgain(child, ctx, job, header, payload);
         }
       } catch (err) {
@@ -267,62 +243,6 @@ export class PythonRuntime implements Runtime<Uint8Array> {
     }
   }
 
-  /** The reply of this batch if it was written ahead to `child`, its sink now delivering to `ctx`; else undefined. */
-  #takeAhead(child: PythonChild<RequestSink>, jobId: string, batchId: string, ctx: HandlerContext): Promise<Frame> | undefined {
-    const attempt = ctx.attempt;
-    const planned = this.#plan.findIndex((e) => e.batchId === batchId && e.jobId === jobId && e.attempt === attempt);
-    if (planned >= 0) this.#plan.splice(planned, 1);
-    if (this.#ahead.size === 0) return undefined;
-    const key = aheadKey(jobId, batchId, attempt);
-    const found = this.#ahead.get(key);
-    if (found === undefined) return undefined;
-    this.#ahead.delete(key);
-    this.#aheadBytes -= found.bytes;
-    if (found.child !== child) {
-      found.sink.release(this.#opts.log);
-      return undefined;
-    }
-    found.sink.attach(ctx);
-    return found.reply;
-  }
-
-  /** Writes the plan's next batches to `child`, while their jobs' handlers are constructed there and room is left. */
-  #writeAhead(child: PythonChild<RequestSink>): void {
-    while (this.#plan.length > 0 && this.#ahead.size < AHEAD_BATCHES && child.alive) {
-      const next = this.#plan[0]!;
-      if (!this.#constructed.has(next.jobId)) return;
-      if (this.#ahead.size > 0 && this.#aheadBytes + next.payload.byteLength > AHEAD_BYTES) return;
-      this.#plan.shift();
-      const sink = new RequestSink(undefined);
-      const reply = child.request(['batch', next.jobId, next.batchId, next.attempt], next.payload, sink);
-      reply.catch(() => undefined); // a process gone before the thread reached the batch: written again then
-      this.#ahead.set(aheadKey(next.jobId, next.batchId, next.attempt), { entry: next, child, reply, sink, bytes: next.payload.byteLength });
-      this.#aheadBytes += next.payload.byteLength;
-    }
-  }
-
-  #forgetAhead(key: string): void {
-    const found = this.#ahead.get(key);
-    if (found === undefined) return;
-    this.#ahead.delete(key);
-    this.#aheadBytes -= found.bytes;
-    found.sink.release(this.#opts.log);
-  }
-
-  /**
-   * The batches written ahead (of one job, or all) will not be answered usefully (their process is gone, or their
-   * handler was missing there): they go back to the front of the plan, in order, to be written again.
-   */
-  #requeueAhead(jobId?: string): void {
-    const back: Planned[] = [];
-    for (const [key, found] of [...this.#ahead]) {
-      if (jobId !== undefined && found.entry.jobId !== jobId) continue;
-      this.#forgetAhead(key);
-      back.push(found.entry);
-    }
-    this.#plan.unshift(...back);
-  }
-
   /** Runs `fn` after every earlier request has finished: the process handles one request at a time. */
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#lock.then(fn, fn);
@@ -365,7 +285,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
     if (this.#child !== child) return;
     this.#child = undefined;
     this.#constructed.clear();
-    this.#requeueAhead();
+    this.#ahead.requeue();
     this.#opts.onReset();
   }
 
