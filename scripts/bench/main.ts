@@ -30,6 +30,7 @@ import { Marks } from './marks.js';
 import { KiB, LARGEST_BATCH, recordBatch, sizedBatch, type BatchShape } from './payloads.js';
 import { formatSummary, Profiler, summarise } from './profile.js';
 import { rawConsume, rawPublish, type RawEnv } from './raw-jetstream.js';
+import { rawFilePublish } from './raw-file.js';
 import { rawPiscina } from './raw-piscina.js';
 import { rawHost } from './raw-host.js';
 import { calibratePython, FileMarks, pythonInterpreter, type PythonInfo } from './python.js';
@@ -107,6 +108,13 @@ function itemsFile(): string {
   writeFileSync(itemsFilePath, Array.from({ length: fileItems }, (_, i) => JSON.stringify(record(i))).join('\n') + '\n');
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return itemsFilePath;
+}
+
+let fileBatchesMemo: Uint8Array[] | undefined;
+/** The batches of the file scenario, MessagePack-encoded: what every publisher of the file puts on the stream. */
+function fileBatches(): Uint8Array[] {
+  fileBatchesMemo ??= Array.from({ length: fileItems / 100 }, (_, b) => encodeValue(Array.from({ length: 100 }, (_, i) => record(b * 100 + i))));
+  return fileBatchesMemo;
 }
 
 function record(i: number): Record<string, unknown> {
@@ -313,9 +321,13 @@ async function main(): Promise<void> {
       id: 'submit-file:raw',
       rounds: true,
       run: async () => {
-        const batches = Array.from({ length: fileItems / 100 }, (_, b) => encodeValue(Array.from({ length: 100 }, (_, i) => record(b * 100 + i))));
-        add('submit-file', 'rawJetStream', await rawPublish(raw, batches, 100));
+        add('submit-file', 'rawJetStream', await rawPublish(raw, fileBatches(), 100));
       },
+    });
+    steps.push({
+      id: 'submit-file:raw-file',
+      rounds: true,
+      run: async () => add('submit-file', 'rawFile', await rawFilePublish(raw, itemsFile(), 100)),
     });
     steps.push({
       id: 'submit-file:jetbatch',
@@ -327,7 +339,8 @@ async function main(): Promise<void> {
         const reader = await openInput(file, { batches: false, strict: true, maxBadLines: null });
         const rec = await jb.submitStream({ api_name: 'b-submit', batch_size: 100, workers: 1 }, batchesOfRuns(reader.values, 100), { grouped: true });
         const seconds = (nowMs() - t) / 1000;
-        add('submit-file', 'jetbatch', throughput(rec.total_batch_count, 100, encodeValue(Array.from({ length: 100 }, (_, i) => record(i))).byteLength, seconds));
+        const batches = fileBatches();
+        add('submit-file', 'jetbatch', throughput(rec.total_batch_count, 100, batches.reduce((n, b) => n + b.byteLength, 0) / batches.length, seconds));
         await jb.stop(rec.job_id);
       },
     });

@@ -190,7 +190,9 @@ function accepted(values: unknown[], line: number, options: ReadOptions, stats: 
 }
 
 function accept(out: unknown[], value: unknown, indexed: boolean, i: number, line: number, options: ReadOptions, stats: ReadStats, problem: Problem): void {
-  const what = `${options.batches ? 'batch' : 'item'}${indexed ? ` ${i}` : ''}`;
+  const kind = options.batches ? 'batch' : 'item';
+  // A constant for a line of JSON Lines (no string built per value of a file of any size).
+  const what = indexed ? `${kind} ${i}` : kind;
   const message = options.batches && (!Array.isArray(value) || value.length === 0)
     ? `${what}: must be a non-empty array of items`
     : checkShape(value, what, true);

@@ -143,19 +143,27 @@ export const MAX_DEPTH = 64;
  * `__proto__` key is refused because the MessagePack decoder in the worker would refuse the whole batch.
  */
 export function checkShape(value: unknown, where: string, forbidProto: boolean): string | null {
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop()!;
-    if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) continue;
-    if (depth > MAX_DEPTH) return `${where}: nested deeper than ${MAX_DEPTH} levels`;
-    if (Array.isArray(v)) {
-      for (const x of v) stack.push([x, depth + 1]);
-      continue;
+  // Recursion is bounded by MAX_DEPTH, and allocates nothing: this runs on every item of every submission.
+  const problem = shapeProblem(value, 1, forbidProto);
+  if (problem === null) return null;
+  return problem === 'deep' ? `${where}: nested deeper than ${MAX_DEPTH} levels` : `${where}: a "__proto__" key is not allowed in items`;
+}
+
+function shapeProblem(v: unknown, depth: number, forbidProto: boolean): 'deep' | 'proto' | null {
+  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return null;
+  if (depth > MAX_DEPTH) return 'deep';
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = shapeProblem(v[i], depth + 1, forbidProto);
+      if (p !== null) return p;
     }
-    for (const k of Object.keys(v)) {
-      if (forbidProto && k === '__proto__') return `${where}: a "__proto__" key is not allowed in items`;
-      stack.push([(v as Record<string, unknown>)[k], depth + 1]);
-    }
+    return null;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (forbidProto && k === '__proto__') return 'proto';
+    const p = shapeProblem(o[k], depth + 1, forbidProto);
+    if (p !== null) return p;
   }
   return null;
 }
