@@ -17,14 +17,13 @@ import { connect } from '@nats-io/transport-node';
 import { JetbatchClient } from '../../src/client/client.js';
 import { openContext } from '../../src/fleet/context.js';
 import { encodeValue } from '../../src/fleet/protocol.js';
-import { openInput } from '../../src/cli/read-input.js';
-import { batchesOfRuns } from '../../src/fleet/stream-settings.js';
+import { openThreadedInput } from '../../src/cli/threaded-input.js';
 import { bullmqThroughput } from './bullmq.js';
 import { medianRun, round, throughput, type Throughput } from './figures.js';
 import { burn, nowMs } from './handlers/work.js';
 import { createRawStream, ensureRedis, startNats } from './infra.js';
 import { HANDLERS, jetbatchThroughput, startBenchDaemon, type JetbatchEnv } from './jetbatch.js';
-import { jetbatchLatency, rawLatency } from './latency.js';
+import { jetbatchLatency, LATENCY_REPEATS, medianRepeat, rawLatency } from './latency.js';
 import { machine, sourceState } from './machine.js';
 import { Marks } from './marks.js';
 import { KiB, LARGEST_BATCH, recordBatch, sizedBatch, type BatchShape } from './payloads.js';
@@ -153,7 +152,7 @@ async function main(): Promise<void> {
     jetbatchStartLagMs: {},
     cpu: calibrate(),
     submission: { items: submitItems },
-    latency: { rate: latencyRate },
+    latency: { rate: latencyRate, repeats: { raw: [], jetbatch: [] } },
     rss: {},
     errors: [],
     durationSeconds: 0,
@@ -336,30 +335,42 @@ async function main(): Promise<void> {
         await (await startBenchDaemon(server.url, { name: 'b-submit', project: HANDLERS.noop, threads: 1 })).close();
         const file = itemsFile();
         const t = nowMs();
-        const reader = await openInput(file, { batches: false, strict: true, maxBadLines: null });
-        const rec = await jb.submitStream({ api_name: 'b-submit', batch_size: 100, workers: 1 }, batchesOfRuns(reader.values, 100), { grouped: true });
+        // As `jetbatch submit --items FILE` reads it: on a thread of its own, batches encoded there.
+        const reader = await openThreadedInput(file, { batches: false, strict: true, maxBadLines: null }, 100);
+        const rec = await jb.submitStream({ api_name: 'b-submit', batch_size: 100, workers: 1 }, reader.batches, { grouped: true });
         const seconds = (nowMs() - t) / 1000;
         const batches = fileBatches();
         add('submit-file', 'jetbatch', throughput(rec.total_batch_count, 100, batches.reduce((n, b) => n + b.byteLength, 0) / batches.length, seconds));
         await jb.stop(rec.job_id);
       },
     });
-    steps.push({
-      id: 'latency:raw',
-      rounds: false,
-      run: async () => {
-        results.latency.raw = await rawLatency(raw, latencyRate, latencySeconds);
-        log(`latency raw: p50 ${results.latency.raw.p50} ms, p99 ${results.latency.raw.p99} ms`);
-      },
-    });
-    steps.push({
-      id: 'latency:jetbatch',
-      rounds: false,
-      run: async () => {
-        results.latency.jetbatch = await jetbatchLatency(server.url, jb, await openContext(nc), marks, latencyRate, latencySeconds);
-        log(`latency jetbatch: p50 ${results.latency.jetbatch.p50} ms, p99 ${results.latency.jetbatch.p99} ms`);
-      },
-    });
+    // Latency repeats LATENCY_REPEATS times, raw and jetbatch interleaved (raw, jetbatch, raw, ...) so a busy moment
+    // of the shared machine hits both; the headline of each is its median repeat by p99. Once per run, not per round.
+    let latencyCtx: Awaited<ReturnType<typeof openContext>> | undefined;
+    const repeats = results.latency.repeats!;
+    for (let k = 1; k <= LATENCY_REPEATS; k++) {
+      steps.push({
+        id: 'latency:raw',
+        rounds: false,
+        run: async () => {
+          const x = await rawLatency(raw, latencyRate, latencySeconds);
+          repeats.raw.push(x);
+          results.latency.raw = medianRepeat(repeats.raw);
+          log(`latency raw (repeat ${k}/${LATENCY_REPEATS}): p50 ${x.p50} ms, p99 ${x.p99} ms, max ${x.max} ms (first second: p99 ${x.warmup?.p99} ms, max ${x.warmup?.max} ms)`);
+        },
+      });
+      steps.push({
+        id: 'latency:jetbatch',
+        rounds: false,
+        run: async () => {
+          latencyCtx ??= await openContext(nc);
+          const x = await jetbatchLatency(server.url, jb, latencyCtx, marks, latencyRate, latencySeconds);
+          repeats.jetbatch.push(x);
+          results.latency.jetbatch = medianRepeat(repeats.jetbatch);
+          log(`latency jetbatch (repeat ${k}/${LATENCY_REPEATS}): p50 ${x.p50} ms, p99 ${x.p99} ms, max ${x.max} ms (first second: p99 ${x.warmup?.p99} ms, max ${x.warmup?.max} ms)`);
+        },
+      });
+    }
     steps.push({
       id: 'rss:raw',
       rounds: false,
