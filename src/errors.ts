@@ -70,6 +70,13 @@ export const ErrorCodes = {
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+const CODES: ReadonlySet<string> = new Set(Object.values(ErrorCodes));
+
+/** Whether `code` is one of jetbatch's codes (for an error that crossed a thread or process boundary as text). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && CODES.has(code);
+}
+
 export class JetbatchError extends Error {
   readonly code: ErrorCode;
   readonly details: readonly string[];

@@ -12,7 +12,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { checkShape } from '../fleet/submission.js';
+import { checkShape } from '../fleet/items.js';
 import { decompressed } from '../util/gzip.js';
 import { lineRuns, lineValue, tooLongMessage, type Line } from '../util/lines.js';
 

@@ -1,13 +1,13 @@
 /**
- * `jetbatch submit`: the items or batches file is streamed into the job (read-input.ts → client.submitStream), so
- * a file of any size is submitted with bounded memory. What can be checked without reading the input (the flags,
- * the settings) is checked before connecting; so is the input up to its first valid value, and with `--strict` the
- * whole input. Malformed lines are otherwise skipped, counted and reported.
+ * `jetbatch submit`: the items or batches file is streamed into the job (read-input.ts, on the thread of
+ * threaded-input.ts → client.submitStream), so a file of any size is submitted with bounded memory. What can be
+ * checked without reading the input (the flags, the settings) is checked before connecting; so is the input up to
+ * its first valid value, and with `--strict` the whole input. Malformed lines are otherwise skipped, counted and reported.
  */
 import cliProgress from 'cli-progress';
 import { Command } from 'commander';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { batchesOfRuns, checkStreamSettings } from '../fleet/stream-settings.js';
+import { checkStreamSettings, type StreamSettings } from '../fleet/stream-settings.js';
 import type { StreamProgress } from '../fleet/stream-submit.js';
 import type { JetbatchClient } from '../client/client.js';
 import { checkSubmission, type SubmissionInput } from '../fleet/submission.js';
@@ -16,7 +16,8 @@ import { durationArg } from './args.js';
 import { ExitCodes, intArg, numberArg, printJson, withClient, withConnectionOptions, type ConnectionFlags } from './common.js';
 import { statusReport } from './format.js';
 import { progressView } from './progress.js';
-import { openInput, type InputReader, type ReadStats } from './read-input.js';
+import { openInput, type ReadStats } from './read-input.js';
+import { openThreadedInput, type ThreadedInput } from './threaded-input.js';
 
 interface SubmitFlags extends ConnectionFlags {
   items?: string;
@@ -110,27 +111,36 @@ export function registerSubmit(program: Command, setExit: (code: number) => void
       const pass = await openInput(input!, readOptions);
       for await (const _ of pass.values); // throws at the first malformed line
     }
-    const reader = await openInput(input!, { ...readOptions, strict: false });
-    const values = await withFirstValue(reader, input === '-' ? 'stdin' : input!, readOptions.batches);
-    await withClient(flags, async (client) => {
-      const bar = enqueueView(reader.stats);
-      let record: JobRecord;
-      try {
-        const { spec_hash: _hash, batch_size, output, ...rest } = checked;
-        // Items are cut into batches here, a run of values at a time; a --batches file's values are the batches.
-        const source = batch_size === null ? eachOf(values) : batchesOfRuns(values, batch_size);
-        record = await client.submitStream({ ...rest, ...(batch_size === null ? {} : { batch_size }), ...(output === null ? {} : { output }) }, source, {
-          grouped: true,
-          requireDaemon: flags.requireDaemon === true,
-          badLines: () => reader.stats.badLines,
-          onProgress: (p) => bar.update(p),
-        });
-      } finally {
-        bar.stop();
-      }
-      reportBadLines(reader.stats, input === '-' ? 'stdin' : input!);
-      await reportSubmitted(client, record, flags, setExit);
-    });
+    // Read, parsed, cut into batches (a --batches file's values are the batches) and encoded on a thread of its own.
+    const source = input === '-' ? 'stdin' : input!;
+    const reader = await openThreadedInput(input!, { ...readOptions, strict: false }, checked.batch_size);
+    try {
+      if (reader.stats.values === 0) throw noValues(reader.stats, source, readOptions.batches);
+      await submitRead(flags, checked, reader, source, setExit);
+    } finally {
+      reader.close();
+    }
+  });
+}
+
+/** Publishes what the input thread reads, with a progress bar, and reports the submission. */
+async function submitRead(flags: SubmitFlags, checked: StreamSettings, reader: ThreadedInput, source: string, setExit: (code: number) => void): Promise<void> {
+  const { spec_hash: _hash, batch_size, output, ...rest } = checked;
+  await withClient(flags, async (client) => {
+    const bar = enqueueView(reader.stats);
+    let record: JobRecord;
+    try {
+      record = await client.submitStream({ ...rest, ...(batch_size === null ? {} : { batch_size }), ...(output === null ? {} : { output }) }, reader.batches, {
+        grouped: true,
+        requireDaemon: flags.requireDaemon === true,
+        badLines: () => reader.stats.badLines,
+        onProgress: (p) => bar.update(p),
+      });
+    } finally {
+      bar.stop();
+    }
+    reportBadLines(reader.stats, source);
+    await reportSubmitted(client, record, flags, setExit);
   });
 }
 
@@ -189,27 +199,10 @@ async function reportSubmitted(client: JetbatchClient, record: JobRecord, flags:
  * Reads up to the input's first valid value before anything connects: an input with none (empty, or every line
  * malformed) is bad input (exit 2) and creates no job. Returns the runs of values, the first one included.
  */
-async function withFirstValue(reader: InputReader, source: string, batches: boolean): Promise<AsyncIterable<unknown[]>> {
-  const it = reader.values[Symbol.asyncIterator]();
-  let first = await it.next();
-  while (first.done !== true && first.value.length === 0) first = await it.next();
-  if (first.done === true) {
-    const s = reader.stats;
-    const sample = s.samples[0];
-    throw invalid(`${source} holds no valid ${batches ? 'batches' : 'items'}${s.badLines > 0 ? `: ${s.badLines} malformed line${s.badLines === 1 ? '' : 's'} (line ${sample?.line}: ${sample?.message})` : ''}`);
-  }
-  const head = first.value;
-  return {
-    async *[Symbol.asyncIterator]() {
-      yield head;
-      for (let r = await it.next(); r.done !== true; r = await it.next()) yield r.value;
-    },
-  };
-}
-
-/** Each batch of runs of batches (the --batches file). */
-async function* eachOf(runs: AsyncIterable<unknown[]>): AsyncGenerator<unknown> {
-  for await (const run of runs) yield* run;
+/** The error of an input without a single valid value (every line malformed, or none). */
+function noValues(s: ReadStats, source: string, batches: boolean): JetbatchError {
+  const sample = s.samples[0];
+  return invalid(`${source} holds no valid ${batches ? 'batches' : 'items'}${s.badLines > 0 ? `: ${s.badLines} malformed line${s.badLines === 1 ? '' : 's'} (line ${sample?.line}: ${sample?.message})` : ''}`);
 }
 
 function reportBadLines(stats: ReadStats, source: string): void {

@@ -18,8 +18,9 @@ import { getJob, listJobs } from '../fleet/registry.js';
 import { deployProject, listDeployments, type Deployment } from '../fleet/deployments.js';
 import { readDeadLetters, replayDeadLetters, type StoredDeadLetter } from './dead-letters.js';
 import { submitPrepared, type SubmitProgress } from '../fleet/submit.js';
-import { checkStreamSettings, inBatches, type StreamSettingsInput } from '../fleet/stream-settings.js';
-import { submitStream, type StreamProgress } from '../fleet/stream-submit.js';
+import { checkStreamSettings, type StreamSettingsInput } from '../fleet/stream-settings.js';
+import { inBatches } from '../util/batching.js';
+import { EncodedBatch, submitStream, type StreamProgress } from '../fleet/stream-submit.js';
 import { namesStoredData, prepareSourceJob, submitSource } from '../fleet/source-submit.js';
 import { checkJobId, checkSubmission, prepareSubmission, type SubmissionInput } from '../fleet/submission.js';
 import type { ApiRecord, ApiStatus, BatchResult, JobRecord, JobStatus } from '../types.js';
@@ -306,14 +307,16 @@ export class JetbatchClient {
 }
 
 /**
- * A stream of batches as given; anything but a non-empty array is refused with its position. With `size` (items cut
+ * A stream of batches as given; anything but a non-empty array (or a batch the CLI's input thread encoded) is refused
+ * with its position. With `size` (items cut
  * by the caller), every batch but the last holds exactly `size` items, so item indices follow from batch ids.
  */
-async function* asBatches(source: AsyncIterable<unknown>, size: number | null): AsyncGenerator<unknown[]> {
+async function* asBatches(source: AsyncIterable<unknown>, size: number | null): AsyncGenerator<unknown[] | EncodedBatch> {
   let i = 0;
   let short: number | null = null;
-  for await (const b of source) {
-    if (!Array.isArray(b) || b.length === 0) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${i}: must be a non-empty array of items`);
+  for await (const item of source) {
+    const b = item instanceof EncodedBatch || (Array.isArray(item) && item.length > 0) ? (item as unknown[] | EncodedBatch) : null;
+    if (b === null) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${i}: must be a non-empty array of items`);
     if (size !== null && b.length > size) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${i}: holds ${b.length} items, more than batch_size ${size}`);
     if (short !== null) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${short}: holds fewer than batch_size ${size} items but is not the last batch`);
     if (size !== null && b.length < size) short = i;

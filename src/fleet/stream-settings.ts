@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCodes, JetbatchError } from '../errors.js';
-import { checkShape, formatIssues, jobSettingsOf, newJobId, settingsShape } from './submission.js';
+import { checkShape } from './items.js';
+import { formatIssues, jobSettingsOf, newJobId, settingsShape } from './submission.js';
 import type { BackoffOptions } from '../types.js';
 
 const streamSettingsSchema = z.object(settingsShape).strict();
@@ -46,32 +47,4 @@ export function checkStreamSettings(input: unknown): StreamSettings {
   const settings = { api_name, batch_size: s.batch_size ?? null, ...rest };
   const spec_hash = createHash('sha256').update('stream\n').update(JSON.stringify(settings)).digest('hex').slice(0, 32);
   return { ...settings, output: s.output ?? null, job_id: s.job_id ?? newJobId(), spec_hash };
-}
-
-/** Cuts runs of items (arrays read together) into batches of `size`, the last maybe shorter: one await per run. */
-export async function* batchesOfRuns<T>(runs: AsyncIterable<T[]>, size: number): AsyncGenerator<T[]> {
-  let batch: T[] = [];
-  for await (const run of runs) {
-    for (const item of run) {
-      batch.push(item);
-      if (batch.length >= size) {
-        yield batch;
-        batch = [];
-      }
-    }
-  }
-  if (batch.length > 0) yield batch;
-}
-
-/** Groups a stream of items into batches of `size` (the last may be shorter). */
-export async function* inBatches<T>(items: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
-  let batch: T[] = [];
-  for await (const item of items) {
-    batch.push(item);
-    if (batch.length >= size) {
-      yield batch;
-      batch = [];
-    }
-  }
-  if (batch.length > 0) yield batch;
 }

@@ -17,11 +17,10 @@ import type { PubAck } from '@nats-io/jetstream';
 import type { FleetContext } from './context.js';
 import { ErrorCodes, JetbatchError, toErrorInfo } from '../errors.js';
 import { discardQueue, endJob } from './lifecycle.js';
-import { encodeValue } from './protocol.js';
 import { transitionJob } from './registry.js';
 import { checkApiServed, publishBatch, registerJob, type SubmitProgress } from './submit.js';
 import type { StreamSettings } from './stream-settings.js';
-import { checkShape } from './submission.js';
+import { encodeBatch } from './items.js';
 import type { EnqueueCheckpoint, JobRecord } from '../types.js';
 
 /** PubAcks awaited at once, and the most bytes they may hold: memory stays bounded whatever the batch size. */
@@ -57,6 +56,18 @@ export interface StreamSubmitOptions {
   claim?: { owner: string; leaseMs: number };
 }
 
+/**
+ * A batch already encoded and checked elsewhere (the CLI's input thread, cli/input-thread.ts): its MessagePack bytes
+ * and its item count. A source may yield these instead of arrays of items; not part of the package's public API (its
+ * items are trusted to have passed checkShape).
+ */
+export class EncodedBatch {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly length: number,
+  ) {}
+}
+
 /** The job's enqueue was taken over by another daemon (its claim was found gone): this publisher stops. */
 export class EnqueueClaimLost extends Error {
   override name = 'EnqueueClaimLost';
@@ -67,13 +78,13 @@ export class EnqueueClaimLost extends Error {
  * found when it had already finished enqueuing). A batch that cannot be encoded or is too large ends the job as
  * `enqueue_failed` and throws; so does a stop while enqueuing (JB_JOB_ENDED).
  */
-export async function submitStream(ctx: FleetContext, settings: StreamSettings, source: AsyncIterable<unknown[]>, options: StreamSubmitOptions): Promise<JobRecord> {
+export async function submitStream(ctx: FleetContext, settings: StreamSettings, source: AsyncIterable<unknown[] | EncodedBatch>, options: StreamSubmitOptions): Promise<JobRecord> {
   await checkApiServed(ctx, settings.api_name);
   // An empty source creates no job: read the first batch before anything is written.
   const it = source[Symbol.asyncIterator]();
   const first = await it.next();
   if (first.done === true) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, 'the input holds no items');
-  const batches: AsyncIterable<unknown[]> = {
+  const batches: AsyncIterable<unknown[] | EncodedBatch> = {
     async *[Symbol.asyncIterator]() {
       yield first.value;
       for (let r = await it.next(); r.done !== true; r = await it.next()) yield r.value;
@@ -96,12 +107,13 @@ export async function submitStream(ctx: FleetContext, settings: StreamSettings, 
 export function publishStream(
   ctx: FleetContext,
   settings: Pick<StreamSettings, 'job_id' | 'api_name'>,
-  source: AsyncIterable<unknown[]>,
+  source: AsyncIterable<unknown[] | EncodedBatch>,
   options: StreamSubmitOptions,
   resumeFrom: EnqueueCheckpoint,
 ): Promise<JobRecord> {
   return new StreamPublisher(ctx, settings, options, resumeFrom).run(source);
 }
+
 
 class StreamPublisher {
   readonly #ctx: FleetContext;
@@ -124,7 +136,7 @@ class StreamPublisher {
     this.#resume = resume;
   }
 
-  async run(source: AsyncIterable<unknown[]>): Promise<JobRecord> {
+  async run(source: AsyncIterable<unknown[] | EncodedBatch>): Promise<JobRecord> {
     try {
       for await (const items of source) await this.#add(items);
       if (this.#read < this.#resume.batches) {
@@ -138,19 +150,12 @@ class StreamPublisher {
     return this.#finish();
   }
 
-  async #add(items: unknown[]): Promise<void> {
+  async #add(batch: unknown[] | EncodedBatch): Promise<void> {
     const index = this.#read++;
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeValue(items);
-    } catch (err) {
-      throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, `batch ${index} cannot be encoded as MessagePack: ${(err as Error).message}`, { cause: err });
-    }
+    const bytes = batch instanceof EncodedBatch ? batch.bytes : encodeBatch(batch, index);
     if (bytes.byteLength > this.#options.maxBatchBytes) {
       throw new JetbatchError(ErrorCodes.PAYLOAD_TOO_LARGE, `batch ${index} is ${bytes.byteLength} bytes encoded; the limit is ${this.#options.maxBatchBytes} (use a smaller batch size)`);
     }
-    const shape = checkShape(items, `batch ${index}`, true);
-    if (shape !== null) throw new JetbatchError(ErrorCodes.INVALID_SUBMISSION, shape);
     this.#hash.update(bytes);
     if (index < this.#resume.batches) {
       // Enqueued by the interrupted submission: checked against its digest once the whole prefix is read.

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { API_NAME_PATTERN, JOB_ID_PATTERN, encodeValue } from './protocol.js';
 import { sourceInputSchema } from './source-spec.js';
+import { checkShape } from './items.js';
 import { normalizeOutput } from './output.js';
 import type { BackoffOptions } from '../types.js';
 
@@ -135,38 +136,6 @@ export function formatIssues(error: z.ZodError, root = '(submission)'): string[]
   });
 }
 
-/** Deepest nesting accepted in a job's config and in items (objects and arrays). */
-export const MAX_DEPTH = 64;
-
-/**
- * Walks a value once: too deep (or circular) is refused before anything recurses on it elsewhere, and in items a
- * `__proto__` key is refused because the MessagePack decoder in the worker would refuse the whole batch.
- */
-export function checkShape(value: unknown, where: string, forbidProto: boolean): string | null {
-  // Recursion is bounded by MAX_DEPTH, and allocates nothing: this runs on every item of every submission.
-  const problem = shapeProblem(value, 1, forbidProto);
-  if (problem === null) return null;
-  return problem === 'deep' ? `${where}: nested deeper than ${MAX_DEPTH} levels` : `${where}: a "__proto__" key is not allowed in items`;
-}
-
-function shapeProblem(v: unknown, depth: number, forbidProto: boolean): 'deep' | 'proto' | null {
-  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return null;
-  if (depth > MAX_DEPTH) return 'deep';
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const p = shapeProblem(v[i], depth + 1, forbidProto);
-      if (p !== null) return p;
-    }
-    return null;
-  }
-  const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (forbidProto && k === '__proto__') return 'proto';
-    const p = shapeProblem(o[k], depth + 1, forbidProto);
-    if (p !== null) return p;
-  }
-  return null;
-}
 
 /** A submission that passed checkSubmission, defaults filled in; also valid as a SubmissionInput. */
 export type CheckedSubmission = z.output<typeof submissionSchema>;

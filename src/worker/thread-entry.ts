@@ -11,9 +11,12 @@ export interface ThreadEntry {
   execArgv: string[];
 }
 
-/** `name` is a file of src/worker/ without extension ('worker', 'probe'). */
-export function threadEntry(name: string): ThreadEntry {
-  const url = new URL(`./${name}${extname(new URL(import.meta.url).pathname)}`, import.meta.url);
+/**
+ * `name` is a file without extension next to `base` (a module's `import.meta.url`; by default src/worker/:
+ * 'worker', 'probe').
+ */
+export function threadEntry(name: string, base: string = import.meta.url): ThreadEntry {
+  const url = new URL(`./${name}${extname(new URL(base).pathname)}`, base);
   // tsx resolved from this package, not from the working directory (a daemon may start anywhere).
   const execArgv = url.pathname.endsWith('.ts') && !process.execArgv.some((a) => a.includes('tsx'))
     ? [...process.execArgv, '--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href]

@@ -13,7 +13,7 @@
  */
 import type { Logger } from 'pino';
 import { ErrorCodes, JetbatchError } from '../../errors.js';
-import { checkShape } from '../../fleet/submission.js';
+import { checkShape } from '../../fleet/items.js';
 import { storeFor, type OpenStore, type StoreDeps } from '../../stores/index.js';
 import { parseStoreUrl } from '../../stores/url.js';
 import type { SourceSpec } from '../../types.js';
