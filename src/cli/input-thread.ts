@@ -11,9 +11,9 @@ import { batchesOfRuns } from '../util/batching.js';
 import { openInput, type ReadStats } from './read-input.js';
 import type { FromInputThread, InputThreadData, StatsSnapshot } from './threaded-input.js';
 
-/** A group is sent once it holds this many batches or bytes. */
+/** A group is sent once it holds this many batches or bytes (so at most AHEAD x 1 MiB of large batches wait). */
 const GROUP_BATCHES = 64;
-const GROUP_BYTES = 4 * 1024 * 1024;
+const GROUP_BYTES = 1024 * 1024;
 /** Groups sent and not yet taken by the main thread before reading pauses. */
 const AHEAD = 4;
 

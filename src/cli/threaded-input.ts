@@ -49,7 +49,9 @@ export async function openThreadedInput(file: string, options: ReadOptions, batc
   // loads the TypeScript entry through tsx's API, as worker/load-handler.ts loads a handler.
   const fromSource = entry.url.pathname.endsWith('.ts');
   const main = fromSource ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => tsx.tsImport(${JSON.stringify(entry.url.href)}, ${JSON.stringify(entry.url.href)}))` : entry.url;
-  const worker = new Worker(main, { eval: fromSource, workerData: data, execArgv: entry.execArgv, stdin: file === '-' });
+  // A smaller young generation than V8's default: the parse garbage is short-lived, and the submitter of a 2 GB file
+  // peaked at 205 MB RSS without it, 159 MB with it, at the same rate.
+  const worker = new Worker(main, { eval: fromSource, workerData: data, execArgv: entry.execArgv, stdin: file === '-', resourceLimits: { maxYoungGenerationSizeMb: 16 } });
   if (file === '-') process.stdin.pipe(worker.stdin!);
   const stats = new ReadStats();
   const queue = new MessageQueue(worker);
