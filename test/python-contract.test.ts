@@ -114,6 +114,18 @@ describe('python handlers: the contract', () => {
     assert.deepEqual(chained, [[2, 4], [6]]);
   });
 
+  test('client calls while the next batches are written ahead to the process: each batch answered once, first attempt', async () => {
+    const batches = Array.from({ length: 300 }, (_, i) => [i]);
+    const job = await client.submit({ api_name: 'python-client', batches, workers: 300, config: { mode: 'status' } });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'succeeded', JSON.stringify(final.error));
+    assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed], [300, 0]);
+    const results = [];
+    for await (const r of client.results(job.job_id, { order: 'batch' })) results.push(r);
+    assert.deepEqual(results.map((r) => r.result), batches.map((b) => ({ items: b, job_id: job.job_id })));
+    assert.deepEqual(results.filter((r) => r.attempt !== 1).map((r) => r.batch_id), [], 'no batch needed a retry');
+  });
+
   test('closing the daemon leaves no Python process behind', async () => {
     assert.ok(runnerPids().length > 0);
     await daemon.close();

@@ -216,7 +216,7 @@ class Runner:
         seq = self.seq
         self.channel.write(["call", seq, method, args])
         while True:
-            header, _ = self.channel.read()
+            header, tail = self.channel.read()
             if header[0] == "reply" and header[1] == seq:
                 return header[2], header[3]
             # Anything else is a request written ahead (or a drop after it): served in order once this batch is done.
