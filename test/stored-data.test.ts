@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createWriteStream, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -24,6 +25,7 @@ import { DaemonProcess, FIXTURES, startDaemon, tempDir } from './helpers/daemon.
 import { runCli } from './helpers/cli.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { waitUntil } from './helpers/wait.js';
+import { pythonApi } from './helpers/python.js';
 
 const project = join(FIXTURES, 'stored-data');
 const lines = (from: number, to: number): string => Array.from({ length: to - from }, (_, i) => JSON.stringify({ id: from + i })).join('\n') + '\n';
@@ -290,12 +292,15 @@ describe('jobs over stored data in obj:// and s3://', () => {
     'in/sub/part-002.jsonl': Buffer.from(lines(80, 100)),
     'in/readme.txt': Buffer.from('not data\n'),
   };
+  // Larger than the thread's 4 MiB chunk and the Python file's 1 MiB buffer.
+  const big = Buffer.alloc(6 * 1024 * 1024 + 12_345, 0);
+  for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i * 2654435761 >>> 0, i);
 
   before(async () => {
     server = await NatsServer.start();
     s3 = await S3Server.start(['stored-bucket']);
     const s3Settings = { endpoint: s3.endpoint, region: 'us-east-1', access_key_id: 'S3RVER', secret_access_key: 'S3RVER' };
-    daemon = await startDaemon(server.url, [{ name: 'stored', project, threads: 2 }], { s3: s3Settings });
+    daemon = await startDaemon(server.url, [{ name: 'stored', project, threads: 2 }, pythonApi('python-stored')], { s3: s3Settings });
     client = await JetbatchClient.connect({ servers: [server.url] });
     const nc = await connect({ servers: server.url });
     try {
@@ -305,6 +310,8 @@ describe('jobs over stored data in obj:// and s3://', () => {
         await obj.write(`obj://STORED/${key}`, bytes);
         await s3Store.write(`s3://stored-bucket/${key}`, bytes);
       }
+      await obj.write('obj://STORED/big/blob.bin', big);
+      await s3Store.write('s3://stored-bucket/big/blob.bin', big);
       await obj.close();
       await s3Store.close();
     } finally {
@@ -348,4 +355,41 @@ describe('jobs over stored data in obj:// and s3://', () => {
       for (const [k, bytes] of expected) assert.equal(read.get(`${root}${k}`), bytes.byteLength);
     });
   }
+
+  test('a Python handler reads the URLs of a file_path_lister job with jetbatch.open, over obj:// and s3://', async () => {
+    const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+    for (const root of ['obj://STORED/', 's3://stored-bucket/']) {
+      const jobId = `py-lister-${root.split(':')[0]}`;
+      await client.submit({ api_name: 'python-stored', job_id: jobId, file_path_lister: { paths: [root], excludes: ['*.txt'], batch_size: 2 } });
+      const final = await client.wait(jobId, { intervalMs: 200, timeoutMs: 120_000 });
+      assert.equal(final.status, 'succeeded', JSON.stringify((await client.deadLetters(jobId))[0]?.error));
+      const read = new Map<string, { bytes: number; sha256: string }>();
+      for await (const r of client.results(jobId)) for (const o of r.result as Array<{ url: string; bytes: number; sha256: string }>) read.set(o.url, o);
+      const expected: Array<[string, Uint8Array]> = [...Object.entries(objects).filter(([k]) => !k.endsWith('.txt')), ['big/blob.bin', big]];
+      assert.deepEqual([...read.keys()].sort(), expected.map(([k]) => `${root}${k}`).sort());
+      for (const [k, bytes] of expected) assert.deepEqual(read.get(`${root}${k}`), { url: `${root}${k}`, bytes: bytes.byteLength, sha256: sha(bytes) }, k);
+    }
+  });
+
+  test('jetbatch.open from Python: a missing object is StoreError JB_STORE_NOT_FOUND, a bad URL JB_INVALID_STORE_URL, a file left open is closed when its call returns', async () => {
+    const batches = [
+      ['obj://STORED/in/nope.jsonl#missing', 's3://stored-bucket/in/nope.jsonl#missing', 'ftp://host/x#missing'],
+      ['s3://stored-bucket/big/blob.bin#kept'],
+      ['reuse'],
+    ];
+    const job = await client.submit({ api_name: 'python-stored', batches, workers: 1 });
+    const final = await client.wait(job.job_id, { intervalMs: 200, timeoutMs: 120_000 });
+    assert.equal(final.status, 'succeeded', JSON.stringify((await client.deadLetters(job.job_id))[0]?.error));
+    const results = [];
+    for await (const r of client.results(job.job_id, { order: 'batch' })) results.push(r.result);
+    assert.deepEqual(results, [
+      [
+        { url: batches[0]![0], error: 'JB_STORE_NOT_FOUND' },
+        { url: batches[0]![1], error: 'JB_STORE_NOT_FOUND' },
+        { url: batches[0]![2], error: 'JB_INVALID_STORE_URL' },
+      ],
+      [{ url: batches[1]![0], head: 10 }],
+      [{ url: 'reuse', error: 'JB_STORE_FAILED' }],
+    ]);
+  });
 });

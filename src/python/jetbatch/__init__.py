@@ -3,11 +3,13 @@
 - ``PermanentError``: raise it from ``handle_batch`` when a retry cannot help; the batch is dead-lettered at once.
 - ``logger``: a ``logging.Logger`` whose lines carry the job's metadata (``logger.info("msg", extra={...})``).
 - ``client()``: submit and follow jobs from a handler (job chaining).
+- ``open(url)``: read a stored object (``file://``, ``obj://``, ``s3://``: a ``file_path_lister`` job's URLs).
 - ``extend_lease()``: a long batch is still healthy; ``metrics``: handler metrics on the daemon's /metrics.
 """
 from ._client import ClientError, client
 from ._handler_api import extend_lease, metrics
 from ._log import RESERVED_KEYS, logger
+from ._stored import StoreError, open
 
 
 class PermanentError(Exception):
@@ -21,4 +23,5 @@ class PermanentError(Exception):
         self.code = code
 
 
-__all__ = ["PermanentError", "ClientError", "client", "extend_lease", "logger", "metrics", "RESERVED_KEYS"]
+__all__ = ["PermanentError", "ClientError", "StoreError", "client", "open", "extend_lease", "logger", "metrics",
+           "RESERVED_KEYS"]

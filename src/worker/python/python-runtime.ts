@@ -21,6 +21,7 @@ import type { FailureStage } from '../thread-protocol.js';
 import { ChildGone, PythonChild } from './child.js';
 import type { Frame } from './frames.js';
 import { answerCall } from './calls.js';
+import { OpenReads } from './reads.js';
 import { RequestSink } from './request-sink.js';
 import { WrittenAhead } from './ahead.js';
 import type { AheadBatch } from '../runtime.js';
@@ -73,6 +74,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
   readonly #constructed = new Set<string>();
   /** The running tasks' next batches: planned, and written to the process ahead of their turn. */
   readonly #ahead: WrittenAhead;
+  readonly #reads = new OpenReads();
   #closed = false;
 
   constructor(opts: PythonRuntimeOptions) {
@@ -135,6 +137,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
 
   close(): void {
     this.#closed = true;
+    this.#reads.closeAll();
     this.#child?.kill();
     this.#child = undefined;
     this.#ahead.clear();
@@ -245,7 +248,8 @@ export class PythonRuntime implements Runtime<Uint8Array> {
 
   /** Runs `fn` after every earlier request has finished: the process handles one request at a time. */
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#lock.then(fn, fn);
+    // What the request opened with jetbatch.open() and did not close ends with it.
+    const run = this.#lock.then(fn, fn).finally(() => this.#reads.closeAll());
     this.#lock = run.catch(() => undefined);
     return run;
   }
@@ -311,7 +315,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
     if (kind === 'call') {
       const child = this.#child;
       const seq = frame.header[1];
-      void answerCall(ctx, frame.header[2], frame.header[3]).then((answer) => child?.send(['reply', seq, ...answer]));
+      void answerCall(ctx, this.#reads, frame.header[2], frame.header[3]).then((answer) => child?.send(['reply', seq, ...answer]));
     }
   }
 
