@@ -2,7 +2,8 @@
  * `jetbatch submit`: the items or batches file is streamed into the job (read-input.ts, on the thread of
  * threaded-input.ts → client.submitStream), so a file of any size is submitted with bounded memory. What can be
  * checked without reading the input (the flags, the settings) is checked before connecting; so is the input up to
- * its first valid value, and with `--strict` the whole input. Malformed lines are otherwise skipped, counted and reported.
+ * its first valid value, and with `--strict` the whole input. Malformed lines are otherwise skipped, counted and
+ * reported.
  */
 import cliProgress from 'cli-progress';
 import { Command } from 'commander';
@@ -196,10 +197,9 @@ async function reportSubmitted(client: JetbatchClient, record: JobRecord, flags:
 }
 
 /**
- * Reads up to the input's first valid value before anything connects: an input with none (empty, or every line
- * malformed) is bad input (exit 2) and creates no job. Returns the runs of values, the first one included.
+ * The error of an input without a single valid value (empty, or every line malformed): bad input (exit 2), found
+ * before anything connects, and no job is created.
  */
-/** The error of an input without a single valid value (every line malformed, or none). */
 function noValues(s: ReadStats, source: string, batches: boolean): JetbatchError {
   const sample = s.samples[0];
   return invalid(`${source} holds no valid ${batches ? 'batches' : 'items'}${s.badLines > 0 ? `: ${s.badLines} malformed line${s.badLines === 1 ? '' : 's'} (line ${sample?.line}: ${sample?.message})` : ''}`);

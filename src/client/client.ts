@@ -308,8 +308,8 @@ export class JetbatchClient {
 
 /**
  * A stream of batches as given; anything but a non-empty array (or a batch the CLI's input thread encoded) is refused
- * with its position. With `size` (items cut
- * by the caller), every batch but the last holds exactly `size` items, so item indices follow from batch ids.
+ * with its position. With `size` (items cut by the caller), every batch but the last holds exactly `size` items, so
+ * item indices follow from batch ids.
  */
 async function* asBatches(source: AsyncIterable<unknown>, size: number | null): AsyncGenerator<unknown[] | EncodedBatch> {
   let i = 0;

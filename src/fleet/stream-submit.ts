@@ -114,7 +114,6 @@ export function publishStream(
   return new StreamPublisher(ctx, settings, options, resumeFrom).run(source);
 }
 
-
 class StreamPublisher {
   readonly #ctx: FleetContext;
   readonly #settings: Pick<StreamSettings, 'job_id' | 'api_name'>;
