@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { createWriteStream, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -25,7 +26,7 @@ import { DaemonProcess, FIXTURES, startDaemon, tempDir } from './helpers/daemon.
 import { runCli } from './helpers/cli.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { waitUntil } from './helpers/wait.js';
-import { pythonApi } from './helpers/python.js';
+import { PYTHON, pythonApi } from './helpers/python.js';
 
 const project = join(FIXTURES, 'stored-data');
 const lines = (from: number, to: number): string => Array.from({ length: to - from }, (_, i) => JSON.stringify({ id: from + i })).join('\n') + '\n';
@@ -392,4 +393,16 @@ describe('jobs over stored data in obj:// and s3://', () => {
       [{ url: 'reuse', error: 'JB_STORE_FAILED' }],
     ]);
   });
+});
+
+test('jetbatch.open outside a jetbatch worker (a notebook, a unit test) raises StoreError JB_INTERNAL, naming itself', () => {
+  const script = [
+    'import jetbatch',
+    'try:',
+    '    jetbatch.open("file:///etc/hostname")',
+    'except jetbatch.StoreError as e:',
+    '    print(e.code, e)',
+  ].join('\n');
+  const out = execFileSync(PYTHON, ['-c', script], { env: { ...process.env, PYTHONPATH: join(FIXTURES, '..', '..', 'src', 'python') }, encoding: 'utf8' });
+  assert.equal(out.trim(), 'JB_INTERNAL jetbatch.open() works only inside a jetbatch worker');
 });

@@ -37,13 +37,13 @@ class Client:
         return self._call("stop", [job_id])
 
     @staticmethod
-    def _call(method, args):
+    def _call(method, args, what="jetbatch.client()"):
         if _state.call is None:
-            raise ClientError("jetbatch.client() works only inside a jetbatch worker", "JB_INTERNAL")
+            raise ClientError("%s works only inside a jetbatch worker" % what, "JB_INTERNAL")
         if not _state.channel.usable():
-            raise ClientError("jetbatch.client() cannot be used in a process forked by the handler", "JB_INTERNAL")
+            raise ClientError("%s cannot be used in a process forked by the handler" % what, "JB_INTERNAL")
         if threading.current_thread() is not threading.main_thread():
-            raise ClientError("jetbatch.client() calls must be made from the handler's main thread", "JB_INTERNAL")
+            raise ClientError("%s calls must be made from the handler's main thread" % what, "JB_INTERNAL")
         ok, value = _state.call(method, args)
         if ok:
             return value

@@ -18,7 +18,7 @@ class StoreError(ClientError):
 
 def _call(method, args):
     try:
-        return Client._call(method, args)
+        return Client._call(method, args, "jetbatch.open()")
     except StoreError:
         raise
     except ClientError as e:
