@@ -23,5 +23,5 @@ class PermanentError(Exception):
         self.code = code
 
 
-__all__ = ["PermanentError", "ClientError", "StoreError", "client", "open", "extend_lease", "logger", "metrics",
-           "RESERVED_KEYS"]
+# Not `open`: `from jetbatch import *` must not shadow the builtin (use jetbatch.open).
+__all__ = ["PermanentError", "ClientError", "StoreError", "client", "extend_lease", "logger", "metrics", "RESERVED_KEYS"]
