@@ -23,7 +23,7 @@ import { medianRun, round, throughput, type Throughput } from './figures.js';
 import { burn, nowMs } from './handlers/work.js';
 import { createRawStream, ensureRedis, startNats } from './infra.js';
 import { HANDLERS, jetbatchThroughput, startBenchDaemon, type JetbatchEnv } from './jetbatch.js';
-import { jetbatchLatency, LATENCY_REPEATS, medianRepeat, rawLatency } from './latency.js';
+import { jetbatchLatency, LATENCY_REPEATS, medianRepeat, rawLatency, type Latency } from './latency.js';
 import { machine, sourceState } from './machine.js';
 import { Marks } from './marks.js';
 import { KiB, LARGEST_BATCH, recordBatch, sizedBatch, type BatchShape } from './payloads.js';
@@ -348,28 +348,22 @@ async function main(): Promise<void> {
     // of the shared machine hits both; the headline of each is its median repeat by p99. Once per run, not per round.
     let latencyCtx: Awaited<ReturnType<typeof openContext>> | undefined;
     const repeats = results.latency.repeats!;
+    const latencyStep = (system: 'raw' | 'jetbatch', k: number, measure: () => Promise<Latency>): Step => ({
+      id: `latency:${system}`,
+      rounds: false,
+      run: async () => {
+        const x = await measure();
+        repeats[system].push(x);
+        results.latency[system] = medianRepeat(repeats[system]);
+        log(`latency ${system} (repeat ${k}/${LATENCY_REPEATS}): p50 ${x.p50} ms, p99 ${x.p99} ms, max ${x.max} ms (first second: p99 ${x.warmup?.p99} ms, max ${x.warmup?.max} ms)`);
+      },
+    });
     for (let k = 1; k <= LATENCY_REPEATS; k++) {
-      steps.push({
-        id: 'latency:raw',
-        rounds: false,
-        run: async () => {
-          const x = await rawLatency(raw, latencyRate, latencySeconds);
-          repeats.raw.push(x);
-          results.latency.raw = medianRepeat(repeats.raw);
-          log(`latency raw (repeat ${k}/${LATENCY_REPEATS}): p50 ${x.p50} ms, p99 ${x.p99} ms, max ${x.max} ms (first second: p99 ${x.warmup?.p99} ms, max ${x.warmup?.max} ms)`);
-        },
-      });
-      steps.push({
-        id: 'latency:jetbatch',
-        rounds: false,
-        run: async () => {
-          latencyCtx ??= await openContext(nc);
-          const x = await jetbatchLatency(server.url, jb, latencyCtx, marks, latencyRate, latencySeconds);
-          repeats.jetbatch.push(x);
-          results.latency.jetbatch = medianRepeat(repeats.jetbatch);
-          log(`latency jetbatch (repeat ${k}/${LATENCY_REPEATS}): p50 ${x.p50} ms, p99 ${x.p99} ms, max ${x.max} ms (first second: p99 ${x.warmup?.p99} ms, max ${x.warmup?.max} ms)`);
-        },
-      });
+      steps.push(latencyStep('raw', k, () => rawLatency(raw, latencyRate, latencySeconds)));
+      steps.push(latencyStep('jetbatch', k, async () => {
+        latencyCtx ??= await openContext(nc);
+        return jetbatchLatency(server.url, jb, latencyCtx, marks, latencyRate, latencySeconds);
+      }));
     }
     steps.push({
       id: 'rss:raw',
