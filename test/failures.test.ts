@@ -225,7 +225,10 @@ describe('failure semantics', () => {
     const kv = await new Kvm(nc).open(Buckets.jobs);
     const entry = await kv.get(job.job_id);
     const rec = entry!.json<JobRecord>();
-    await kv.put(job.job_id, encodeJson({ ...rec, status: 'running', end_time: null, batch_metrics: null, total_batch_count: 3 }));
+    // Re-opened as a dead-letter replay re-opens a job (client/dead-letters.ts): a new completion round, the last
+    // round's completion claim cleared. Keeping that claim (as this test once did) let the new round's completer take
+    // it over and end the job with the first round's outcome, `succeeded`: a state no real re-open produces.
+    await kv.put(job.job_id, encodeJson({ ...rec, status: 'running', end_time: null, batch_metrics: null, batches_in_queue: null, results_stored: null, error: null, completion: null, round: (rec.round ?? 0) + 1, total_batch_count: 3 }));
     const final = await wait(job.job_id);
     assert.equal(final.status, 'completed_with_failures');
     const letters = (await client.deadLetters(job.job_id)).sort((a, b) => a.batch_id.localeCompare(b.batch_id));
