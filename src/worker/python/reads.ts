@@ -66,8 +66,4 @@ export class OpenReads {
   closeAll(): void {
     for (const id of [...this.#open.keys()]) this.close(id);
   }
-
-  get size(): number {
-    return this.#open.size;
-  }
 }
