@@ -222,7 +222,8 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     }
     const id = identify(msg, this.spec.api_name, this.jobId);
     const key = id?.batchId ?? `seq-${msg.seq}`;
-    if (this.#inflight.has(key)) {
+    const earlier = this.#inflight.get(key);
+    if (earlier !== undefined && earlier.settled !== true) {
       // A redelivery of a batch still running here (its lease lapsed): keep the running attempt.
       this.#pool.slots.release(1);
       return;
@@ -271,7 +272,8 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
         .catch((err: unknown) => this.#log.error({ err, job_id: this.jobId }, 'running a task failed'))
         .finally(() => {
           if (run.finish()) this.#running--;
-          for (const f of group) this.#inflight.delete(f.key);
+          // A batch NAKed for a retry may be back already, under the same key: only this delivery leaves.
+          for (const f of group) if (this.#inflight.get(f.key) === f) this.#inflight.delete(f.key);
           this.#pool.slots.release(group.length);
           this.#deps.sink.finished(group.length);
           if (this.#inflight.size === 0 && !this.#stop.signal.aborted) this.emit('idle');

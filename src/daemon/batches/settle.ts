@@ -23,6 +23,21 @@ export interface Delivered {
   msg: JsMsg;
   id: BatchIdentity | null;
   attempt: number;
+  /**
+   * Set when this delivery is acked or NAKed: a redelivery that arrives after (a NAK's retry may come back before the
+   * rest of its task is settled) is a new attempt, not a duplicate of a running one.
+   */
+  settled?: boolean;
+}
+
+function ack(batch: Delivered): void {
+  batch.settled = true;
+  batch.msg.ack();
+}
+
+function nak(batch: Delivered, delayMs?: number): void {
+  batch.settled = true;
+  batch.msg.nak(delayMs);
 }
 
 export interface SettlerDeps {
@@ -69,7 +84,7 @@ export class Settler {
       if (ending === undefined) continue;
       const verdict = decide(ending, stop, limits);
       if (verdict.action === 'ack' && !verdict.store) {
-        batches[i]!.msg.ack();
+        ack(batches[i]!);
         acked.push(ending.outcome);
       } else rest.push({ batch: batches[i]!, ending });
     }
@@ -104,29 +119,29 @@ export class Settler {
             }
           }
         }
-        msg.ack();
+        ack(batch);
         d.sink.acked([outcome]);
         return;
       case 'release':
-        if (verdict.redeliver) msg.nak();
+        if (verdict.redeliver) nak(batch);
         d.sink.settled(outcome, 'released');
         return;
       case 'fatal':
         // Not the batch's fault: leave it queued (the job is about to end as worker_error and be purged).
-        msg.nak();
+        nak(batch);
         d.onFatal(toErrorInfo(verdict.outcome.error));
         d.sink.settled(outcome, 'released');
         return;
       case 'retry': {
         const error = toErrorInfo(verdict.outcome.error);
         d.log.info({ job_id: d.jobId, api_name: d.apiName, batch_id: id?.batchId, attempt, error, retry_in_ms: verdict.delayMs }, 'batch attempt failed; retrying');
-        msg.nak(verdict.delayMs);
+        nak(batch, verdict.delayMs);
         d.sink.settled(verdict.outcome, 'retried');
         return;
       }
       case 'dead-letter': {
         const error = toErrorInfo(verdict.outcome.error);
-        await deadLetter(d.ctx, msg, id, attempt, error);
+        await deadLetter(d.ctx, batch, error);
         d.log.warn({ job_id: d.jobId, api_name: d.apiName, batch_id: id?.batchId, attempt, error }, 'batch dead-lettered');
         d.sink.settled(verdict.outcome, 'dead-lettered');
         if (error.code === ErrorCodes.WORKER_OOM) {
@@ -171,7 +186,8 @@ function spliceResult(envelope: Uint8Array, value: Uint8Array): Uint8Array {
 }
 
 /** Publishes the dead letter and waits for the server to store it; only then may the original be removed. */
-async function deadLetter(ctx: FleetContext, msg: JsMsg, id: BatchIdentity | null, attempts: number, error: ErrorInfo): Promise<void> {
+async function deadLetter(ctx: FleetContext, batch: Delivered, error: ErrorInfo): Promise<void> {
+  const { msg, id, attempt: attempts } = batch;
   const parts = msg.subject.split('.');
   const apiName = id?.apiName ?? parts[2] ?? 'unknown';
   const jobId = id?.jobId ?? parts[3] ?? 'unknown';
@@ -189,6 +205,6 @@ async function deadLetter(ctx: FleetContext, msg: JsMsg, id: BatchIdentity | nul
   await ctx.js.publish(Subjects.deadLetter(apiName, jobId), encodeValue(letter), {
     msgID: `dlq:${jobId}:${letter.batch_id}:${letter.generation}`,
   });
-  msg.ack();
+  ack(batch);
 }
 
