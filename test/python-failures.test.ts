@@ -166,6 +166,23 @@ describe('python handlers: failures', () => {
     assert.match(letters[1]!.error.message, /killed by SIGSEGV/);
   });
 
+  test('a backlog run in grouped tasks (one request per task): failures and a crash mid-group end only their own batch', async () => {
+    // Fast batches and room to run them all (workers): the daemon prefetches deeply and hands them to the thread in
+    // groups, each sent to Python at once.
+    const modes = Array.from({ length: 150 }, (_, i) => (i === 40 || i === 120 ? 'raise' : i === 100 ? 'exit' : 'ok'));
+    const job = await client.submit({ api_name: 'python-failures', batches: modes.map((m) => [m]), max_attempts: 2, workers: 200 });
+    const final = await wait(job.job_id);
+    assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed], [147, 3]);
+    const letters = (await client.deadLetters(job.job_id)).sort((a, b) => Number(a.batch_id) - Number(b.batch_id));
+    assert.deepEqual(letters.map((l) => [l.batch_id, l.attempts, l.error.code]), [['40', 2, 'JB_HANDLER_FAILED'], ['100', 2, 'JB_WORKER_DIED'], ['120', 2, 'JB_HANDLER_FAILED']]);
+    assert.match(letters[0]!.error.stack ?? '', /ValueError: model failed on '40'/);
+    assert.match(letters[1]!.error.message, /exited with code 7/);
+    const results = await resultsOf(job.job_id);
+    assert.equal(results.length, 147, 'every other batch has its result, once');
+    assert.ok(results.every((r) => typeof r === 'number'), 'each a pid');
+    assert.ok(new Set(results).size >= 2, 'the process was replaced after the exits');
+  });
+
   test('a value MessagePack cannot encode fails the batch at the result stage', async () => {
     const job = await client.submit({ api_name: 'python-failures', batches: [['unencodable']], max_attempts: 1 });
     await wait(job.job_id);

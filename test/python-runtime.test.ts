@@ -6,7 +6,8 @@ import pino from 'pino';
 import { decodeValue, encodeValue } from '../src/fleet/protocol.js';
 import type { HandlerContext, JobSpec } from '../src/handler.js';
 import { PythonRuntime } from '../src/worker/python/python-runtime.js';
-import { ProcessReplaced, type JobHandler } from '../src/worker/runtime.js';
+import { ProcessReplaced, type BatchEnd, type JobHandler } from '../src/worker/runtime.js';
+import { BatchAbort } from '../src/worker/batch-abort.js';
 import { FIXTURES, tempDir } from './helpers/daemon.js';
 import { PYTHON, runnerPids } from './helpers/python.js';
 import { waitUntil } from './helpers/wait.js';
@@ -142,5 +143,135 @@ describe('python runtime: a task\'s batches written ahead', () => {
     assert.notEqual(later[0], first, 'a new process');
     assert.deepEqual(out.slice(2).map((o) => (o as { value: [number, boolean] }).value[1]), [true, false], 'written ahead to the new process too');
     for (const [i, o] of out.slice(2).entries()) assert.deepEqual((o as { lines: Array<Record<string, unknown>> }).lines.map((l) => l.seen), [String(i + 2)]);
+  });
+});
+
+describe('python runtime: a task\'s batches in one request (handleBatches)', () => {
+  let resets = 0;
+  const runtime = new PythonRuntime({
+    handlerPath: join(projectDir, 'handler.py'), projectDir, python: PYTHON, gpu: null, memoryLimitMb: undefined,
+    maxLineBytes: 1 << 20, log: pino({ level: 'info' }, { write: () => {} }), onReset: () => resets++,
+  });
+  after(() => runtime.close());
+
+  interface Seen { lines: Array<Record<string, unknown>>; metrics: string[]; leases: number }
+
+  /** handleBatches on a task of `modes`, with the worker's hooks; what each batch's context received, by index. */
+  async function runAtOnce(jobId: string, modes: string[], o: { timeoutMs?: number; abortAfterMs?: number; config?: Record<string, unknown> } = {}): Promise<{ ends: BatchEnd[]; seen: Map<number, Seen>; abort: BatchAbort; handler: JobHandler<Uint8Array> }> {
+    const spec = { ...job(jobId), config: { record_dir: tempDir(), ...o.config } } as JobSpec;
+    const { handler } = await runtime.create(spec, ctx());
+    // As a task's batches arrive: views into one buffer, back to back.
+    const parts = modes.map((m) => encodeValue([m]));
+    const data = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+    let at = 0;
+    const batches = parts.map((p, i) => {
+      data.set(p, at);
+      at += p.byteLength;
+      return { batchId: String(i), attempt: 1, payload: data.subarray(at - p.byteLength, at) };
+    });
+    const seen = new Map<number, Seen>();
+    const abort = new BatchAbort();
+    if (o.abortAfterMs !== undefined) setTimeout(() => abort.abort(Object.assign(new Error('the job was stopped'), { code: 'JB_ABORTED' })), o.abortAfterMs);
+    const ends = await handler.handleBatches!(batches, {
+      timeoutMs: o.timeoutMs ?? 60_000,
+      abort,
+      context: (i, onExtend) => {
+        const s: Seen = { lines: [], metrics: [], leases: 0 };
+        assert.equal(seen.has(i), false, `batch ${i}'s context is made once`);
+        seen.set(i, s);
+        const c = ctx();
+        return {
+          ...c,
+          log: pino({ level: 'info' }, { write: (line: string) => void s.lines.push(JSON.parse(line) as Record<string, unknown>) }).child({ batch_id: String(i) }),
+          metrics: { ...c.metrics, increment: (name) => void s.metrics.push(name) },
+          extendLease: () => {
+            s.leases++;
+            onExtend();
+          },
+        };
+      },
+      timeoutError: (i) => Object.assign(new Error(`batch ${i} timed out`), { code: 'JB_BATCH_TIMEOUT' }),
+    });
+    return { ends, seen, abort, handler };
+  }
+
+  const value = (e: BatchEnd | undefined): unknown => {
+    assert.ok(e?.ok, `an ok end: ${JSON.stringify(e)}`);
+    return decodeValue(runtime.encodeResult(e.value)!);
+  };
+
+  test('every batch answered in order in one process; each batch\'s logs and metrics reach its own context, made only for batches that send something', async () => {
+    const { ends, seen } = await runAtOnce('m1', ['ok', 'ahead', 'ok', 'ahead', 'ok']);
+    assert.equal(ends.length, 5);
+    const pids = [0, 2, 4].map((i) => value(ends[i]));
+    assert.equal(new Set(pids).size, 1, 'one process');
+    for (const e of ends) assert.ok(e.ms >= 0 && e.ms < 5000, `the batch's own time: ${e.ms}`);
+    assert.deepEqual([1, 3].map((i) => (value(ends[i]) as [number, boolean])[0]), [pids[0], pids[0]]);
+    assert.deepEqual([...seen.keys()].sort(), [1, 3], 'contexts only for the batches that logged');
+    for (const i of [1, 3]) {
+      assert.deepEqual(seen.get(i)!.lines.map((l) => [l.batch_id, l.seen, l.msg]), [[String(i), String(i), 'batch running']]);
+      assert.deepEqual(seen.get(i)!.metrics, ['ahead_batches']);
+    }
+  });
+
+  test('a batch that raises ends with its Python traceback; the batches after it still run', async () => {
+    const { ends } = await runAtOnce('m2', ['ok', 'raise', 'permanent', 'ok']);
+    assert.equal(ends.length, 4);
+    const raised = ends[1]!;
+    assert.ok(!raised.ok && raised.error instanceof Error);
+    assert.match(raised.error.message, /model failed on '1'/);
+    assert.match(String(raised.error.stack), /Traceback[\s\S]*model_step/);
+    const permanent = ends[2]!;
+    assert.ok(!permanent.ok && (permanent.error as { permanent?: boolean; code?: string }).permanent === true);
+    assert.equal((permanent.error as { code?: string }).code, 'E_BAD_INPUT');
+    assert.equal(value(ends[3]), value(ends[0]), 'same process');
+  });
+
+  test('a batch over its time limit mid-task: it ends with the timeout, the process is replaced, the rest is left to handleBatch', async () => {
+    const before = resets;
+    const { ends } = await runAtOnce('m3', ['ok', 'loop', 'ok', 'ok'], { timeoutMs: 400 });
+    assert.equal(ends.length, 2, 'the batches after the timed-out one are not answered here');
+    value(ends[0]);
+    const timedOut = ends[1]!;
+    assert.ok(!timedOut.ok && timedOut.error instanceof ProcessReplaced);
+    assert.equal(timedOut.error.why, 'timeout');
+    assert.match(String((timedOut.error.original as Error).message), /batch 1 timed out/);
+    assert.equal(resets, before + 1);
+  });
+
+  test('each reply and each lease extension restarts the time limit: a task longer than it, and a batch extending its lease past it, succeed', async () => {
+    const { ends, seen } = await runAtOnce('m4', ['ok', 'lease', 'ok'], { timeoutMs: 700, config: { batch_timeout_s: 0.7 } });
+    assert.equal(ends.length, 3);
+    assert.equal(value(ends[1]), 'survived');
+    assert.ok(seen.get(1)!.leases >= 5, `leases extended: ${seen.get(1)?.leases}`);
+  });
+
+  test('a process that dies mid-task (os._exit): that batch ends as a crash, the rest is left to handleBatch', async () => {
+    const { ends } = await runAtOnce('m5', ['ok', 'exit', 'ok']);
+    assert.equal(ends.length, 2);
+    const died = ends[1]!;
+    assert.ok(!died.ok && died.error instanceof ProcessReplaced && died.error.why === 'crash');
+    assert.match(String((died.error.original as Error).message), /exited with code 7/);
+  });
+
+  test('a stop mid-task kills the process; the batch running ends with the stop\'s reason', async () => {
+    const { ends } = await runAtOnce('m6', ['ok', 'loop', 'ok'], { abortAfterMs: 300 });
+    assert.equal(ends.length, 2);
+    const stopped = ends[1]!;
+    assert.ok(!stopped.ok && stopped.error instanceof ProcessReplaced && stopped.error.why === 'aborted');
+    assert.match(String((stopped.error.original as Error).message), /the job was stopped/);
+  });
+
+  test('a job whose handler was dropped: nothing is answered here, and handleBatch constructs it again', async () => {
+    const { handler } = await runAtOnce('m7', ['ok']);
+    runtime.dropped('m7');
+    const batches = [encodeValue(['ok']), encodeValue(['ok'])].map((payload, i) => ({ batchId: String(i), attempt: 1, payload }));
+    const hooks = { timeoutMs: 60_000, abort: new BatchAbort(), context: () => ctx(), timeoutError: () => new Error('timeout') };
+    assert.deepEqual(await handler.handleBatches!(batches, hooks), []);
+    assert.equal(typeof decodeValue(runtime.encodeResult(await handler.handleBatch(batches[0]!.payload, '0', ctx()))!), 'number');
+    // Constructed again: the next task is answered at once; the batches were copied together (not one buffer).
+    const ends = await handler.handleBatches!(batches, hooks);
+    assert.equal(ends.length, 2);
+    assert.ok(ends.every((e) => e.ok));
   });
 });

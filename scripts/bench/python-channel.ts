@@ -1,7 +1,8 @@
 /**
  * jetbatch's Python channel without NATS: the daemon's own pool (ApiPool, worker.ts's task loop, the Python runtime
- * and runner) fed BatchesTasks straight from memory, as the daemon hands a backlog to its threads (MAX_GROUP batches
- * per task, one task per thread at a time), running the bench's handler.py. The same bytes, counts and processes
+ * and runner) fed BatchesTasks straight from memory (built before the clock starts), as the daemon hands a backlog
+ * to its threads (a pull's worth of batches split over the threads, at most MAX_GROUP per task, one task per thread
+ * at a time), running the bench's handler.py. The same bytes, counts and processes
  * (one per thread) as the raw pipe (raw-pipe.ts), so the ratio isolates what jetbatch's thread ↔ process channel
  * costs; the `python:jetbatch:*` steps add NATS (consume, ack) on the same two cores. Timed from the go (every
  * thread's handler constructed) to the last outcome.
@@ -9,7 +10,8 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ApiPool } from '../../src/daemon/pools/pool.js';
-import { MAX_GROUP } from '../../src/daemon/batches/grouping.js';
+import { groupSize } from '../../src/daemon/batches/grouping.js';
+import { pullLimit } from '../../src/daemon/batches/puller.js';
 import { encodeValue } from '../../src/fleet/protocol.js';
 import type { BatchesTask, Outcome } from '../../src/worker/thread-protocol.js';
 import type { JobSpec } from '../../src/types.js';
@@ -62,14 +64,18 @@ export async function pythonChannel(bytes: Uint8Array, itemsPerBatch: number, n:
   try {
     // Warm-up: every thread's process started and the job's handler constructed there.
     await Promise.all(Array.from({ length: o.threads * 2 }, () => run(task(2))));
-    let left = n;
+    // Tasks as large as the daemon makes them from a backlog: a pull's worth of batches (bounded in bytes) split over
+    // the threads, at most MAX_GROUP each (64 × 128 B; 4 × 1 MiB).
+    const group = groupSize(pullLimit(bytes.byteLength), o.threads, false);
+    // Built before the clock starts: the raw pipe sends bytes it already has, so copying the batches into tasks
+    // (which the daemon does as messages arrive) is not the channel's cost.
+    const tasks: BatchesTask[] = [];
+    for (let left = n; left > 0; left -= group) tasks.push(task(Math.min(group, left)));
     let done = 0;
     const started = nowMs();
     await Promise.all(Array.from({ length: o.threads }, async () => {
-      while (left > 0) {
-        const k = Math.min(MAX_GROUP, left);
-        left -= k;
-        const answered = await run(task(k));
+      for (let t = tasks.shift(); t !== undefined; t = tasks.shift()) {
+        const answered = await run(t);
         done += answered;
       }
     }));

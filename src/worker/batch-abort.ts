@@ -7,6 +7,7 @@ export class BatchAbort {
   #controller: AbortController | undefined;
   #aborted = false;
   #reason: unknown;
+  #listeners: Array<(reason: unknown) => void> = [];
 
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
@@ -24,10 +25,23 @@ export class BatchAbort {
     return this.#reason;
   }
 
+  /** Calls `fn` on abort (at once if already aborted) without making the signal; returns what removes it. */
+  listen(fn: (reason: unknown) => void): () => void {
+    if (this.#aborted) {
+      fn(this.#reason);
+      return () => {};
+    }
+    this.#listeners.push(fn);
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== fn);
+    };
+  }
+
   abort(reason: unknown): void {
     if (this.#aborted) return;
     this.#aborted = true;
     this.#reason = reason;
     this.#controller?.abort(reason);
+    for (const fn of this.#listeners.splice(0)) fn(reason);
   }
 }

@@ -13,6 +13,7 @@ type AnyHandler = Handler & {
 };
 
 export class JsRuntime implements Runtime<unknown[]> {
+  readonly atOnce = false;
   readonly #load: () => Promise<HandlerClass>;
   #handlerClass: Promise<HandlerClass> | undefined;
 

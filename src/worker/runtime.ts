@@ -6,6 +6,7 @@
 import type { HandlerContext } from '../handler.js';
 import type { JobSpec, JobSummary } from '../types.js';
 import type { FailureStage } from './thread-protocol.js';
+import type { BatchAbort } from './batch-abort.js';
 
 /** A failure that belongs to a stage other than the handler's own code (loading, constructing, decoding, the result). */
 export class StageError extends Error {
@@ -31,6 +32,12 @@ export interface JobHandler<P> {
    * fails the batch at that stage; anything else thrown is the handler's failure ('batch').
    */
   handleBatch(payload: P, batchId: string, ctx: HandlerContext): unknown;
+  /**
+   * Optional: runs the task's batches (each as handleBatch would) in one exchange with the runtime, and resolves with
+   * the ends of the first k of them, in order (0 ≤ k ≤ n). The task loop runs the other n − k one by one through
+   * handleBatch: a runtime stops early when its process was replaced or its handler must be constructed again.
+   */
+  handleBatches?(batches: readonly AheadBatch[], hooks: TaskHooks): Promise<BatchEnd[]>;
   /** The job's completion hook, when the handler has one. */
   readonly onJobComplete: ((summary: JobSummary, ctx: HandlerContext) => unknown) | undefined;
 }
@@ -42,7 +49,24 @@ export interface AheadBatch {
   readonly payload: Uint8Array;
 }
 
+/** What the task loop gives JobHandler.handleBatches. */
+export interface TaskHooks {
+  /** Each batch's time limit (ms), from its start or from its last lease extension. */
+  readonly timeoutMs: number;
+  /** The task's stop or shutdown: what runs is stopped, and the batch running fails with the abort's reason. */
+  readonly abort: BatchAbort;
+  /** Batch i's context, made when first needed; `onExtend` runs when the batch extends its lease. */
+  context(index: number, onExtend: () => void): HandlerContext;
+  /** What batch i fails with when it exceeds its time limit. */
+  timeoutError(index: number): Error;
+}
+
+/** How one batch of handleBatches ended: what its handler returned, or what it failed with (as handleBatch throws). */
+export type BatchEnd = { ok: true; value: unknown; ms: number } | { ok: false; error: unknown; ms: number };
+
 export interface Runtime<P = unknown> {
+  /** Whether its handlers run a task's batches at once (JobHandler.handleBatches): the task loop then tries that first. */
+  readonly atOnce: boolean;
   /** Called when the thread starts: begins loading the handler; a failure is reported by the first `create`. */
   preload(): void;
   /** The payload as the runtime's handleBatch takes it; throws for a batch that can never be decoded. */

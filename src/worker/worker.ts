@@ -17,7 +17,7 @@ import { JsRuntime } from './js-runtime.js';
 import type { StoredObjects } from './stored.js';
 import { lazyImport } from '../util/lazy-import.js';
 import { PythonRuntime } from './python/python-runtime.js';
-import { ProcessReplaced, StageError, type JobHandler, type Runtime } from './runtime.js';
+import { ProcessReplaced, StageError, type BatchEnd, type JobHandler, type Runtime } from './runtime.js';
 import { BatchAbort } from './batch-abort.js';
 import {
   channelNames,
@@ -248,9 +248,7 @@ async function callHandleBatch(handler: JobHandler<unknown>, task: Batch, payloa
   const arm = (): NodeJS.Timeout => setTimeout(() => ac.abort(timeoutError(task)), task.timeoutMs);
   let timer = arm();
   if (announce) events.postMessage({ type: 'started', jobId: task.job.job_id, batchId: task.batchId } satisfies WorkerEvent);
-  let set = running.get(task.job.job_id);
-  if (set === undefined) running.set(task.job.job_id, (set = new Set()));
-  set.add(ac);
+  track(task.job.job_id, ac);
   const ctx = makeContext(task.job, task.attempt, () => withMeta(log, { batch_id: task.batchId }), ac, task.batchId, () => {
     clearTimeout(timer);
     if (!ac.aborted) timer = arm();
@@ -259,23 +257,49 @@ async function callHandleBatch(handler: JobHandler<unknown>, task: Batch, payloa
   try {
     value = await handler.handleBatch(payload, task.batchId, ctx);
   } catch (err) {
-    // A handler that gives up because ctx.signal aborted failed for that reason (timeout, stop, shutdown).
-    if (err instanceof StageError && !ac.aborted) return failure(err.stage, err.original, started);
-    const replaced = err instanceof ProcessReplaced ? err : undefined;
-    const outcome = failure('batch', ac.aborted ? ac.reason : replaced !== undefined ? replaced.original : err, started);
-    if (replaced !== undefined) outcome.terminated = replaced.why;
-    return outcome;
+    return batchFailure(err, ac.aborted ? ac : undefined, performance.now() - started);
   } finally {
     clearTimeout(timer);
-    set.delete(ac);
-    if (set.size === 0) running.delete(task.job.job_id);
+    untrack(task.job.job_id, ac);
   }
-  const durationMs = performance.now() - started;
+  return succeeded(value, performance.now() - started);
+}
+
+/** The outcome of a handler that returned `value` after `durationMs`. */
+function succeeded(value: unknown, durationMs: number): Outcome {
   try {
     return { ok: true, durationMs, result: runtime.encodeResult(value) };
   } catch (err) {
-    return failure('result', new TypeError(`handleBatch returned a value MessagePack cannot encode: ${(err as Error).message}`), started);
+    return withDuration(failure('result', new TypeError(`handleBatch returned a value MessagePack cannot encode: ${(err as Error).message}`), 0), durationMs);
   }
+}
+
+/** The outcome of a batch whose handler threw `err` after `durationMs`; `aborted`: the abort that stopped it. */
+function batchFailure(err: unknown, aborted: BatchAbort | undefined, durationMs: number): Outcome {
+  // A handler that gives up because ctx.signal aborted failed for that reason (timeout, stop, shutdown).
+  if (err instanceof StageError && aborted === undefined) return withDuration(failure(err.stage, err.original, 0), durationMs);
+  const replaced = err instanceof ProcessReplaced ? err : undefined;
+  const outcome = failure('batch', aborted !== undefined ? aborted.reason : replaced !== undefined ? replaced.original : err, 0);
+  if (replaced !== undefined) outcome.terminated = replaced.why;
+  return withDuration(outcome, durationMs);
+}
+
+function withDuration(outcome: Outcome, durationMs: number): Outcome {
+  outcome.durationMs = durationMs;
+  return outcome;
+}
+
+/** Registers a running batch's (or task's) abort, so a stop or shutdown reaches it. */
+function track(jobId: string, ac: BatchAbort): void {
+  let set = running.get(jobId);
+  if (set === undefined) running.set(jobId, (set = new Set()));
+  set.add(ac);
+}
+
+function untrack(jobId: string, ac: BatchAbort): void {
+  const set = running.get(jobId);
+  set?.delete(ac);
+  if (set?.size === 0) running.delete(jobId);
 }
 
 function timeoutError(task: Batch): Error {
@@ -333,14 +357,64 @@ async function runBatches(task: BatchesTask): Promise<Outcome[]> {
     batches.push({ job, batchId: task.batchIds[i]!, attempt: task.attempts[i]!, payload: task.data.subarray(start, end), timeoutMs: task.timeoutMs });
     start = end;
   }
-  const done = batches.length > 1 ? runtime.pipeline?.(job.job_id, batches) : undefined;
-  const outcomes: Outcome[] = [];
+  const { outcomes, initMs } = batches.length > 1 ? await runAtOnce(job, batches) : { outcomes: [], initMs: undefined };
+  const rest = batches.slice(outcomes.length);
+  const done = rest.length > 1 ? runtime.pipeline?.(job.job_id, rest) : undefined;
   try {
-    for (let i = 0; i < batches.length; i++) outcomes.push(await runBatch(batches[i]!, i === 0));
+    for (const batch of rest) outcomes.push(await runBatch(batch, outcomes.length === 0));
   } finally {
     done?.();
   }
+  if (outcomes.length > 0) withInit(outcomes[0]!, initMs);
   return outcomes;
+}
+
+/**
+ * The task's batches through the handler's handleBatches, when it has one (Python): the outcomes of the first k of
+ * them (none when a batch cannot be decoded: handleBatch then runs and reports each; only the first when the handler
+ * cannot be constructed),
+ * and the constructor's time if this call constructed the handler.
+ */
+async function runAtOnce(job: JobSpec, batches: readonly Batch[]): Promise<{ outcomes: Outcome[]; initMs?: number }> {
+  const log = jobLog(job.job_id);
+  let instance: { handler: JobHandler<unknown>; initMs?: number };
+  if (!runtime.atOnce) return { outcomes: [] };
+  try {
+    for (const b of batches) runtime.decode(b.payload);
+  } catch {
+    return { outcomes: [] };
+  }
+  const started = performance.now();
+  try {
+    instance = await instanceFor(job, log);
+  } catch (err) {
+    // The first batch fails as runBatch would fail it; the next ones try again, one by one.
+    return { outcomes: [err instanceof StageError ? failure(err.stage, err.original, started) : failure('init', err, started)] };
+  }
+  const many = instance.handler.handleBatches;
+  if (many === undefined) return { outcomes: [], initMs: instance.initMs };
+  const ac = new BatchAbort();
+  const first = batches[0]!;
+  events.postMessage({ type: 'started', jobId: job.job_id, batchId: first.batchId } satisfies WorkerEvent);
+  track(job.job_id, ac);
+  let ends: BatchEnd[];
+  try {
+    ends = await many.call(instance.handler, batches, {
+      timeoutMs: first.timeoutMs,
+      abort: ac,
+      context: (i, onExtend) => {
+        const b = batches[i]!;
+        return makeContext(job, b.attempt, () => withMeta(log, { batch_id: b.batchId }), ac, b.batchId, onExtend);
+      },
+      timeoutError: (i) => timeoutError(batches[i]!),
+    });
+  } catch {
+    ends = [];
+  } finally {
+    untrack(job.job_id, ac);
+  }
+  // An abort (stop, shutdown) ends the batch it stopped with its reason (ProcessReplaced); earlier ones ended on their own.
+  return { outcomes: ends.map((e) => (e.ok ? succeeded(e.value, e.ms) : batchFailure(e.error, undefined, e.ms))), initMs: instance.initMs };
 }
 
 export default async function run(task: Task): Promise<Outcome | Outcome[]> {

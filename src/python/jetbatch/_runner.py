@@ -140,6 +140,8 @@ class Runner:
             kind = header[0]
             if kind == "batch":
                 self.batch(header[1], header[2], tail)
+            elif kind == "batches":
+                self.batches(header[1], header[2], header[3], tail)
             elif kind == "init":
                 self.init(header[1], header[2])
             elif kind == "complete":
@@ -171,29 +173,47 @@ class Runner:
             # Dropped (the job ended, then ran again) after the thread last constructed it: the thread sends init.
             self.channel.write(["error", "missing", None])
             return
+        self.run_batch(job, batch_id, tail)
+
+    def batches(self, job_id, batch_ids, ends, tail):
+        """A task's batches in one request (``tail`` holds them back to back; batch i ends at ``ends[i]``), answered
+        one reply per batch, in order, exactly as that many ``batch`` requests would be."""
+        job = self.jobs.get(job_id)
+        start = 0
+        for batch_id, end in zip(batch_ids, ends):
+            if job is None:
+                self.channel.write(["error", "missing", None])
+            else:
+                self.run_batch(job, batch_id, tail[start:end])
+            start = end
+
+    def run_batch(self, job, batch_id, tail):
+        """Runs one batch and answers it: ``["ok", has_result, ms]`` (+ the result) or ``["error", stage, info, ms]``,
+        ms being the batch's own time here (decode, handle_batch, encode)."""
+        t0 = time.perf_counter()
         try:
             payload = self.msgpack.unpackb(tail, raw=False, strict_map_key=False, timestamp=3)
             if not isinstance(payload, list):
                 raise TypeError("batch payload is a %s, not a list" % type(payload).__name__)
         except Exception as e:
-            self.channel.write(["error", "decode", error_info(e, "JB_UNDECODABLE")])
+            self.channel.write(["error", "decode", error_info(e, "JB_UNDECODABLE"), (time.perf_counter() - t0) * 1000])
             return
         del tail
         try:
             result = job.handle(payload, batch_id) if job.batch_args >= 2 else job.handle(payload)
         except BaseException as e:
-            self.channel.write(["error", "batch", error_info(e)])
+            self.channel.write(["error", "batch", error_info(e), (time.perf_counter() - t0) * 1000])
             return
         if result is None:
-            self.channel.write(["ok", False])
+            self.channel.write(["ok", False, (time.perf_counter() - t0) * 1000])
             return
         try:
             data = self.msgpack.packb(result, use_bin_type=True, default=self.to_msgpack)
         except Exception as e:
             info = error_info(e, None, "handle_batch returned a value MessagePack cannot encode: ")
-            self.channel.write(["error", "batch" if info["oom"] else "result", info])
+            self.channel.write(["error", "batch" if info["oom"] else "result", info, (time.perf_counter() - t0) * 1000])
             return
-        self.channel.write(["ok", True], data)
+        self.channel.write(["ok", True, (time.perf_counter() - t0) * 1000], data)
 
     def complete(self, job_id, summary):
         job = self.jobs.pop(job_id, None)

@@ -9,7 +9,7 @@ import type { HandlerContext } from '../../handler.js';
 import type { AheadBatch } from '../runtime.js';
 import type { PythonChild } from './child.js';
 import type { Frame } from './frames.js';
-import { RequestSink } from './request-sink.js';
+import { RequestSink, type FrameOwner } from './request-sink.js';
 
 const AHEAD_BATCHES = 16;
 const AHEAD_BYTES = 4 * 1024 * 1024;
@@ -18,7 +18,7 @@ type Planned = AheadBatch & { jobId: string };
 
 interface Written {
   entry: Planned;
-  child: PythonChild<RequestSink>;
+  child: PythonChild<FrameOwner>;
   reply: Promise<Frame>;
   sink: RequestSink;
 }
@@ -51,7 +51,7 @@ export class WrittenAhead {
    * The batch's turn came: it leaves the plan, and if it was written to `child`, its reply (its sink now delivering
    * to `ctx`); undefined when it must be written now.
    */
-  take(child: PythonChild<RequestSink>, jobId: string, batchId: string, ctx: HandlerContext): Promise<Frame> | undefined {
+  take(child: PythonChild<FrameOwner>, jobId: string, batchId: string, ctx: HandlerContext): Promise<Frame> | undefined {
     const attempt = ctx.attempt;
     const planned = this.#plan.findIndex((e) => e.batchId === batchId && e.jobId === jobId && e.attempt === attempt);
     if (planned >= 0) this.#plan.splice(planned, 1);
@@ -69,7 +69,7 @@ export class WrittenAhead {
   }
 
   /** Writes the plan's next batches to `child`, while their jobs' handlers are constructed there and room is left. */
-  write(child: PythonChild<RequestSink>, constructed: ReadonlySet<string>): void {
+  write(child: PythonChild<FrameOwner>, constructed: ReadonlySet<string>): void {
     while (this.#plan.length > 0 && this.#written.size < AHEAD_BATCHES && child.alive) {
       const next = this.#plan[0]!;
       if (!constructed.has(next.jobId)) return;

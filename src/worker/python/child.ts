@@ -52,7 +52,7 @@ export class PythonChild<Owner = unknown> {
   readonly #proc: ChildProcess;
   readonly #opts: ChildOptions;
   readonly #out: Writable;
-  readonly #pending: Array<{ resolve: (f: Frame) => void; reject: (e: Error) => void; owner: Owner | undefined }> = [];
+  readonly #pending: Array<{ resolve: (f: Frame) => void; reject: (e: ChildGone) => void; owner: Owner | undefined }> = [];
   readonly #stderrTail: string[] = [];
   readonly #reader = new FrameReader();
   #ready = false;
@@ -114,6 +114,23 @@ export class PythonChild<Owner = unknown> {
       this.#pending.push({ resolve, reject, owner });
       this.send(header, tail);
     });
+  }
+
+  /**
+   * Sends one request that the child answers with one reply per owner, in order (a task's batches in one frame).
+   * `settle(i, reply)` is called for each, or with the ChildGone for those left when the process goes; no promise
+   * per reply.
+   */
+  requestEach(header: readonly unknown[], tail: Uint8Array | undefined, owners: readonly Owner[], settle: (index: number, reply: Frame | ChildGone) => void): void {
+    if (this.#gone !== undefined) {
+      for (let i = 0; i < owners.length; i++) settle(i, this.#gone);
+      return;
+    }
+    for (let i = 0; i < owners.length; i++) {
+      const index = i;
+      this.#pending.push({ resolve: (f) => settle(index, f), reject: (e) => settle(index, e), owner: owners[i] });
+    }
+    this.send(header, tail);
   }
 
   /** The owner of the request the child is working on (the oldest unanswered), if any. */

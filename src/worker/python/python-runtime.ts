@@ -16,14 +16,15 @@ import type { Logger } from 'pino';
 import { ErrorCodes, JetbatchError, type ErrorCode } from '../../errors.js';
 import type { HandlerContext } from '../../handler.js';
 import type { JobSpec, JobSummary } from '../../types.js';
-import { ProcessReplaced, StageError, type JobHandler, type Runtime } from '../runtime.js';
+import { ProcessReplaced, StageError, type BatchEnd, type JobHandler, type Runtime, type TaskHooks } from '../runtime.js';
 import type { FailureStage } from '../thread-protocol.js';
 import { ChildGone, PythonChild } from './child.js';
 import type { Frame } from './frames.js';
 import { answerCall } from './calls.js';
 import { OpenReads } from './reads.js';
-import { RequestSink } from './request-sink.js';
+import { RequestSink, type FrameOwner } from './request-sink.js';
 import { WrittenAhead } from './ahead.js';
+import { backToBack, TaskBatchOwner } from './task-batches.js';
 import type { AheadBatch } from '../runtime.js';
 
 export interface PythonRuntimeOptions {
@@ -64,9 +65,11 @@ interface ChildErrorInfo {
 }
 
 export class PythonRuntime implements Runtime<Uint8Array> {
+  // A task's batches go to the process in one request (handleBatches).
+  readonly atOnce = true;
   readonly #opts: PythonRuntimeOptions;
   readonly #modulePath = modulePath();
-  #child: PythonChild<RequestSink> | undefined;
+  #child: PythonChild<FrameOwner> | undefined;
   /** Each process gets a new generation; a handler belongs to the generation that constructed it. */
   #generation = 0;
   #lock: Promise<unknown> = Promise.resolve();
@@ -115,6 +118,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
       this.#constructed.add(job.job_id);
       const handler: JobHandler<Uint8Array> = {
         handleBatch: (payload, batchId, c) => this.#batch(generation, job, payload, batchId, c),
+        handleBatches: (batches, hooks) => this.#batches(generation, job, batches, hooks),
         onJobComplete: hasHook ? (summary, c) => this.#complete(generation, job, summary, c) : undefined,
       };
       return { handler, initMs };
@@ -181,11 +185,88 @@ export class PythonRuntime implements Runtime<Uint8Array> {
       if (info.oom === true) {
         // Whatever a MemoryError left behind, the next batch gets a fresh process.
         this.#replace(child);
-        throw new ProcessReplaced('oom', toError({ ...info, code: ErrorCodes.WORKER_OOM, message: `the Python process ran out of memory (memory_limit_mb=${this.#opts.memoryLimitMb ?? 'none'}): ${info.message}` }));
+        throw this.#oomError(info);
       }
       if (stage === 'decode' || stage === 'result') throw new StageError(stage, toError(info));
       throw toError(info);
     });
+  }
+
+  /**
+   * A task's batches in one request, answered one reply per batch: no promise, context or frame per batch on this
+   * thread. One timer serves every batch (re-armed by each reply and lease extension). Stops early, leaving the rest
+   * to handleBatch, when the process is replaced (the batch it ran ends with why; the batches after it run again in
+   * the new process) or when the job's handler is missing there.
+   */
+  #batches(generation: number, job: JobSpec, batches: readonly AheadBatch[], hooks: TaskHooks): Promise<BatchEnd[]> {
+    return this.#exclusive(() => {
+      const child = this.#sameChild(generation);
+      const ends: BatchEnd[] = [];
+      if (hooks.abort.aborted || !this.#constructed.has(job.job_id)) return Promise.resolve(ends);
+      return new Promise<BatchEnd[]>((resolve) => {
+        /** The batch that was running when the thread killed the process (timeout or abort), and why. */
+        let killed: { at: number; why: 'timeout' | 'aborted' } | undefined;
+        let done = false;
+        let since = performance.now();
+        const kill = (why: 'timeout' | 'aborted'): void => {
+          killed ??= { at: ends.length, why };
+          this.#replace(child);
+        };
+        const timer = setTimeout(() => kill('timeout'), hooks.timeoutMs);
+        const unlisten = hooks.abort.listen(() => kill('aborted'));
+        const finish = (): void => {
+          done = true;
+          clearTimeout(timer);
+          unlisten();
+          resolve(ends);
+        };
+        const owners = batches.map((_, i) => new TaskBatchOwner(() => hooks.context(i, () => timer.refresh())));
+        const { tail, ends: offsets } = backToBack(batches);
+        const header = ['batches', job.job_id, batches.map((b) => b.batchId), offsets];
+        child.requestEach(header, tail, owners, (i, reply) => {
+          if (done) return; // a reply to a batch left to handleBatch (the task stopped early)
+          const now = performance.now();
+          if (reply instanceof ChildGone) {
+            this.#replace(child); // the thread constructs its handlers again in the next process
+            // Only the batch that was running ends here; the ones after it run again in the new process.
+            if (killed === undefined || killed.at === i) {
+              const why = killed?.why ?? 'crash';
+              const original = why === 'timeout' ? hooks.timeoutError(i) : why === 'aborted' ? hooks.abort.reason : this.#goneError(reply, ErrorCodes.WORKER_DIED);
+              ends.push({ ok: false, error: new ProcessReplaced(why, original), ms: now - since });
+            }
+            finish();
+            return;
+          }
+          this.#reads.closeAll(); // what the batch opened with jetbatch.open() and did not close ends with it
+          const h = reply.header;
+          const ms = typeof h[h[0] === 'ok' ? 2 : 3] === 'number' ? (h[h[0] === 'ok' ? 2 : 3] as number) : now - since;
+          since = now;
+          if (h[0] === 'ok') {
+            ends.push({ ok: true, value: h[1] === true ? reply.tail : null, ms });
+          } else if (h[1] === 'missing') {
+            this.#constructed.delete(job.job_id);
+            finish();
+            return;
+          } else {
+            const info = errorOf(reply);
+            if (info.oom === true) {
+              this.#replace(child);
+              ends.push({ ok: false, error: this.#oomError(info), ms });
+              finish();
+              return;
+            }
+            const stage = h[1];
+            ends.push({ ok: false, error: stage === 'decode' || stage === 'result' ? new StageError(stage, toError(info)) : toError(info), ms });
+          }
+          if (ends.length === batches.length) finish();
+          else timer.refresh();
+        });
+      });
+    });
+  }
+
+  #oomError(info: ChildErrorInfo): ProcessReplaced {
+    return new ProcessReplaced('oom', toError({ ...info, code: ErrorCodes.WORKER_OOM, message: `the Python process ran out of memory (memory_limit_mb=${this.#opts.memoryLimitMb ?? 'none'}): ${info.message}` }));
   }
 
   #complete(generation: number, job: JobSpec, summary: JobSummary, ctx: HandlerContext): Promise<void> {
@@ -207,14 +288,14 @@ export class PythonRuntime implements Runtime<Uint8Array> {
    * ended, then ran again — reached the process after this handler was constructed) gets it constructed again first,
    * as the thread would after an 'ended' message.
    */
-  async #onInstance(child: PythonChild<RequestSink>, ctx: HandlerContext, job: JobSpec, header: unknown[], tail?: Uint8Array): Promise<Frame> {
+  async #onInstance(child: PythonChild<FrameOwner>, ctx: HandlerContext, job: JobSpec, header: unknown[], tail?: Uint8Array): Promise<Frame> {
     const [reply] = await this.#request(child, ctx, [[header, tail]]);
     if (reply!.header[0] !== 'error' || reply!.header[1] !== 'missing') return reply!;
     return this.#constructAgain(child, ctx, job, header, tail);
   }
 
   /** Constructs the job's handler in `child` again, then sends the request that found it missing. */
-  async #constructAgain(child: PythonChild<RequestSink>, ctx: HandlerContext, job: JobSpec, header: unknown[], tail?: Uint8Array): Promise<Frame> {
+  async #constructAgain(child: PythonChild<FrameOwner>, ctx: HandlerContext, job: JobSpec, header: unknown[], tail?: Uint8Array): Promise<Frame> {
     // Both frames are written at once, so no other drop can come between the construction and the request.
     const [init, again] = await this.#request(child, ctx, [[['init', job.job_id, job]], [header, tail]]);
     if (init!.header[0] === 'error') throw new StageError(init!.header[1] === 'load' ? 'load' : 'init', toError(init!.header[2] as ChildErrorInfo));
@@ -223,7 +304,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
   }
 
   /** The process a handler was constructed in, or an error if it has been replaced since (retried elsewhere). */
-  #sameChild(generation: number): PythonChild<RequestSink> {
+  #sameChild(generation: number): PythonChild<FrameOwner> {
     const child = this.#child;
     if (child === undefined || generation !== this.#generation || !child.alive) {
       throw new JetbatchError(ErrorCodes.WORKER_DIED, 'the Python process of this handler was replaced before the batch ran');
@@ -232,7 +313,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
   }
 
   /** Sends requests (written at once, answered in order) and waits for their replies; `ctx` gets their logs. */
-  async #request(child: PythonChild<RequestSink>, ctx: HandlerContext, requests: Array<[unknown[], Uint8Array?]>): Promise<Frame[]> {
+  async #request(child: PythonChild<FrameOwner>, ctx: HandlerContext, requests: Array<[unknown[], Uint8Array?]>): Promise<Frame[]> {
     try {
       const replies = requests.map(([header, tail]) => child.request(header, tail, new RequestSink(ctx)));
       // Every reply is awaited, so none is left rejected and unhandled when an earlier one fails.
@@ -254,7 +335,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
     return run;
   }
 
-  #ensureChild(): PythonChild<RequestSink> {
+  #ensureChild(): PythonChild<FrameOwner> {
     if (this.#closed) throw new StageError('load', new JetbatchError(ErrorCodes.ABORTED, 'the worker thread is closing'));
     if (this.#child !== undefined && this.#child.alive) return this.#child;
     this.#generation++;
@@ -263,7 +344,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
     if (o.gpu !== null) env.CUDA_VISIBLE_DEVICES = String(o.gpu);
     this.#constructed.clear();
-    this.#child = new PythonChild<RequestSink>({
+    this.#child = new PythonChild<FrameOwner>({
       python: o.python,
       projectDir: o.projectDir,
       modulePath: this.#modulePath,
@@ -284,7 +365,7 @@ export class PythonRuntime implements Runtime<Uint8Array> {
   }
 
   /** Kills `child` if it is still the current process; the next request starts a new one. */
-  #replace(child: PythonChild<RequestSink>): void {
+  #replace(child: PythonChild<FrameOwner>): void {
     child.kill();
     if (this.#child !== child) return;
     this.#child = undefined;

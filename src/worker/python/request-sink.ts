@@ -12,9 +12,15 @@ import type { Frame } from './frames.js';
 /** Frames held for one batch before its context exists; beyond, further ones are dropped (counted in a warning). */
 const MAX_HELD = 10_000;
 
-type Route = (frame: Frame, ctx: HandlerContext | undefined) => void;
+export type Route = (frame: Frame, ctx: HandlerContext | undefined) => void;
 
-export class RequestSink {
+/** What owns a request to the process: where the frames it causes, and the process's output meanwhile, go. */
+export interface FrameOwner {
+  readonly log: Logger | undefined;
+  deliver(frame: Frame, route: Route): void;
+}
+
+export class RequestSink implements FrameOwner {
   #ctx: HandlerContext | undefined;
   #held: Array<{ frame: Frame; route: Route }> = [];
   #dropped = 0;
