@@ -370,15 +370,14 @@ async function runBatches(task: BatchesTask): Promise<Outcome[]> {
 }
 
 /**
- * The task's batches through the handler's handleBatches, when it has one (Python): the outcomes of the first k of
- * them (none when a batch cannot be decoded: handleBatch then runs and reports each; only the first when the handler
- * cannot be constructed),
- * and the constructor's time if this call constructed the handler.
+ * The task's batches through the handler's handleBatches, when the runtime has it (Python): the outcomes of the
+ * first k of them, and the constructor's time if this call constructed the handler. None when a batch cannot be
+ * decoded (runBatch then reports each); only the first when the handler cannot be constructed.
  */
 async function runAtOnce(job: JobSpec, batches: readonly Batch[]): Promise<{ outcomes: Outcome[]; initMs?: number }> {
+  if (!runtime.atOnce) return { outcomes: [] };
   const log = jobLog(job.job_id);
   let instance: { handler: JobHandler<unknown>; initMs?: number };
-  if (!runtime.atOnce) return { outcomes: [] };
   try {
     for (const b of batches) runtime.decode(b.payload);
   } catch {
