@@ -239,7 +239,8 @@ export class PythonRuntime implements Runtime<Uint8Array> {
           }
           this.#reads.closeAll(); // what the batch opened with jetbatch.open() and did not close ends with it
           const h = reply.header;
-          const ms = typeof h[h[0] === 'ok' ? 2 : 3] === 'number' ? (h[h[0] === 'ok' ? 2 : 3] as number) : now - since;
+          const reported = h[h[0] === 'ok' ? 2 : 3]; // the batch's own time in Python
+          const ms = typeof reported === 'number' ? reported : now - since;
           since = now;
           if (h[0] === 'ok') {
             ends.push({ ok: true, value: h[1] === true ? reply.tail : null, ms });
