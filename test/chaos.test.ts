@@ -107,7 +107,13 @@ describe(`chaos: ${BATCHES} batches, 3 daemons, 3-node cluster`, () => {
       const line = d.output.split('\n').find((l) => l.includes('"daemon started"'));
       const port = line === undefined ? undefined : (JSON.parse(line) as { metrics: { port: number } }).metrics.port;
       if (port === undefined) continue;
-      const exp = parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+      // A thread replaced near the end counts once it has loaded (a few hundred ms): wait for it, up to 15 s.
+      const scrape = async () => parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+      let exp = await scrape();
+      for (const deadline = Date.now() + 15_000; valueOf(exp, 'jetbatch_pool_threads', { api_name: 'chaos' }) !== THREADS && Date.now() < deadline;) {
+        await new Promise((r) => setTimeout(r, 100));
+        exp = await scrape();
+      }
       metrics.push({
         threads: valueOf(exp, 'jetbatch_pool_threads', { api_name: 'chaos' }),
         in_flight: valueOf(exp, 'jetbatch_batches_in_flight', { api_name: 'chaos' }),

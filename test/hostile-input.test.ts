@@ -557,8 +557,8 @@ describe('hostile input, live daemon', () => {
   async function healthy(): Promise<void> {
     const a = daemon.metricsAddress!;
     assert.equal((await fetch(`http://${a.host}:${a.port}/healthz`)).status, 200);
-    const ready = (await (await fetch(`http://${a.host}:${a.port}/readyz`)).json()) as { ready: boolean };
-    assert.equal(ready.ready, true);
+    // Ready (its threads may still be booting right after the start: then 503 for a moment, not for good).
+    await waitUntil('/readyz to answer ready', async () => ((await (await fetch(`http://${a.host}:${a.port}/readyz`)).json()) as { ready: boolean }).ready, { timeoutMs: 15_000 });
     const job = await client.submit({ api_name: 'echo', items: [1, 2, 3], batch_size: 2 });
     const final = await wait(job.job_id);
     assert.equal(final.status, 'succeeded');

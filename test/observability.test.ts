@@ -41,9 +41,20 @@ describe('metrics and health endpoints', () => {
     const a = daemon.metricsAddress!;
     assert.equal(a.host, '127.0.0.1', 'loopback by default in tests');
     assert.equal((await fetch(`http://${a.host}:${a.port}/healthz`)).status, 200);
-    const ready = await fetch(`http://${a.host}:${a.port}/readyz`);
-    assert.equal(ready.status, 200);
-    assert.deepEqual(await ready.json(), { ready: true, reasons: [] });
+    // Ready once a thread of every pool has loaded its task loop; until then 503, for that reason only.
+    const before: string[] = [];
+    await waitUntil('/readyz to answer 200', async () => {
+      const res = await fetch(`http://${a.host}:${a.port}/readyz`);
+      const body = (await res.json()) as { ready: boolean; reasons: string[] };
+      if (res.status === 200) {
+        assert.deepEqual(body, { ready: true, reasons: [] });
+        return true;
+      }
+      assert.equal(res.status, 503);
+      before.push(...body.reasons);
+      return false;
+    }, { timeoutMs: 30_000, intervalMs: 20 });
+    for (const reason of before) assert.match(reason, /^pool (always-throws|recorder) has no threads$/);
     assert.equal((await fetch(`http://${a.host}:${a.port}/nope`)).status, 404);
   });
 

@@ -352,7 +352,8 @@ async function natsRestartScenario(env: Env, signal: NodeJS.Signals, t: { diagno
     const res = await fetch(`http://${addr.host}:${addr.port}/readyz`, { signal: AbortSignal.timeout(2000) });
     return { status: res.status, body: (await res.json()) as { ready: boolean; reasons: string[] } };
   };
-  assert.equal((await readyz()).status, 200, 'ready before the outage');
+  // Ready once its threads have booted (503 for a moment right after the start).
+  await until('/readyz to report 200 before the outage', async () => (await readyz()).status === 200, 15_000, 50);
 
   const nc = await env.connection();
   const client = await JetbatchClient.fromConnection(nc);

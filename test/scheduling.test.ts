@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { JetbatchClient } from '../src/client/client.js';
 import type { Daemon } from '../src/daemon/daemon.js';
-import { FIXTURES, readRecords, startDaemon, tempDir } from './helpers/daemon.js';
+import { FIXTURES, readRecords, startDaemon, tempDir, threadsLoaded } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { daemonsOf, intervals, peak, timeAtConcurrency } from './helpers/timeline.js';
 import { waitUntil } from './helpers/wait.js';
@@ -32,6 +32,8 @@ describe('scheduling: workers across daemons', () => {
     server = await NatsServer.start();
     await start('A');
     await start('B');
+    // The first test times the first wave: it must not race the threads' boot.
+    await Promise.all(daemons.map((d) => threadsLoaded(d)));
     client = await JetbatchClient.connect({ servers: [server.url] });
   });
 

@@ -106,7 +106,7 @@ export class DaemonMetrics {
       help: 'Share of the pool threads’ time spent running tasks, 0–1 (Piscina utilization).',
       ...perPool((p) => p.utilization),
     });
-    new Gauge({ name: 'jetbatch_pool_threads', help: 'Worker threads alive in the API’s pool.', ...perPool((p) => p.threads) });
+    new Gauge({ name: 'jetbatch_pool_threads', help: 'Worker threads of the API’s pool that have loaded their task loop.', ...perPool((p) => p.threads) });
     new Gauge({
       name: 'jetbatch_pool_slots_used',
       help: 'Batches reserved or running in the API’s pool, out of jetbatch_pool_slots.',

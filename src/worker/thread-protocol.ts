@@ -98,6 +98,8 @@ export const channelNames = {
 export type ControlMessage = { type: 'abort'; jobId: string } | { type: 'ended'; jobId: string } | { type: 'shutdown' };
 export type MetricKind = 'counter' | 'gauge' | 'histogram';
 export type WorkerEvent =
+  /** The thread has loaded its task loop and takes tasks (`daemon`: the posting thread's daemon; threads of several daemons in one process share the channel). */
+  | { type: 'ready'; daemon: string; thread: number }
   | { type: 'lease'; jobId: string; batchId: string }
   /** handleBatch is about to run: the batch timeout starts now (loading and constructing the handler do not count). */
   | { type: 'started'; jobId: string; batchId: string }

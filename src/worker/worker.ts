@@ -416,6 +416,9 @@ async function runAtOnce(job: JobSpec, batches: readonly Batch[]): Promise<{ out
   return { outcomes: ends.map((e) => (e.ok ? succeeded(e.value, e.ms) : batchFailure(e.error, undefined, e.ms))), initMs: instance.initMs };
 }
 
+// Loaded: the pool counts this thread among those that can run tasks (readiness, jetbatch_pool_threads).
+events.postMessage({ type: 'ready', daemon: data.daemonId, thread: threadId } satisfies WorkerEvent);
+
 export default async function run(task: Task): Promise<Outcome | Outcome[]> {
   if (task.kind === 'batches') return runBatches(task);
   return runComplete(task);

@@ -29,6 +29,19 @@ export async function startDaemon(url: string, apis: TestApi[], extra: Record<st
   return Daemon.start(options);
 }
 
+/**
+ * Waits until every pool of `daemon` has all its threads loaded (jetbatch_pool_threads = apis[].threads): a job
+ * submitted before then waits for threads still booting, which is not what a test of timing or scheduling measures.
+ */
+export async function threadsLoaded(daemon: Daemon, timeoutMs = 30_000): Promise<void> {
+  const expected = new Map(daemon.options.apis.map((a) => [a.name, a.threads]));
+  await waitUntil('every pool thread loaded', async () => {
+    const gauge = daemon.metrics.registry.getSingleMetric('jetbatch_pool_threads');
+    const values = gauge === undefined ? [] : (await gauge.get()).values;
+    return [...expected].every(([api, n]) => values.some((v) => v.labels.api_name === api && v.value === n));
+  }, { timeoutMs });
+}
+
 export function tempDir(prefix = 'jetbatch-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }

@@ -42,6 +42,8 @@ export class ApiPool {
   /** Per job, who is told when a batch's timeout restarts (handleBatch started, or ctx.extendLease()). */
   readonly #followers = new Map<string, (batchId: string) => void>();
   #closing: Promise<void> | undefined;
+  /** Thread ids of the threads that said they are ready (worker.ts). */
+  readonly #loaded = new Set<number>();
 
   constructor(opts: PoolOptions) {
     this.api = opts.api;
@@ -75,6 +77,7 @@ export class ApiPool {
     const slots = new Int32Array(data.workerSlots);
     this.#piscina.on('workerDestroy', (worker: { id: number }) => {
       for (let i = 0; i < slots.length; i++) Atomics.compareExchange(slots, i, worker.id, 0);
+      this.#loaded.delete(worker.id);
     });
     this.slots = new Slots(opts.api.threads * opts.api.concurrency);
     this.#control = new BroadcastChannel(channelNames.control(opts.api.name));
@@ -82,7 +85,10 @@ export class ApiPool {
     this.#events.onmessage = (message: unknown) => {
       const event = (message as { data: WorkerEvent }).data;
       if (event.type === 'metric') opts.onMetric(event);
-      else this.#followers.get(event.jobId)?.(event.batchId);
+      else if (event.type === 'ready') {
+        // Only a live thread of this pool (a message can outlive its thread: workerDestroy came first).
+        if (event.daemon === opts.daemonId && this.#piscina.threads.some((t) => t.threadId === event.thread)) this.#loaded.add(event.thread);
+      } else this.#followers.get(event.jobId)?.(event.batchId);
     };
   }
 
@@ -98,8 +104,9 @@ export class ApiPool {
     return this.#piscina.utilization;
   }
 
+  /** Threads that have started and loaded the task loop (a thread still booting, or replacing a dead one, is not counted). */
   get threads(): number {
-    return this.#piscina.threads.length;
+    return this.#loaded.size;
   }
 
   /**
