@@ -9,7 +9,7 @@ import { BroadcastChannel, threadId, workerData as rawWorkerData } from 'node:wo
 import type { Logger } from 'pino';
 import { createLogger, withMeta } from '../util/log.js';
 import type { JetbatchClient } from '../client/client.js';
-import { ErrorCodes, toErrorInfo } from '../errors.js';
+import { ErrorCodes } from '../errors.js';
 import type { HandlerContext, HandlerMetrics } from '../handler.js';
 import { importHandler, resolveHandlerPath } from './load-handler.js';
 import { decodeValue } from '../fleet/protocol.js';
@@ -17,16 +17,15 @@ import { JsRuntime } from './js-runtime.js';
 import type { StoredObjects } from './stored.js';
 import { lazyImport } from '../util/lazy-import.js';
 import { PythonRuntime } from './python/python-runtime.js';
-import { ProcessReplaced, StageError, type BatchEnd, type JobHandler, type Runtime } from './runtime.js';
+import { StageError, type BatchEnd, type JobHandler, type Runtime } from './runtime.js';
 import { BatchAbort } from './batch-abort.js';
+import { batchFailure, failure, initFailure, succeeded, withInit } from './outcomes.js';
 import {
   channelNames,
   type BatchesTask,
   type CompleteTask,
   type ControlMessage,
-  type FailureStage,
   type Outcome,
-  type SerializedError,
   type MetricKind,
   type Task,
   type WorkerData,
@@ -116,6 +115,7 @@ function pickRuntime(): Runtime {
 }
 
 const runtime: Runtime = pickRuntime();
+const encodeResult = (value: unknown): Uint8Array | null => runtime.encodeResult(value);
 // Load the handler as soon as the thread starts, so the first batch does not wait for the import. A failure is not
 // reported here: the first task's create() tries again and reports it as the task's outcome.
 runtime.preload();
@@ -178,32 +178,6 @@ async function instanceFor(job: JobSpec, log: Logger): Promise<{ handler: JobHan
   return created;
 }
 
-/** Adds the constructor's time to the outcome of the task that ran the constructor. */
-function withInit(outcome: Outcome, initMs: number | undefined): Outcome {
-  if (initMs !== undefined) outcome.initMs = initMs;
-  return outcome;
-}
-
-function serialize(thrown: unknown, fallbackCode: string): SerializedError {
-  return { ...toErrorInfo(thrown, fallbackCode), permanent: (thrown as { permanent?: unknown } | null)?.permanent === true };
-}
-
-const stageCodes: Record<FailureStage, string> = {
-  load: ErrorCodes.HANDLER_LOAD_FAILED,
-  init: ErrorCodes.HANDLER_INIT_FAILED,
-  decode: ErrorCodes.UNDECODABLE,
-  batch: ErrorCodes.HANDLER_FAILED,
-  result: ErrorCodes.HANDLER_FAILED,
-  complete: ErrorCodes.HANDLER_FAILED,
-};
-
-function failure(stage: FailureStage, thrown: unknown, started: number): Outcome {
-  const error = serialize(thrown, stageCodes[stage]);
-  // A module that cannot load, or an undecodable batch, will never succeed on retry.
-  if (stage === 'load' || stage === 'decode') error.permanent = true;
-  return { ok: false, stage, error, durationMs: performance.now() - started };
-}
-
 /** One batch of a task. */
 interface Batch {
   job: JobSpec;
@@ -228,14 +202,14 @@ async function runBatch(task: Batch, announce: boolean): Promise<Outcome> {
   try {
     payload = runtime.decode(task.payload);
   } catch (err) {
-    return failure('decode', err, started);
+    return failure('decode', err, performance.now() - started);
   }
   let instance: { handler: JobHandler<unknown>; initMs?: number };
   const loading = performance.now();
   try {
     instance = await instanceFor(task.job, log);
   } catch (err) {
-    return err instanceof StageError ? failure(err.stage, err.original, started) : failure('init', err, started);
+    return initFailure(err, performance.now() - started);
   }
   // A batch's duration is its own work: loading and constructing the handler (reported as initMs) do not count.
   started += performance.now() - loading;
@@ -262,31 +236,7 @@ async function callHandleBatch(handler: JobHandler<unknown>, task: Batch, payloa
     clearTimeout(timer);
     untrack(task.job.job_id, ac);
   }
-  return succeeded(value, performance.now() - started);
-}
-
-/** The outcome of a handler that returned `value` after `durationMs`. */
-function succeeded(value: unknown, durationMs: number): Outcome {
-  try {
-    return { ok: true, durationMs, result: runtime.encodeResult(value) };
-  } catch (err) {
-    return withDuration(failure('result', new TypeError(`handleBatch returned a value MessagePack cannot encode: ${(err as Error).message}`), 0), durationMs);
-  }
-}
-
-/** The outcome of a batch whose handler threw `err` after `durationMs`; `aborted`: the abort that stopped it. */
-function batchFailure(err: unknown, aborted: BatchAbort | undefined, durationMs: number): Outcome {
-  // A handler that gives up because ctx.signal aborted failed for that reason (timeout, stop, shutdown).
-  if (err instanceof StageError && aborted === undefined) return withDuration(failure(err.stage, err.original, 0), durationMs);
-  const replaced = err instanceof ProcessReplaced ? err : undefined;
-  const outcome = failure('batch', aborted !== undefined ? aborted.reason : replaced !== undefined ? replaced.original : err, 0);
-  if (replaced !== undefined) outcome.terminated = replaced.why;
-  return withDuration(outcome, durationMs);
-}
-
-function withDuration(outcome: Outcome, durationMs: number): Outcome {
-  outcome.durationMs = durationMs;
-  return outcome;
+  return succeeded(value, performance.now() - started, encodeResult);
 }
 
 /** Registers a running batch's (or task's) abort, so a stop or shutdown reaches it. */
@@ -320,8 +270,8 @@ async function runComplete(task: CompleteTask): Promise<Outcome> {
     if (hook !== undefined) await hook(task.summary, makeContext(task.job, 0, log, new AbortController().signal, null));
     return withInit({ ok: true, durationMs: performance.now() - started, result: null }, initMs);
   } catch (err) {
-    if (err instanceof StageError) return failure(err.stage, err.original, started);
-    return withInit(failure('complete', err, started), initMs);
+    if (err instanceof StageError) return failure(err.stage, err.original, performance.now() - started);
+    return withInit(failure('complete', err, performance.now() - started), initMs);
   } finally {
     instances.delete(task.job.job_id);
     specs.delete(task.job.job_id);
@@ -388,7 +338,7 @@ async function runAtOnce(job: JobSpec, batches: readonly Batch[]): Promise<{ out
     instance = await instanceFor(job, log);
   } catch (err) {
     // The first batch fails as runBatch would fail it; the next ones try again, one by one.
-    return { outcomes: [err instanceof StageError ? failure(err.stage, err.original, started) : failure('init', err, started)] };
+    return { outcomes: [initFailure(err, performance.now() - started)] };
   }
   const many = instance.handler.handleBatches;
   if (many === undefined) return { outcomes: [], initMs: instance.initMs };
@@ -413,7 +363,7 @@ async function runAtOnce(job: JobSpec, batches: readonly Batch[]): Promise<{ out
     untrack(job.job_id, ac);
   }
   // An abort (stop, shutdown) ends the batch it stopped with its reason (ProcessReplaced); earlier ones ended on their own.
-  return { outcomes: ends.map((e) => (e.ok ? succeeded(e.value, e.ms) : batchFailure(e.error, undefined, e.ms))), initMs: instance.initMs };
+  return { outcomes: ends.map((e) => (e.ok ? succeeded(e.value, e.ms, encodeResult) : batchFailure(e.error, undefined, e.ms))), initMs: instance.initMs };
 }
 
 // Loaded: the pool counts this thread among those that can run tasks (readiness, jetbatch_pool_threads).

@@ -25,6 +25,7 @@ import { OpenReads } from './reads.js';
 import { RequestSink, type FrameOwner } from './request-sink.js';
 import { WrittenAhead } from './ahead.js';
 import { backToBack, TaskBatchOwner } from './task-batches.js';
+import { errorOf, toError, type ChildErrorInfo } from './child-errors.js';
 import type { AheadBatch } from '../runtime.js';
 
 export interface PythonRuntimeOptions {
@@ -53,16 +54,6 @@ export function modulePath(): string {
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 /** An ndarray or a MessagePack array header (fixarray, array 16, array 32). */
 const isArrayHeader = (b: number | undefined): boolean => b !== undefined && ((b & 0xf0) === 0x90 || b === 0xdc || b === 0xdd);
-
-/** What the child reports for a failure (src/python/jetbatch/_runner.py, error_info). */
-interface ChildErrorInfo {
-  name: string;
-  message: string;
-  stack?: string;
-  code?: string | null;
-  permanent?: boolean;
-  oom?: boolean;
-}
 
 export class PythonRuntime implements Runtime<Uint8Array> {
   // A task's batches go to the process in one request (handleBatches).
@@ -179,17 +170,24 @@ export class PythonRuntime implements Runtime<Uint8Array> {
       } finally {
         signal.removeEventListener('abort', onAbort);
       }
-      if (reply.header[0] === 'ok') return reply.header[1] === true ? reply.tail : null;
-      const info = errorOf(reply);
-      const stage = reply.header[1] as FailureStage;
-      if (info.oom === true) {
-        // Whatever a MemoryError left behind, the next batch gets a fresh process.
-        this.#replace(child);
-        throw this.#oomError(info);
-      }
-      if (stage === 'decode' || stage === 'result') throw new StageError(stage, toError(info));
-      throw toError(info);
+      return this.#valueOf(child, reply);
     });
+  }
+
+  /**
+   * What a batch's reply means: the result to store (or null), or thrown, its failure as handleBatch throws it. A
+   * MemoryError replaces the process: whatever it left behind, the next batch gets a fresh one.
+   */
+  #valueOf(child: PythonChild<FrameOwner>, reply: Frame): Uint8Array | null {
+    if (reply.header[0] === 'ok') return reply.header[1] === true ? reply.tail : null;
+    const info = errorOf(reply);
+    if (info.oom === true) {
+      this.#replace(child);
+      throw new ProcessReplaced('oom', toError({ ...info, code: ErrorCodes.WORKER_OOM, message: `the Python process ran out of memory (memory_limit_mb=${this.#opts.memoryLimitMb ?? 'none'}): ${info.message}` }));
+    }
+    const stage = reply.header[1] as FailureStage;
+    if (stage === 'decode' || stage === 'result') throw new StageError(stage, toError(info));
+    throw toError(info);
   }
 
   /**
@@ -242,32 +240,25 @@ export class PythonRuntime implements Runtime<Uint8Array> {
           const reported = h[h[0] === 'ok' ? 2 : 3]; // the batch's own time in Python
           const ms = typeof reported === 'number' ? reported : now - since;
           since = now;
-          if (h[0] === 'ok') {
-            ends.push({ ok: true, value: h[1] === true ? reply.tail : null, ms });
-          } else if (h[1] === 'missing') {
+          if (h[0] === 'error' && h[1] === 'missing') {
             this.#constructed.delete(job.job_id);
             finish();
             return;
-          } else {
-            const info = errorOf(reply);
-            if (info.oom === true) {
-              this.#replace(child);
-              ends.push({ ok: false, error: this.#oomError(info), ms });
-              finish();
+          }
+          try {
+            ends.push({ ok: true, value: this.#valueOf(child, reply), ms });
+          } catch (error) {
+            ends.push({ ok: false, error, ms });
+            if (error instanceof ProcessReplaced) {
+              finish(); // a MemoryError: the rest runs in the next process
               return;
             }
-            const stage = h[1];
-            ends.push({ ok: false, error: stage === 'decode' || stage === 'result' ? new StageError(stage, toError(info)) : toError(info), ms });
           }
           if (ends.length === batches.length) finish();
           else timer.refresh();
         });
       });
     });
-  }
-
-  #oomError(info: ChildErrorInfo): ProcessReplaced {
-    return new ProcessReplaced('oom', toError({ ...info, code: ErrorCodes.WORKER_OOM, message: `the Python process ran out of memory (memory_limit_mb=${this.#opts.memoryLimitMb ?? 'none'}): ${info.message}` }));
   }
 
   #complete(generation: number, job: JobSpec, summary: JobSummary, ctx: HandlerContext): Promise<void> {
@@ -406,21 +397,4 @@ export class PythonRuntime implements Runtime<Uint8Array> {
     if (!(gone instanceof ChildGone)) return gone as Error;
     return new JetbatchError(code, gone.message, { cause: gone });
   }
-}
-
-/** The report of an `error` reply (never missing from a well-behaved runner). */
-function errorOf(reply: Frame): ChildErrorInfo {
-  const info = reply.header[2] as ChildErrorInfo | null | undefined;
-  return info ?? { name: 'Error', message: `the Python process answered ${String(reply.header[1])} without details` };
-}
-
-/** An Error carrying the child's report: the Python traceback is its stack. */
-function toError(info: ChildErrorInfo): Error {
-  const err = new Error(info.message);
-  err.name = info.name;
-  if (typeof info.stack === 'string') err.stack = info.stack;
-  return Object.assign(err, {
-    ...(typeof info.code === 'string' ? { code: info.code } : {}),
-    permanent: info.permanent === true,
-  });
 }
