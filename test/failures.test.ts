@@ -9,9 +9,9 @@ import { JetbatchClient } from '../src/client/client.js';
 import { readSubject } from '../src/client/read-subject.js';
 import { openContext } from '../src/fleet/context.js';
 import type { Daemon } from '../src/daemon/daemon.js';
-import { Buckets, Headers, Streams, Subjects, decodeValue, encodeJson, encodeValue } from '../src/fleet/protocol.js';
+import { Buckets, Headers, Streams, Subjects, consumerName, decodeValue, encodeJson, encodeValue } from '../src/fleet/protocol.js';
 import { Kvm } from '@nats-io/kv';
-import type { JobRecord } from '../src/types.js';
+import { isTerminal, type JobRecord } from '../src/types.js';
 import { FIXTURES, ROOT, readRecords, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { waitUntil } from './helpers/wait.js';
@@ -106,6 +106,34 @@ describe('failure semantics', () => {
     const letters = await client.deadLetters(job.job_id);
     assert.equal(letters.length, 1);
     assert.equal(letters[0]!.generation, 1);
+  });
+
+  test('a replay sent the instant the job ends (a watch on its record) loses nothing: its queue was removed before', async () => {
+    const kv = await new Kvm(nc).open(Buckets.jobs);
+    const jsm = await jetstreamManager(nc);
+    const job = await client.submit({ api_name: 'always-throws', batches: [[1], [2], [3]], max_attempts: 1, config: { fail: ['1'] } });
+    // The terminal write itself, as a script watching the job sees it, not a poll some time after.
+    const watch = await kv.watch({ key: job.job_id });
+    let consumerAtEnd: boolean | undefined;
+    let replayed = 0;
+    for await (const e of watch) {
+      if (e.operation !== 'PUT' || e.value.length === 0 || !isTerminal(e.json<JobRecord>().status)) continue;
+      const [exists, replay] = await Promise.all([
+        jsm.consumers.info(Streams.batches, consumerName(job.job_id)).then(() => true, () => false),
+        client.replayDeadLetters(job.job_id),
+      ]);
+      consumerAtEnd = exists;
+      replayed = replay.replayed;
+      break;
+    }
+    watch.stop();
+    assert.equal(consumerAtEnd, false, 'the consumer is deleted before the job ends');
+    assert.equal(replayed, 1);
+    const second = await wait(job.job_id);
+    assert.equal(second.status, 'completed_with_failures', 'the replayed batch ran, and failed again');
+    assert.deepEqual([second.batch_metrics.succeeded, second.batch_metrics.failed], [2, 1]);
+    const letters = await client.deadLetters(job.job_id);
+    assert.deepEqual(letters.map((l) => [l.batch_id, l.generation]), [['1', 1]]);
   });
 
   test('reading dead letters while some are removed (a replay elsewhere, retention) ends with those still there', async () => {
@@ -208,7 +236,7 @@ describe('failure semantics', () => {
     // The record turns terminal before the completer purges the job's queue and then publishes the completion event:
     // wait for the event, or the purge could remove the batches injected below.
     const jsm = await jetstreamManager(nc);
-    await waitUntil('the completion event of the job', () => jsm.streams.getMessage(Streams.events, { last_by_subj: Subjects.event('echo', job.job_id, 'completed') }).then(() => true, () => false), { timeoutMs: 10_000 });
+    await waitUntil('the completion event of the job', () => jsm.streams.getMessage(Streams.events, { last_by_subj: Subjects.event('echo', job.job_id, 'completed') }).then((m) => m !== null, () => false), { timeoutMs: 10_000 });
     // Inject garbage the way a buggy publisher would, then re-open the job as running. (In the other order a
     // completion check between the two could find the queue empty and end the job as succeeded.)
     const js = jetstream(nc);

@@ -233,7 +233,7 @@ describe('python handlers: failures', () => {
     const nc = await connect({ servers: server.url });
     try {
       const jsm = await jetstreamManager(nc);
-      await waitUntil('the completion event of the job', () => jsm.streams.getMessage(Streams.events, { last_by_subj: Subjects.event('python-failures', job.job_id, 'completed') }).then(() => true, () => false), { timeoutMs: 10_000 });
+      await waitUntil('the completion event of the job', () => jsm.streams.getMessage(Streams.events, { last_by_subj: Subjects.event('python-failures', job.job_id, 'completed') }).then((m) => m !== null, () => false), { timeoutMs: 10_000 });
       const js = jetstream(nc);
       // Not MessagePack; an array header with its items cut off (only Python's decoder sees that); a map.
       const bodies = [new Uint8Array([0xc1, 0xc1]), new Uint8Array([0x92, 0x01]), encodeValue({ not: 'an array' })];

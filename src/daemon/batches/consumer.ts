@@ -5,14 +5,22 @@
 import { AckPolicy, DeliverPolicy, type Consumer } from '@nats-io/jetstream';
 import type { FleetContext } from '../../fleet/context.js';
 import { Streams, Subjects, consumerName } from '../../fleet/protocol.js';
-import type { JobRecord } from '../../types.js';
+import { getJob } from '../../fleet/registry.js';
+import { isTerminal, type JobRecord } from '../../types.js';
 
-/** Binds to the job's consumer, creating it if no daemon has yet. `leaseMs` becomes its ack wait. */
-export async function bindJobConsumer(ctx: FleetContext, record: JobRecord, leaseMs: number): Promise<Consumer> {
+/**
+ * Binds to the job's consumer, creating it if no daemon has yet. `leaseMs` becomes its ack wait. Null when the
+ * consumer is gone because the job is completing or ended: its completer removes the queue before the job ends, and
+ * a runner still pulling must not bring it back (a replay reopens the ended job at once, and its consumer must then
+ * start from the replayed batches, not from a leftover made by a runner that had not stopped yet).
+ */
+export async function bindJobConsumer(ctx: FleetContext, record: JobRecord, leaseMs: number): Promise<Consumer | null> {
   const name = consumerName(record.job_id);
   try {
     await ctx.jsm.consumers.info(Streams.batches, name);
   } catch {
+    const current = await getJob(ctx.jobs, record.job_id);
+    if (current === null || current.record.status === 'completing' || isTerminal(current.record.status)) return null;
     // First daemon to see the job creates its consumer; a concurrent identical add is harmless, and a lost race
     // with a different config (another daemon's lease) is resolved by binding to whatever exists.
     await ctx.jsm.consumers

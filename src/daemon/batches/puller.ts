@@ -80,7 +80,13 @@ export class Puller {
     while (!signal.aborted) {
       let consumer: Consumer;
       try {
-        consumer = this.#consumer ??= await bindJobConsumer(d.ctx, d.record, d.leaseMs);
+        const bound = this.#consumer ?? (await bindJobConsumer(d.ctx, d.record, d.leaseMs));
+        if (bound === null) {
+          // The job is completing or ended: this runner is about to be retired.
+          await sleep(RECHECK_MAX_MS, signal);
+          continue;
+        }
+        consumer = this.#consumer = bound;
       } catch (err) {
         d.log.warn({ err, job_id: d.record.job_id }, 'cannot bind to job consumer; retrying');
         await sleep(1000, signal);

@@ -3,10 +3,10 @@
  * contends for the completion: the first claim stored in the claims log wins the attempt (claim-log.ts), and the
  * winner writes its claim into the job record with a CAS (status `completing` + a claim with a lease, claim.ts).
  * It confirms the claim is still its own right before it starts `onJobComplete` (no later attempt in the log, and a
- * CAS on the record), then writes the final status (CAS again) and publishes the completion event. The claimer keeps
- * its claim however long this takes: it renews the lease and retries failed writes. Another daemon takes a claim
- * over (the next attempt, through the log again) only when its lease has lapsed *and* its claimer is gone (peers.ts:
- * heartbeat deleted or unchanged for the claimer's presence timeout).
+ * CAS on the record), then removes the job's queue, writes the final status (CAS again) and publishes the completion
+ * event. The claimer keeps its claim however long this takes: it renews the lease and retries failed writes. Another
+ * daemon takes a claim over (the next attempt, through the log again) only when its lease has lapsed *and* its
+ * claimer is gone (peers.ts: heartbeat deleted or unchanged for the claimer's presence timeout).
  *
  * The contract: onJobComplete runs exactly once per completion, unless its claimer dies, or is frozen or cut off
  * from NATS past its presence timeout, after starting the hook; then the next claimer runs it again with
@@ -173,6 +173,12 @@ async function runCompletion(deps: CompletionDeps, pool: ApiPool, claimed: Trans
       hookError = toErrorInfo(outcome.error);
       log.error({ error: hookError, ms: Math.round(performance.now() - started) }, 'onJobComplete failed');
     }
+    // The queue goes before the job ends, while the claim holds it `completing`: a replay can reopen the job the moment
+    // it has ended, and a queue removed after that would take the replayed batches with it.
+    await persist(deps, keeper, log, 'removing the job queue', () => discardQueue(deps.ctx, record), { maxFailures: 5 }).catch((err: unknown) => {
+      if (err instanceof ClaimLost || err instanceof ClaimAbandoned) throw err;
+      log.warn({ err }, 'removing the job queue failed; the job ends with it');
+    });
     const final = await keeper.write((r) => ({
       ...r,
       status,
@@ -186,7 +192,6 @@ async function runCompletion(deps: CompletionDeps, pool: ApiPool, claimed: Trans
     }));
     keeper.stop();
     log.info({ status, succeeded: metrics.succeeded, failed: metrics.failed, revision: final.revision }, 'job completed');
-    await discardQueue(deps.ctx, final.record).catch((err: unknown) => log.warn({ err }, 'removing the job consumer failed'));
     await persist(deps, keeper, log, 'publishing the completion event', () => publishEvent(deps.ctx, final.record, 'completed'), { whileClaimed: false, maxFailures: 20 }).catch((err: unknown) =>
       log.error({ err }, 'the completion event could not be published'),
     );
