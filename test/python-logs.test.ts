@@ -4,6 +4,7 @@
  * jetbatch.logger, print() and stderr become: pino lines with the job's metadata that a handler cannot overwrite.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -20,6 +21,14 @@ const alive = (pid: number): boolean => {
     return true;
   } catch {
     return false;
+  }
+};
+/** The processes under `pid`, with their command lines (what a failure to find the runners needs to explain). */
+const psOf = (pid: number): string => {
+  try {
+    return execFileSync('ps', ['-o', 'pid,ppid,etimes,args', '--ppid', String(pid)], { encoding: 'utf8' });
+  } catch {
+    return `(no process under ${pid})`;
   }
 };
 const linesOf = (output: string): Line[] => output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
@@ -116,14 +125,19 @@ describe('python handlers: a Cortex handler.py and logs', () => {
 
   test('a daemon killed with SIGKILL takes its Python processes with it, busy ones too (parent-death signal)', async () => {
     const extra = await DaemonProcess.spawn(server.url, [pythonApi('python-failures', { threads: 2, config: { record_dir: recordDir } })]);
-    const runners = await waitUntil('two runner processes', () => runnerPids(extra.proc.pid!).length === 2 && runnerPids(extra.proc.pid!), { timeoutMs: 20_000 });
-    // One of them sleeps in a batch: it does not read its request pipe, so only the kernel's signal can end it.
-    await client.submit({ api_name: 'python-failures', batches: [['sleep']], batch_timeout: 600 });
-    const pidFile = join(recordDir, 'pid-0');
-    const busy = Number(await waitUntil('the batch to start', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8'), { timeoutMs: 20_000 }));
-    assert.ok(runners.includes(busy));
-    assert.equal(await extra.kill('SIGKILL'), 'SIGKILL');
-    await waitUntil('the orphaned runners to die', () => !runners.some(alive), { timeoutMs: 10_000, detail: () => String(runners.filter(alive)) });
+    try {
+      const runners = await waitUntil('two runner processes', () => runnerPids(extra.proc.pid!).length === 2 && runnerPids(extra.proc.pid!), { timeoutMs: 20_000, detail: () => psOf(extra.proc.pid!) });
+      // One of them sleeps in a batch: it does not read its request pipe, so only the kernel's signal can end it.
+      await client.submit({ api_name: 'python-failures', batches: [['sleep']], batch_timeout: 600 });
+      const pidFile = join(recordDir, 'pid-0');
+      const busy = Number(await waitUntil('the batch to start', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8'), { timeoutMs: 20_000 }));
+      assert.ok(runners.includes(busy), `the batch ran in ${busy}, not in a runner listed before (${runners}):\n${psOf(extra.proc.pid!)}`);
+      assert.equal(await extra.kill('SIGKILL'), 'SIGKILL');
+      await waitUntil('the orphaned runners to die', () => !runners.some(alive), { timeoutMs: 10_000, detail: () => String(runners.filter(alive)) });
+    } finally {
+      // A failure above must not leave the daemon running: this file would wait for it until the test timeout.
+      await extra.kill('SIGKILL'); // (it answers at once when the daemon has exited)
+    }
   });
 
   test('SIGTERM to the daemons leaves no Python process behind', async () => {

@@ -14,11 +14,21 @@ export function pythonApi(name: string, extra: Record<string, unknown> = {}): Re
   return { name, project: join(FIXTURES, name), python: PYTHON, threads: 1, max_attempts: 3, backoff: fastBackoff, ...extra };
 }
 
-/** Pids of Python handler processes (jetbatch._runner) whose parent is `parent` (default: this test process). */
+/**
+ * Pids of the Python handler processes of worker threads (jetbatch._runner) whose parent is `parent` (default: this
+ * test process). A daemon's project check (project-check.ts) runs the same module for a moment, in check mode, from
+ * its main thread: it is not one of them. (Counted as one, it made a test take its pid for a thread's process while
+ * the threads were still booting on a loaded machine.)
+ */
 export function runnerPids(parent: number = process.pid): number[] {
+  let listing: string;
   try {
-    return execFileSync('pgrep', ['-P', String(parent), '-f', 'jetbatch._runner'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    listing = execFileSync('pgrep', ['-a', '-P', String(parent), '-f', 'jetbatch._runner'], { encoding: 'utf8' });
   } catch {
     return []; // pgrep exits 1 when nothing matches
   }
+  return listing
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.includes('"check":true'))
+    .map((line) => Number(line.trim().split(' ')[0]));
 }
