@@ -55,7 +55,7 @@ export async function pythonChannel(bytes: Uint8Array, itemsPerBatch: number, n:
     return { kind: 'batches', jobId: spec.job_id, job, batchIds, attempts: batchIds.map(() => 1), data, ends, timeoutMs: 120_000 };
   };
   const run = async (t: BatchesTask): Promise<number> => {
-    const out: Outcome[] | Outcome = await pool.runBatches(t, new AbortController().signal, () => 'timeout');
+    const out: Outcome[] | Outcome = await pool.runBatches(t, 0, new AbortController().signal, () => 'timeout');
     const outcomes = Array.isArray(out) ? out : [out];
     const failed = outcomes.find((x) => !x.ok);
     if (failed !== undefined || outcomes.length !== t.batchIds.length) throw new Error(`python channel: a task failed: ${JSON.stringify(failed ?? outcomes.length)}`);

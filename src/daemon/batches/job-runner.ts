@@ -298,7 +298,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     });
     if (runnable.length > 0) {
       const task = batchesTask(this.jobId, this.#jobBytes, runnable, this.spec.batch_timeout * 1000);
-      const result = await this.#pool.runBatches(task, run.signal, () => run.reason);
+      const result = await this.#pool.runBatches(task, this.#claimant.priority, run.signal, () => run.reason);
       for (const o of Array.isArray(result) ? result : [result]) this.#pool.slots.observe(this.#claimant, o.durationMs);
       const sharedDeath = !Array.isArray(result) && runnable.length > 1;
       if (sharedDeath) {

@@ -100,7 +100,7 @@ export class Settler {
   }
 
   async #apply(batch: Delivered, ending: Ending, verdict: Verdict, limits: Limits): Promise<void> {
-    const { msg, id, attempt } = batch;
+    const { id, attempt } = batch;
     const outcome = ending.outcome;
     const d = this.#deps;
     switch (verdict.action) {

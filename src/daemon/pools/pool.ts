@@ -10,7 +10,11 @@ import { channelNames, type BatchesTask, type CompleteTask, type ControlMessage,
 import type { ApiOptions } from '../config.js';
 import type { S3Settings } from '../../stores/index.js';
 import { Slots } from './slots.js';
+import { TaskGate } from './task-gate.js';
 import { threadEntry } from '../../worker/thread-entry.js';
+
+/** onJobComplete's place in the task order: before any batch waiting here (its lane is taken already: Slots.occupy). */
+const HOOK_PRIORITY = Number.MAX_SAFE_INTEGER;
 
 /** Why the main thread aborted a running task. */
 export type AbortReason = 'timeout' | 'stopped' | 'shutdown';
@@ -37,6 +41,7 @@ export class ApiPool {
   readonly api: ApiOptions;
   readonly slots: Slots;
   readonly #piscina: Piscina;
+  readonly #gate: TaskGate;
   readonly #control: BroadcastChannel;
   readonly #events: BroadcastChannel;
   /** Per job, who is told when a batch's timeout restarts (handleBatch started, or ctx.extendLease()). */
@@ -74,6 +79,7 @@ export class ApiPool {
       env: opts.env,
       ...(opts.api.memoryLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: opts.api.memoryLimitMb } }),
     });
+    this.#gate = new TaskGate(opts.api.threads * opts.api.concurrency);
     const slots = new Int32Array(data.workerSlots);
     this.#piscina.on('workerDestroy', (worker: { id: number }) => {
       for (let i = 0; i < slots.length; i++) Atomics.compareExchange(slots, i, worker.id, 0);
@@ -117,7 +123,7 @@ export class ApiPool {
   async runComplete(task: CompleteTask, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome> {
     this.slots.occupy();
     try {
-      return await this.#run<Outcome>(task, signal, reasonOf, []);
+      return await this.#run<Outcome>(task, HOOK_PRIORITY, signal, reasonOf, []);
     } finally {
       this.slots.release(1);
     }
@@ -125,15 +131,20 @@ export class ApiPool {
 
   /**
    * Runs batches on one thread: one outcome per batch, or a single failure outcome if the thread died or was
-   * terminated (which batch is to blame is then unknown). `task.data` is transferred.
+   * terminated (which batch is to blame is then unknown). `task.data` is transferred. Tasks wait for a thread in the
+   * order of TaskGate: their job's `priority`, then first come, first served.
    */
-  runBatches(task: BatchesTask, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome[] | Outcome> {
-    return this.#run<Outcome[]>(task, signal, reasonOf, [task.data.buffer as ArrayBuffer]);
+  runBatches(task: BatchesTask, priority: number, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome[] | Outcome> {
+    return this.#run<Outcome[]>(task, priority, signal, reasonOf, [task.data.buffer as ArrayBuffer]);
   }
 
-  async #run<T>(task: Task, signal: AbortSignal, reasonOf: () => AbortReason, transferList: ArrayBuffer[]): Promise<T | Outcome> {
+  async #run<T>(task: Task, priority: number, signal: AbortSignal, reasonOf: () => AbortReason, transferList: ArrayBuffer[]): Promise<T | Outcome> {
     const started = performance.now();
+    const entered = this.#gate.enter(priority, signal);
+    const admitted = entered === true || (entered !== false && (await entered));
     try {
+      // Aborted while waiting: it never ran (the catch below makes the same outcome as an abort while running).
+      if (!admitted) throw new Error('aborted before it reached a thread');
       return (await this.#piscina.run(task, { signal, transferList })) as T;
     } catch (err) {
       const durationMs = performance.now() - started;
@@ -149,6 +160,8 @@ export class ApiPool {
       }
       const info = toErrorInfo(err);
       return { ok: false, durationMs, stage: 'batch', terminated: 'crash', error: { ...info, code: ErrorCodes.WORKER_DIED, message: `worker thread died: ${info.message}`, permanent: false } };
+    } finally {
+      if (admitted) this.#gate.leave();
     }
   }
 
