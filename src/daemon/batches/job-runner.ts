@@ -71,6 +71,8 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
   readonly #output: OutputWriter | undefined;
   readonly #inflight = new Map<string, InFlight>();
   readonly #stop = new AbortController();
+  /** Aborted when the job ended or was stopped: its pulls end at once (Puller deps.cancelled). */
+  readonly #cancel = new AbortController();
   #loop: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #started = false;
@@ -154,6 +156,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       inFlight: () => this.#inflight.size,
       whenOneSettles: (signal) => this.#settled.wait(signal),
       dispatch: (msg) => this.#dispatch(msg),
+      cancelled: this.#cancel.signal,
     });
     this.#unfollow = this.#pool.follow(this.jobId, (batchId) => this.#extendLease(batchId));
     this.#loop ??= puller.run(this.#stop.signal).catch((err: unknown) => this.#log.error({ err, job_id: this.jobId }, 'job runner failed'));
@@ -177,6 +180,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
    */
   async stop(mode: 'abort' | 'release', graceMs = 0): Promise<void> {
     this.#stop.abort();
+    if (mode === 'abort') this.#cancel.abort();
     if (mode === 'abort') for (const f of this.#inflight.values()) f.run?.abort('stopped');
     if (this.#inflight.size > 0 && mode === 'release') {
       // The grace timer is cancelled when the batches drain first: a pending timer would keep the process alive.

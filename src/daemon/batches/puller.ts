@@ -33,6 +33,12 @@ export interface PullerDeps {
   whenOneSettles(signal: AbortSignal): Promise<void>;
   /** Takes a received batch; one slot was reserved for it. */
   dispatch(msg: JsMsg): void;
+  /**
+   * Aborts when the job has ended or was stopped (its consumer is gone or going): outstanding pulls end at once and
+   * give their slots back, instead of waiting at the server for their expiry while other jobs wait for the slots.
+   * (Not on a shutdown: a pull ended early there could lose what the server sends it until the lease runs out.)
+   */
+  cancelled: AbortSignal;
 }
 
 /** Most bytes of batches asked for by the outstanding pulls together. */
@@ -136,16 +142,10 @@ export class Puller {
 
   /** Starts a pull of `n` (on `n` reserved slots, or on standby) and keeps it in `pulls` until it ends. */
   #track(pulls: Set<Promise<void>>, consumer: Consumer, n: number, standby: boolean, signal: AbortSignal): void {
-    const d = this.#deps;
     const pull: Promise<void> = this.#pull(consumer, n, standby, signal)
-      .then(async ({ got, more, failed }) => {
-        d.slots.setStarved(d.claimant, got === 0 && !failed);
-        this.#backlog = got > 0 && more;
-        if (failed) {
-          if (this.#consumer === consumer) this.#consumer = undefined;
-          // NATS away or the consumer gone: the pull stays outstanding a while, so the loop does not spin on it.
-          await sleep(RECHECK_MAX_MS, signal);
-        }
+      .then(async (failed) => {
+        // NATS away or the consumer gone: the pull stays outstanding a while, so the loop does not spin on it.
+        if (failed) await sleep(RECHECK_MAX_MS, signal);
       })
       .finally(() => pulls.delete(pull));
     pulls.add(pull);
@@ -192,14 +192,19 @@ export class Puller {
    * One pull of up to `n` batches, for which `n` slots are reserved, or on standby (a batch received then takes its
    * slot as it comes); every batch received is dispatched.
    */
-  async #pull(consumer: Consumer, n: number, standby: boolean, signal: AbortSignal): Promise<{ got: number; more: boolean; failed: boolean }> {
+  async #pull(consumer: Consumer, n: number, standby: boolean, signal: AbortSignal): Promise<boolean> {
     let got = 0;
     let lastPending = -1;
     let failed = false;
     let watchdog: NodeJS.Timeout | undefined;
+    let cancel: (() => void) | undefined;
+    const { cancelled } = this.#deps;
     this.#requested += n;
     try {
+      if (cancelled.aborted) return false;
       const batch = await consumer.fetch({ max_messages: n, expires: FETCH_EXPIRES_MS });
+      cancel = () => batch.stop();
+      cancelled.addEventListener('abort', cancel, { once: true });
       // A pull must end by its expiry; if the client never ends it (seen under load when the server answers
       // "max ack pending"), stop it, or this job would wait forever with its slots reserved.
       watchdog = setTimeout(() => batch.stop(), FETCH_EXPIRES_MS + 2000);
@@ -214,6 +219,10 @@ export class Puller {
         this.#requested--;
         if (standby) this.#deps.slots.occupy();
         lastPending = msg.info.pending;
+        // Known before the batch is dispatched (its settling frees a slot, and a reservation that wakes then acts on
+        // it): a backlog is more batches waiting than the outstanding pulls still ask for. Batches already on their
+        // way to those pulls are no reason for another, which would wait at the server on reserved slots.
+        this.#backlog = lastPending > this.#requested;
         this.#avgBytes += (msg.data.byteLength - this.#avgBytes) * 0.2;
         this.#deps.dispatch(msg);
       }
@@ -224,10 +233,17 @@ export class Puller {
       }
     } finally {
       clearTimeout(watchdog);
+      if (cancel !== undefined) cancelled.removeEventListener('abort', cancel);
+      // Likewise before its unused slots go back: at a job's end, a reservation woken by that release asked for a full
+      // pull on an earlier pull's word, and it waited at the server for its whole expiry on the slots the next job was
+      // waiting for (the latency bench's ~1 s stalls).
       this.#requested -= n - got;
+      this.#deps.slots.setStarved(this.#deps.claimant, got === 0 && !failed);
+      this.#backlog = got > 0 && lastPending > this.#requested;
+      if (failed && this.#consumer === consumer) this.#consumer = undefined;
       if (standby) this.#deps.slots.endStandby();
       else this.#deps.slots.release(n - got);
     }
-    return { got, more: lastPending !== 0, failed };
+    return failed;
   }
 }
