@@ -79,7 +79,9 @@ export class ApiPool {
       env: opts.env,
       ...(opts.api.memoryLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: opts.api.memoryLimitMb } }),
     });
-    this.#gate = new TaskGate(opts.api.threads * opts.api.concurrency);
+    // One place per thread: Piscina gives a thread one task at a time while that task has an abort signal, and every
+    // task here has one, so `concurrency` > 1 does not put more on a thread (Slots still count its lanes).
+    this.#gate = new TaskGate(opts.api.threads);
     const slots = new Int32Array(data.workerSlots);
     this.#piscina.on('workerDestroy', (worker: { id: number }) => {
       for (let i = 0; i < slots.length; i++) Atomics.compareExchange(slots, i, worker.id, 0);

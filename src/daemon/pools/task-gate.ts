@@ -1,6 +1,6 @@
 /**
- * The order in which a pool's tasks reach its threads. Piscina is given a task only when one of its places
- * (threads × concurrency) is free, so it never queues one: its own queue let a waiting task be passed, again and
+ * The order in which a pool's tasks reach its threads. Piscina is given a task only when one of its places (a
+ * thread, ApiPool) is free, so it never queues one: its own queue let a waiting task be passed, again and
  * again, by tasks submitted later that found a thread free first (a priority-10 job's batch waited 6.5 s there while a
  * backlog's 20 ms batches kept starting). Here a task waits for a place in order: higher priority first, then first
  * come, first served.
