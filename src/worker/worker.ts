@@ -19,6 +19,7 @@ import { lazyImport } from '../util/lazy-import.js';
 import { PythonRuntime } from './python/python-runtime.js';
 import { StageError, type BatchEnd, type JobHandler, type Runtime } from './runtime.js';
 import { BatchAbort } from './batch-abort.js';
+import { BatchContext, type ThreadServices } from './context.js';
 import { batchFailure, failure, initFailure, succeeded, withInit } from './outcomes.js';
 import {
   channelNames,
@@ -125,41 +126,30 @@ const post = (kind: MetricKind) => (name: string, value = 1, labels: Record<stri
   events.postMessage({ type: 'metric', kind, name, value, labels } satisfies WorkerEvent);
 const metrics: HandlerMetrics = { increment: post('counter'), gauge: post('gauge'), observe: post('histogram') };
 
-/** `log` is a logger or a function making one: a batch's child logger is only built if the handler logs. */
-/** `signal` is a signal or what makes it (a batch's is made only if the handler reads it: BatchAbort). */
-function makeContext(job: JobSpec, attempt: number, log: Logger | (() => Logger), signal: AbortSignal | BatchAbort, batchId: string | null, onExtend: () => void = () => {}): HandlerContext {
-  let logger = typeof log === 'function' ? undefined : log;
-  return {
-    get log(): Logger {
-      logger ??= (log as () => Logger)();
-      return logger;
-    },
-    get signal(): AbortSignal {
-      return signal instanceof BatchAbort ? signal.signal : signal;
-    },
-    gpu,
-    worker: workerIndex,
-    projectDir: data.projectDir,
-    attempt,
-    extendLease: () => {
-      if (batchId === null) return;
-      onExtend();
-      events.postMessage({ type: 'lease', jobId: job.job_id, batchId } satisfies WorkerEvent);
-    },
-    metrics,
-    client: () => {
-      client ??= lazyImport<typeof import('../client/client.js')>(new URL('../client/client.js', import.meta.url)).then((m) =>
-        m.JetbatchClient.connect({ ...data.nats, name: `jetbatch-handler-${data.apiName}` }),
-      );
-      client.catch(() => (client = undefined));
-      return client;
-    },
-    open: async (url) => {
-      stored ??= lazyImport<typeof import('./stored.js')>(new URL('./stored.js', import.meta.url)).then((m) => new m.StoredObjects(data.nats, data.s3, `jetbatch-handler-${data.apiName}-stores`));
-      stored.catch(() => (stored = undefined));
-      return (await stored).open(url);
-    },
-  };
+/** What the contexts of this thread share (context.ts). */
+const services: ThreadServices = {
+  gpu,
+  worker: workerIndex,
+  projectDir: data.projectDir,
+  metrics,
+  lease: (jobId, batchId) => events.postMessage({ type: 'lease', jobId, batchId } satisfies WorkerEvent),
+  client: () => {
+    client ??= lazyImport<typeof import('../client/client.js')>(new URL('../client/client.js', import.meta.url)).then((m) =>
+      m.JetbatchClient.connect({ ...data.nats, name: `jetbatch-handler-${data.apiName}` }),
+    );
+    client.catch(() => (client = undefined));
+    return client;
+  },
+  open: async (url) => {
+    stored ??= lazyImport<typeof import('./stored.js')>(new URL('./stored.js', import.meta.url)).then((m) => new m.StoredObjects(data.nats, data.s3, `jetbatch-handler-${data.apiName}-stores`));
+    stored.catch(() => (stored = undefined));
+    return (await stored).open(url);
+  },
+};
+
+/** See BatchContext: `log` and `signal` are made only if the handler reads them. */
+function makeContext(job: JobSpec, attempt: number, log: Logger | (() => Logger), signal: AbortSignal | BatchAbort, batchId: string | null, onExtend?: () => void): HandlerContext {
+  return new BatchContext(services, job.job_id, attempt, log, signal, batchId, onExtend);
 }
 
 /**
