@@ -20,6 +20,7 @@ import { PythonRuntime } from './python/python-runtime.js';
 import { StageError, type BatchEnd, type JobHandler, type Runtime } from './runtime.js';
 import { BatchAbort } from './batch-abort.js';
 import { BatchContext, type ThreadServices } from './context.js';
+import { Deadlines } from './deadlines.js';
 import { batchFailure, failure, initFailure, succeeded, withInit } from './outcomes.js';
 import {
   channelNames,
@@ -56,6 +57,8 @@ const events = new BroadcastChannel(channelNames.events(data.apiName));
 control.unref();
 events.unref();
 
+/** The timeouts of the batches running on this thread. */
+const deadlines = new Deadlines();
 /** Aborters of running batches, by job id, so a stop or shutdown reaches the handler's ctx.signal. */
 const running = new Map<string, Set<BatchAbort>>();
 /** A job's handler on this thread, and how long its constructor took (ms). */
@@ -209,21 +212,17 @@ async function runBatch(task: Batch, announce: boolean): Promise<Outcome> {
 /** Runs handleBatch with the batch's timeout, abort and lease; `started` is when the batch's own work began. */
 async function callHandleBatch(handler: JobHandler<unknown>, task: Batch, payload: unknown, log: Logger, announce: boolean, started: number): Promise<Outcome> {
   const ac = new BatchAbort();
-  const arm = (): NodeJS.Timeout => setTimeout(() => ac.abort(timeoutError(task)), task.timeoutMs);
-  let timer = arm();
+  const deadline = deadlines.start(task.timeoutMs, () => ac.abort(timeoutError(task)));
   if (announce) events.postMessage({ type: 'started', jobId: task.job.job_id, batchId: task.batchId } satisfies WorkerEvent);
   track(task.job.job_id, ac);
-  const ctx = makeContext(task.job, task.attempt, () => withMeta(log, { batch_id: task.batchId }), ac, task.batchId, () => {
-    clearTimeout(timer);
-    if (!ac.aborted) timer = arm();
-  });
+  const ctx = makeContext(task.job, task.attempt, () => withMeta(log, { batch_id: task.batchId }), ac, task.batchId, () => deadlines.extend(deadline, task.timeoutMs));
   let value: unknown;
   try {
     value = await handler.handleBatch(payload, task.batchId, ctx);
   } catch (err) {
     return batchFailure(err, ac.aborted ? ac : undefined, performance.now() - started);
   } finally {
-    clearTimeout(timer);
+    deadlines.clear(deadline);
     untrack(task.job.job_id, ac);
   }
   return succeeded(value, performance.now() - started, encodeResult);
