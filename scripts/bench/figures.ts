@@ -1,4 +1,5 @@
 /** The shape of a throughput figure, and the few statistics the report needs. */
+import type { CpuPerBatch } from './cpu-split.js';
 import { MiB } from './payloads.js';
 
 export interface Throughput {
@@ -9,6 +10,8 @@ export interface Throughput {
   batchesPerSec: number;
   itemsPerSec: number;
   mibPerSec: number;
+  /** Where the CPU of the measured interval went, per batch (cpu-split.ts; Linux, and the scenarios that sample it). */
+  cpu?: CpuPerBatch;
 }
 
 export function throughput(batches: number, itemsPerBatch: number, bytesPerBatch: number, seconds: number): Throughput {

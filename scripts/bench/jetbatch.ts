@@ -12,6 +12,7 @@ import type { JetbatchClient } from '../../src/client/client.js';
 import { parseConfig, type DaemonOptions } from '../../src/daemon/config.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { isTerminal, type JobStatus } from '../../src/types.js';
+import { CpuSampler, perBatch } from './cpu-split.js';
 import { throughput, type Throughput } from './figures.js';
 import { nowMs } from './handlers/work.js';
 import type { Marks } from './marks.js';
@@ -90,6 +91,8 @@ export interface JetbatchEnv {
   first?: (job: string) => number | undefined;
   /** Progress of the phases (warm-up, submit, drain, shutdown). */
   log?: (msg: string) => void;
+  /** nats-server's pid: the run reports where the CPU of its interval went (cpu-split.ts). */
+  natsPid?: number;
   /** Called when the measured daemon starts and when every batch is acked (profiling). */
   onMeasure?: { start(): Promise<void>; stop(): Promise<void> };
 }
@@ -147,6 +150,8 @@ export async function jetbatchThroughput(env: JetbatchEnv, api: BenchApi, items:
     measuring = false;
     await env.onMeasure?.stop();
   };
+  const sampler = env.natsPid !== undefined && CpuSampler.available ? new CpuSampler(env.natsPid) : undefined;
+  sampler?.start();
   const daemonStart = nowMs();
   daemon = await startBenchDaemon(env.url, api);
   let ackedAt = 0;
@@ -154,11 +159,13 @@ export async function jetbatchThroughput(env: JetbatchEnv, api: BenchApi, items:
   try {
     void whenAcked(daemon, n, polling.signal).then(async (t) => {
       ackedAt = t;
+      sampler?.stop();
       await stopMeasure();
     });
     await waitSucceeded(env.client, rec.job_id, n, log);
     log(`${api.name}: job complete; first handler call ${Math.round((firstMark(env, rec.job_id) ?? NaN) - daemonStart)} ms after the daemon started`);
   } finally {
+    sampler?.stop();
     polling.abort();
     await stopMeasure();
     await daemon.close();
@@ -167,8 +174,9 @@ export async function jetbatchThroughput(env: JetbatchEnv, api: BenchApi, items:
   const end = (await env.client.record(rec.job_id)).end_time;
   const first = firstMark(env, rec.job_id);
   if (end === null || first === undefined || ackedAt === 0) throw new Error(`job ${rec.job_id}: no start mark, ack count or end time`);
+  const split = sampler?.split(first, ackedAt);
   return {
-    run: throughput(n, items.length, bytesPerBatch, (ackedAt - first) / 1000),
+    run: { ...throughput(n, items.length, bytesPerBatch, (ackedAt - first) / 1000), ...(split ? { cpu: perBatch(split, n) } : {}) },
     complete: throughput(n, items.length, bytesPerBatch, (Date.parse(end) - first) / 1000),
     submitSeconds,
     startLagMs: Math.round(first - daemonStart),

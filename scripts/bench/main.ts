@@ -185,7 +185,7 @@ async function main(): Promise<void> {
     const jb = await JetbatchClient.connect({ servers: [server.url] });
     client = jb;
     const env = (profile: boolean, scenario = '128b'): JetbatchEnv => {
-      const e: JetbatchEnv = { url: server.url, client: jb, marks, log };
+      const e: JetbatchEnv = { url: server.url, client: jb, marks, log, natsPid: server.pid };
       const dir = args.profile;
       if (profile && dir !== undefined) {
         const profiler = new Profiler();
@@ -209,7 +209,7 @@ async function main(): Promise<void> {
       const bytes = s.shape.bytes.byteLength;
       steps.push({ id: `raw-js:${s.id}`, rounds: true, run: async () => add(s.id, 'rawJetStream', await rawConsume(raw, s.id, s.shape.bytes, items, s.n, s.rawBuffer)) });
       steps.push({ id: `raw-piscina:${s.id}`, rounds: true, run: async () => add(s.id, 'rawPiscina', await rawPiscina(s.shape.bytes, items, s.n, 2, 0)) });
-      if (s.id === 'rec100') steps.push({ id: `raw-host:${s.id}`, rounds: true, run: async () => add(s.id, 'rawHost', await rawHost(raw, s.id, s.shape.bytes, items, s.n, 2)) });
+      if (s.id === 'rec100') steps.push({ id: `raw-host:${s.id}`, rounds: true, run: async () => add(s.id, 'rawHost', await rawHost(raw, s.id, s.shape.bytes, items, s.n, 2, server.pid)) });
       steps.push({
         id: `jetbatch:${s.id}`,
         rounds: true,

@@ -9,6 +9,7 @@
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import { Piscina } from 'piscina';
+import { CpuSampler, perBatch } from './cpu-split.js';
 import { throughput, type Throughput } from './figures.js';
 import { nowMs } from './handlers/work.js';
 import type { DecodeTask } from './handlers/decode-task.js';
@@ -33,7 +34,10 @@ function taskOf(group: readonly JsMsg[]): DecodeTask {
   return { data, ends };
 }
 
-export async function rawHost(env: RawEnv, scenario: string, bytes: Uint8Array, itemsPerBatch: number, n: number, threads: number): Promise<Throughput> {
+/** `natsPid`: the server's, to report where the CPU went (cpu-split.ts). */
+export async function rawHost(env: RawEnv, scenario: string, bytes: Uint8Array, itemsPerBatch: number, n: number, threads: number, natsPid?: number): Promise<Throughput> {
+  const sampler = natsPid !== undefined && CpuSampler.available ? new CpuSampler(natsPid) : undefined;
+  sampler?.start();
   const pool = new Piscina({ filename: TASK_FILE.href, minThreads: threads, maxThreads: threads, idleTimeout: Infinity });
   try {
     // Warm-up: every thread started and the task module loaded.
@@ -84,11 +88,14 @@ export async function rawHost(env: RawEnv, scenario: string, bytes: Uint8Array, 
     await done;
     if (failure !== undefined) throw failure;
     await env.nc.flush();
-    const seconds = (nowMs() - first) / 1000;
+    const end = nowMs();
+    sampler?.stop();
     await messages.close();
     await env.jsm.consumers.delete(RAW_STREAM, durable);
-    return throughput(n, itemsPerBatch, bytes.byteLength, seconds);
+    const split = sampler?.split(first, end);
+    return { ...throughput(n, itemsPerBatch, bytes.byteLength, (end - first) / 1000), ...(split ? { cpu: perBatch(split, n) } : {}) };
   } finally {
+    sampler?.stop();
     await pool.destroy();
   }
 }

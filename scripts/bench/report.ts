@@ -158,6 +158,15 @@ export function formatReport(r: Results): string {
       lines.push(`${pad(scenario, 10)}${pad(systemLabels[sys], 36)}${num(f.batches).padStart(8)}${num(f.batchesPerSec).padStart(12)}${num(f.itemsPerSec).padStart(12)}${num(f.mibPerSec, 1).padStart(10)}`);
     }
   }
+  for (const [scenario, bySystem] of Object.entries(r.throughput)) {
+    const parts = (Object.entries(bySystem) as Array<[System, Throughput]>).filter(([, f]) => f.cpu !== undefined);
+    if (parts.length === 0) continue;
+    lines.push(`CPU per batch (µs) over the measured interval of the median round, ${scenario}: main thread + worker threads + V8/libuv helper threads + nats-server = total`);
+    for (const [sys, f] of parts) {
+      const c = f.cpu!;
+      lines.push(`  ${pad(systemLabels[sys], 46)}${c.main} + ${c.threads} + ${c.helpers} + ${c.nats} = ${c.total}`);
+    }
+  }
   const lags = Object.entries(r.jetbatchStartLagMs);
   if (lags.length > 0) lines.push(`jetbatch daemon start → first handler call (longest, ms): ${lags.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   const s = r.submission;

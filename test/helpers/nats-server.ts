@@ -82,6 +82,11 @@ export class NatsServer {
     return `nats://127.0.0.1:${this.port}`;
   }
 
+  /** The server process's pid while it runs (the benchmark reads its CPU time). */
+  get pid(): number | undefined {
+    return this.#proc?.pid;
+  }
+
   async restart(): Promise<void> {
     if (this.#proc !== undefined) throw new Error('already running');
     const conf = join(this.#dir, 'nats.conf');
