@@ -207,7 +207,7 @@ async function main(): Promise<void> {
     for (const s of sizes) {
       const items = s.shape.items.length;
       const bytes = s.shape.bytes.byteLength;
-      steps.push({ id: `raw-js:${s.id}`, rounds: true, run: async () => add(s.id, 'rawJetStream', await rawConsume(raw, s.id, s.shape.bytes, items, s.n, s.rawBuffer)) });
+      steps.push({ id: `raw-js:${s.id}`, rounds: true, run: async () => add(s.id, 'rawJetStream', await rawConsume(raw, s.id, s.shape.bytes, items, s.n, s.rawBuffer, server.pid)) });
       steps.push({ id: `raw-piscina:${s.id}`, rounds: true, run: async () => add(s.id, 'rawPiscina', await rawPiscina(s.shape.bytes, items, s.n, 2, 0)) });
       if (s.id === 'rec100') steps.push({ id: `raw-host:${s.id}`, rounds: true, run: async () => add(s.id, 'rawHost', await rawHost(raw, s.id, s.shape.bytes, items, s.n, 2, server.pid)) });
       steps.push({

@@ -4,6 +4,7 @@
  */
 import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { CpuSampler, perBatch } from './cpu-split.js';
 import { throughput, type Throughput } from './figures.js';
 import { nowMs } from './handlers/work.js';
 import { RAW_STREAM, rawSubject } from './infra.js';
@@ -40,11 +41,14 @@ export async function addRawConsumer(jsm: JetStreamManager, durable: string, sub
  * Consumes `n` messages with `consume()` (its default buffer unless `maxMessages`), acking each without waiting.
  * Timed from the first message to the server having every ack (flush).
  */
-export async function rawConsume(env: RawEnv, scenario: string, bytes: Uint8Array, itemsPerBatch: number, n: number, maxMessages?: number): Promise<Throughput> {
+/** `natsPid`: the server's, to report where the CPU went (cpu-split.ts). */
+export async function rawConsume(env: RawEnv, scenario: string, bytes: Uint8Array, itemsPerBatch: number, n: number, maxMessages?: number, natsPid?: number): Promise<Throughput> {
   const subject = await fillRaw(env, scenario, bytes, n);
+  const sampler = natsPid !== undefined && CpuSampler.available ? new CpuSampler(natsPid) : undefined;
   const durable = subject.replaceAll('.', '_');
   await addRawConsumer(env.jsm, durable, subject);
   const consumer = await env.js.consumers.get(RAW_STREAM, durable);
+  sampler?.start();
   const messages = await consumer.consume(maxMessages === undefined ? {} : { max_messages: maxMessages });
   let first = 0;
   let got = 0;
@@ -54,10 +58,12 @@ export async function rawConsume(env: RawEnv, scenario: string, bytes: Uint8Arra
     if (++got >= n) break;
   }
   await env.nc.flush();
-  const seconds = (nowMs() - first) / 1000;
+  const end = nowMs();
+  sampler?.stop();
   await messages.close();
   await env.jsm.consumers.delete(RAW_STREAM, durable);
-  return throughput(n, itemsPerBatch, bytes.byteLength, seconds);
+  const split = sampler?.split(first, end);
+  return { ...throughput(n, itemsPerBatch, bytes.byteLength, (end - first) / 1000), ...(split ? { cpu: perBatch(split, n) } : {}) };
 }
 
 /** Raw async publish of the given batches with Nats-Msg-Id, 256 PubAcks in flight (the submission reference). */
