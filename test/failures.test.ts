@@ -15,6 +15,7 @@ import { isTerminal, type JobRecord } from '../src/types.js';
 import { FIXTURES, ROOT, readRecords, startDaemon, tempDir } from './helpers/daemon.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { waitUntil } from './helpers/wait.js';
+import { DROP_MIN_BYTES } from '../src/daemon/batches/body.js';
 
 const fastBackoff = { initial: '20ms', factor: 2, max: '200ms', jitter: 0.1 };
 const fixture = (name: string, extra: Record<string, unknown> = {}) => ({
@@ -90,6 +91,23 @@ describe('failure semantics', () => {
       assert.match(l.error.stack ?? '', /handleBatch/);
       assert.deepEqual(decodeValue(l.payload), batches[Number(l.batch_id)]);
     }
+  });
+
+  test('a large batch that always fails is dead-lettered with its exact bytes, though the daemon dropped them once copied', async () => {
+    // Bodies of 64 KiB and more are not kept on the main thread while their task runs (body.ts); the dead letter reads
+    // the batch back from the stream. Distinct bytes at both ends catch a shifted or truncated copy.
+    const big = [`head-${'x'.repeat(200_000)}-tail`, 7];
+    const small = [`small-${'y'.repeat(100)}`];
+    assert.ok(encodeValue(big).byteLength >= DROP_MIN_BYTES && encodeValue(small).byteLength < DROP_MIN_BYTES);
+    const job = await client.submit({ api_name: 'always-throws', batches: [big, small, [1]], max_attempts: 2, config: { fail: ['0', '1'] } });
+    const final = await wait(job.job_id);
+    assert.equal(final.status, 'completed_with_failures');
+    assert.deepEqual([final.batch_metrics.succeeded, final.batch_metrics.failed], [1, 2]);
+    const letters = new Map((await client.deadLetters(job.job_id)).map((l) => [l.batch_id, l]));
+    const payload = (id: string): Uint8Array => new Uint8Array(letters.get(id)?.payload ?? []);
+    assert.deepEqual(payload('0'), encodeValue(big));
+    assert.deepEqual(payload('1'), encodeValue(small));
+    assert.equal(letters.get('0')?.attempts, 2);
   });
 
   test('dlq --replay re-enqueues dead letters as a new attempt of the same job, keeping counts exact', async () => {

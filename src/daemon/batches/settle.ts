@@ -17,6 +17,7 @@ import type { BatchIdentity } from './batch-headers.js';
 import { decide, type Ending, type Limits, type Verdict } from './decision.js';
 import type { BatchSink } from './sink.js';
 import type { OutputWriter } from './output-writer.js';
+import { bodyOf } from './body.js';
 
 /** A batch delivered to this daemon. `id` is null when its batch id header is missing or malformed. */
 export interface Delivered {
@@ -28,6 +29,8 @@ export interface Delivered {
    * rest of its task is settled) is a new attempt, not a duplicate of a running one.
    */
   settled?: boolean;
+  /** Its (large) body was dropped once copied for its thread (body.ts): `msg.data` must not be read any more. */
+  bodyDropped?: boolean;
 }
 
 function ack(batch: Delivered): void {
@@ -198,7 +201,7 @@ async function deadLetter(ctx: FleetContext, batch: Delivered, error: ErrorInfo)
     attempts,
     generation: id?.generation ?? 0,
     error,
-    payload: new Uint8Array(msg.data),
+    payload: await bodyOf(ctx, msg, batch.bodyDropped === true),
     failed_at: new Date().toISOString(),
     host: hostname(),
   };
