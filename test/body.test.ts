@@ -5,31 +5,23 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { AckPolicy, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, type JsMsg } from '@nats-io/jetstream';
 import { bodyOf, dropBody, DROP_MIN_BYTES } from '../src/daemon/batches/body.js';
-import { openContext, type FleetContext } from '../src/fleet/context.js';
+import type { FleetContext } from '../src/fleet/context.js';
 import { Streams } from '../src/fleet/protocol.js';
-import { provision } from '../src/fleet/provision.js';
-import { NatsServer } from './helpers/nats-server.js';
-
-const DAY = 86_400_000;
+import { provisionedFleet, type ProvisionedFleet } from './helpers/fleet.js';
 
 describe('batch bodies dropped on the main thread', () => {
-  let server: NatsServer;
-  let nc: NatsConnection;
+  let fleet: ProvisionedFleet;
   let ctx: FleetContext;
 
   before(async () => {
-    server = await NatsServer.start();
-    nc = await connect({ servers: server.url });
-    await provision(nc, await jetstreamManager(nc), { replicas: 1, retentionMs: { results: DAY, deadLetters: DAY, events: DAY, jobs: DAY } });
-    ctx = await openContext(nc);
+    fleet = await provisionedFleet();
+    ({ ctx } = fleet);
   });
 
   after(async () => {
-    await nc?.close();
-    await server?.dispose();
+    await fleet?.close();
   });
 
   /** Publishes `body` to a batch subject and pulls it back through a fresh consumer, unacked. */

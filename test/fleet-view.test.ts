@@ -6,19 +6,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
 import { FleetView } from '../src/daemon/fleet-view.js';
-import { openContext, type FleetContext } from '../src/fleet/context.js';
-import { provision } from '../src/fleet/provision.js';
+import type { FleetContext } from '../src/fleet/context.js';
 import { encodeJson } from '../src/fleet/protocol.js';
 import type { DaemonRecord } from '../src/types.js';
 import { ROOT } from './helpers/daemon.js';
-import { NatsServer } from './helpers/nats-server.js';
+import type { NatsServer } from './helpers/nats-server.js';
+import { provisionedFleet, type ProvisionedFleet } from './helpers/fleet.js';
 import { waitUntil } from './helpers/wait.js';
 
-const DAY = 86_400_000;
 const SELF = 'self-daemon';
 
 let seq = 0;
@@ -41,8 +38,8 @@ class Clock {
 }
 
 describe('FleetView', () => {
+  let fleet: ProvisionedFleet;
   let server: NatsServer;
-  let nc: NatsConnection;
   let ctx: FleetContext;
   const views: FleetView[] = [];
   /** Warnings and errors the views log (a failing watch restarts with a warning). */
@@ -65,10 +62,8 @@ describe('FleetView', () => {
     waitUntil(what, () => v.lanes(api) === lanes, { timeoutMs: 10_000, intervalMs: 10, detail: () => `lanes ${v.lanes(api)}, want ${lanes}` });
 
   before(async () => {
-    server = await NatsServer.start();
-    nc = await connect({ servers: server.url });
-    await provision(nc, await jetstreamManager(nc), { replicas: 1, retentionMs: { results: DAY, deadLetters: DAY, events: DAY, jobs: DAY } });
-    ctx = await openContext(nc);
+    fleet = await provisionedFleet();
+    ({ server, ctx } = fleet);
   });
 
   afterEach(async () => {
@@ -77,8 +72,7 @@ describe('FleetView', () => {
   });
 
   after(async () => {
-    await nc?.close();
-    await server?.dispose();
+    await fleet?.close();
   });
 
   test('counts its own lanes before any heartbeat, started or not, and reads them live', async () => {

@@ -5,20 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { jetstreamManager, type JsMsg } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { JsMsg } from '@nats-io/jetstream';
 import pino from 'pino';
 import { Puller } from '../src/daemon/batches/puller.js';
 import { Slots } from '../src/daemon/pools/slots.js';
-import { openContext, type FleetContext } from '../src/fleet/context.js';
+import type { FleetContext } from '../src/fleet/context.js';
 import { encodeValue, Subjects } from '../src/fleet/protocol.js';
-import { provision } from '../src/fleet/provision.js';
 import { createJob } from '../src/fleet/registry.js';
 import type { JobRecord } from '../src/types.js';
-import { NatsServer } from './helpers/nats-server.js';
+import { provisionedFleet, type ProvisionedFleet } from './helpers/fleet.js';
 import { waitUntil } from './helpers/wait.js';
-
-const DAY = 86_400_000;
 
 function jobRecord(jobId: string): JobRecord {
   const now = new Date().toISOString();
@@ -30,20 +26,16 @@ function jobRecord(jobId: string): JobRecord {
 }
 
 describe('puller: pulls of an ended job', () => {
-  let server: NatsServer;
-  let nc: NatsConnection;
+  let fleet: ProvisionedFleet;
   let ctx: FleetContext;
 
   before(async () => {
-    server = await NatsServer.start();
-    nc = await connect({ servers: server.url });
-    await provision(nc, await jetstreamManager(nc), { replicas: 1, retentionMs: { results: DAY, deadLetters: DAY, events: DAY, jobs: DAY } });
-    ctx = await openContext(nc);
+    fleet = await provisionedFleet();
+    ({ ctx } = fleet);
   });
 
   after(async () => {
-    await nc?.close();
-    await server?.dispose();
+    await fleet?.close();
   });
 
   /** A puller of `record` on a pool of 2 lanes whose batches settle as soon as they are received. */
