@@ -304,7 +304,9 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     if (runnable.length > 0) {
       const task = batchesTask(this.jobId, this.#jobBytes, runnable, this.spec.batch_timeout * 1000);
       // Copied for the thread: a large body need not stay alive on this thread until the task ends (body.ts).
-      for (const f of runnable) if (dropBody(f.msg)) f.bodyDropped = true;
+      runnable.forEach((f, k) => {
+        if (dropBody(f.msg, task.ends[k]! - (task.ends[k - 1] ?? 0))) f.bodyDropped = true;
+      });
       const result = await this.#pool.runBatches(task, this.#claimant.priority, run.signal, () => run.reason);
       for (const o of Array.isArray(result) ? result : [result]) this.#pool.slots.observe(this.#claimant, o.durationMs);
       const sharedDeath = !Array.isArray(result) && runnable.length > 1;
