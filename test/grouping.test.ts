@@ -1,18 +1,21 @@
 /**
- * How a burst of received batches is split into Piscina tasks (groupSize, MAX_GROUP, SINGLES_AFTER_CRASH in
- * src/daemon/batches/grouping.ts): one batch per task while the burst fits the lanes, groups for a backlog, singly for a
- * while after a grouped task died. Pure logic, no server.
+ * How a burst of received batches is split into Piscina tasks (groupSize, splitBurst, MAX_GROUP, SINGLES_AFTER_CRASH
+ * in src/daemon/batches/grouping.ts): one batch per task while the burst fits the lanes, groups for a backlog, singly
+ * for a while after a grouped task died, a large batch always alone. Pure logic, no server.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAX_GROUP, SINGLES_AFTER_CRASH, groupSize } from '../src/daemon/batches/grouping.js';
+import { MOVE_MIN_BYTES } from '../src/daemon/batches/body.js';
+import { MAX_GROUP, SINGLES_AFTER_CRASH, groupSize, splitBurst } from '../src/daemon/batches/grouping.js';
 
-/** The tasks the job runner makes of a burst: consecutive slices of groupSize() batches (job-runner.ts). */
+/** A burst of `n` batches of `bytes` each, numbered in order. */
+function burstOf(n: number, bytes = 128): Array<{ bytes: number; i: number }> {
+  return Array.from({ length: n }, (_, i) => ({ bytes, i }));
+}
+
+/** The sizes of the tasks the job runner makes of a burst of `burst` small batches. */
 function tasks(burst: number, lanes: number, singly: boolean): number[] {
-  const size = groupSize(burst, lanes, singly);
-  const out: number[] = [];
-  for (let i = 0; i < burst; i += size) out.push(Math.min(size, burst - i));
-  return out;
+  return splitBurst(burstOf(burst), lanes, singly).map((t) => t.length);
 }
 
 const LANES = [1, 2, 3, 4, 7, 8, 16];
@@ -85,5 +88,22 @@ test('an empty burst gives a size of 1; lanes below one count as one lane', () =
     assert.equal(groupSize(10, lanes, false), groupSize(10, 1, false), `10 batches, ${lanes} lanes`);
     assert.equal(groupSize(10, lanes, false), 10, 'one lane: the burst in one task');
     assert.equal(groupSize(200, lanes, false), MAX_GROUP);
+  }
+});
+
+test('a batch large enough to be moved goes alone; the small ones around it keep their groups, in order', () => {
+  const sizes = [100, MOVE_MIN_BYTES, 100, 100, MOVE_MIN_BYTES - 1, 5 * MOVE_MIN_BYTES, 100, 100, 100, 100];
+  const burst = sizes.map((bytes, i) => ({ bytes, i }));
+  const out = splitBurst(burst, 2, false);
+  // 10 batches on 2 lanes: groups of 5; the two large ones (1 and 5) each in a task of their own.
+  assert.deepEqual(out.map((t) => t.map((b) => b.i)), [[1], [5], [0, 2, 3, 4, 6], [7, 8, 9]]);
+  assert.deepEqual(out.flat().map((b) => b.i).sort((a, b) => a - b), burst.map((b) => b.i), 'every batch in exactly one task');
+});
+
+test('a burst of large batches only: one task each, grouped or not', () => {
+  for (const singly of [false, true]) {
+    const out = splitBurst(burstOf(40, MOVE_MIN_BYTES), 2, singly);
+    assert.equal(out.length, 40);
+    assert.ok(out.every((t) => t.length === 1));
   }
 });

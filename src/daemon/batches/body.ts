@@ -17,8 +17,43 @@ import { Streams } from '../../fleet/protocol.js';
 /** Bodies smaller than this are kept: cheap to hold, and most batches are. */
 export const DROP_MIN_BYTES = 64 * 1024;
 
+/** The most a socket read hands NATS.js at once (libuv reads a TCP stream 64 KiB at a time). */
+const SOCKET_READ_MAX = 64 * 1024;
+/**
+ * Bodies at least this large are given to their thread without a copy when they own their buffer (ownedBody): four
+ * times the largest socket read, so such a message always spanned several reads.
+ */
+export const MOVE_MIN_BYTES = 4 * SOCKET_READ_MAX;
+
 interface CoreMsgInternals {
   _rdata?: unknown;
+  _msg?: { hdr?: unknown };
+}
+
+function coreOf(msg: JsMsg): CoreMsgInternals | undefined {
+  return (msg as unknown as { msg?: CoreMsgInternals }).msg;
+}
+
+/**
+ * The body of `bytes`, as a view of a buffer that holds this message alone, when it is large enough to have one;
+ * otherwise undefined. Such a body can be transferred to a thread as it is, instead of copied: the main thread then
+ * never touches its bytes again (1 MiB batches: the copy, and the garbage of a second MiB, per batch).
+ *
+ * Why the buffer holds this message alone: a message that spans several socket reads is assembled by NATS.js's
+ * parser in a buffer of its own (it starts at offset 0 and grows by doubling); only a message that fits within one
+ * read is a view of that read's chunk, which other messages may share. A message of MOVE_MIN_BYTES or more cannot fit
+ * within one. The caller drops the message's body (dropBody) before the view's buffer is transferred: the transfer
+ * detaches it here, and NATS.js would throw on a later read of `msg.data`.
+ */
+export function ownedBody(msg: JsMsg, bytes: number): Uint8Array | undefined {
+  if (bytes < MOVE_MIN_BYTES) return undefined;
+  const core = coreOf(msg);
+  const raw = core?._rdata;
+  const hdr = core?._msg?.hdr;
+  if (!(raw instanceof Uint8Array) || raw.byteOffset !== 0) return undefined;
+  const start = typeof hdr === 'number' && hdr > 0 ? hdr : 0;
+  if (raw.byteLength - start !== bytes) return undefined;
+  return raw.subarray(start);
 }
 
 /**
@@ -28,7 +63,7 @@ interface CoreMsgInternals {
  */
 export function dropBody(msg: JsMsg, bytes: number): boolean {
   if (bytes < DROP_MIN_BYTES) return false;
-  const core = (msg as unknown as { msg?: CoreMsgInternals }).msg;
+  const core = coreOf(msg);
   if (core === undefined || !(core._rdata instanceof Uint8Array)) return false;
   core._rdata = undefined;
   return true;

@@ -20,7 +20,7 @@ import type { Outcome } from '../../worker/thread-protocol.js';
 import { jobSpecOf } from '../job-spec.js';
 import type { ApiPool } from '../pools/pool.js';
 import { identify } from './batch-headers.js';
-import { groupSize, SINGLES_AFTER_CRASH } from './grouping.js';
+import { SINGLES_AFTER_CRASH, splitBurst } from './grouping.js';
 import { Puller } from './puller.js';
 import { localCap } from './share.js';
 import type { Claimant } from '../pools/slots.js';
@@ -156,7 +156,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       log: this.#log,
       inFlight: () => this.#inflight.size,
       whenOneSettles: (signal) => this.#settled.wait(signal),
-      dispatch: (msg) => this.#dispatch(msg),
+      dispatch: (msg, bytes) => this.#dispatch(msg, bytes),
       cancelled: this.#cancel.signal,
     });
     this.#unfollow = this.#pool.follow(this.jobId, (batchId) => this.#extendLease(batchId));
@@ -220,7 +220,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     while (this.#inflight.size > 0) await this.#settled.wait();
   }
 
-  #dispatch(msg: JsMsg): void {
+  #dispatch(msg: JsMsg, bytes: number): void {
     if (!this.#started) {
       this.#started = true;
       this.#markRunning();
@@ -235,7 +235,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     }
     const attempt = msg.info.deliveryCount;
     if (attempt > 1) this.#burstRedelivered++;
-    const f: InFlight = { msg, key, id, attempt, run: undefined };
+    const f: InFlight = { msg, bytes, key, id, attempt, run: undefined };
     this.#inflight.set(key, f);
     // Messages of one pull arrive together: collect them and hand them out once the burst is in.
     this.#burst.push(f);
@@ -247,7 +247,8 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
 
   /**
    * Splits the burst over the pool's lanes (threads × concurrency): a burst no larger than the lanes goes out one batch per task;
-   * a backlog goes out in groups, so one task (and one main-thread dispatch) serves several batches.
+   * a backlog goes out in groups, so one task (and one main-thread dispatch) serves several batches; a large batch
+   * goes alone (grouping.ts).
    */
   #flush(): void {
     this.#flushScheduled = false;
@@ -266,25 +267,26 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       this.#settled.wake();
       return;
     }
-    const size = groupSize(burst.length, this.#pool.api.threads * this.#pool.api.concurrency, this.#singles > 0);
-    for (let i = 0; i < burst.length; i += size) {
-      const group = burst.slice(i, i + size);
-      if (this.#singles > 0) this.#singles--;
-      const run = new TaskRun(group.length, this.spec.batch_timeout, this.#pool.api.initTimeoutMs);
-      for (const f of group) f.run = run;
-      void this.#process(group, run)
-        // Not expected (settlement catches its own failures): the batches stay queued and are redelivered after the lease.
-        .catch((err: unknown) => this.#log.error({ err, job_id: this.jobId }, 'running a task failed'))
-        .finally(() => {
-          if (run.finish()) this.#running--;
-          // A batch NAKed for a retry may be back already, under the same key: only this delivery leaves.
-          for (const f of group) if (this.#inflight.get(f.key) === f) this.#inflight.delete(f.key);
-          this.#pool.slots.release(group.length);
-          this.#deps.sink.finished(group.length);
-          if (this.#inflight.size === 0 && !this.#stop.signal.aborted) this.emit('idle');
-          this.#settled.wake();
-        });
-    }
+    for (const group of splitBurst(burst, this.#pool.api.threads * this.#pool.api.concurrency, this.#singles > 0)) this.#start(group);
+  }
+
+  /** Runs `group` as one task; when it has settled, its batches leave and their slots are freed. */
+  #start(group: InFlight[]): void {
+    if (this.#singles > 0) this.#singles--;
+    const run = new TaskRun(group.length, this.spec.batch_timeout, this.#pool.api.initTimeoutMs);
+    for (const f of group) f.run = run;
+    void this.#process(group, run)
+      // Not expected (settlement catches its own failures): the batches stay queued and are redelivered after the lease.
+      .catch((err: unknown) => this.#log.error({ err, job_id: this.jobId }, 'running a task failed'))
+      .finally(() => {
+        if (run.finish()) this.#running--;
+        // A batch NAKed for a retry may be back already, under the same key: only this delivery leaves.
+        for (const f of group) if (this.#inflight.get(f.key) === f) this.#inflight.delete(f.key);
+        this.#pool.slots.release(group.length);
+        this.#deps.sink.finished(group.length);
+        if (this.#inflight.size === 0 && !this.#stop.signal.aborted) this.emit('idle');
+        this.#settled.wake();
+      });
   }
 
   /** Runs a group as one task and settles every batch of it. */
@@ -303,10 +305,8 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     });
     if (runnable.length > 0) {
       const task = batchesTask(this.jobId, this.#jobBytes, runnable, this.spec.batch_timeout * 1000);
-      // Copied for the thread: a large body need not stay alive on this thread until the task ends (body.ts).
-      runnable.forEach((f, k) => {
-        if (dropBody(f.msg, task.ends[k]! - (task.ends[k - 1] ?? 0))) f.bodyDropped = true;
-      });
+      // Copied or moved for the thread: a large body need not stay alive on this thread until the task ends (body.ts).
+      for (const f of runnable) if (dropBody(f.msg, f.bytes)) f.bodyDropped = true;
       const result = await this.#pool.runBatches(task, this.#claimant.priority, run.signal, () => run.reason);
       for (const o of Array.isArray(result) ? result : [result]) this.#pool.slots.observe(this.#claimant, o.durationMs);
       const sharedDeath = !Array.isArray(result) && runnable.length > 1;

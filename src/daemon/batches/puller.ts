@@ -31,8 +31,8 @@ export interface PullerDeps {
   inFlight(): number;
   /** Resolves when one of them settles (or `signal` aborts). */
   whenOneSettles(signal: AbortSignal): Promise<void>;
-  /** Takes a received batch; one slot was reserved for it. */
-  dispatch(msg: JsMsg): void;
+  /** Takes a received batch of `bytes` (its body); one slot was reserved for it. */
+  dispatch(msg: JsMsg, bytes: number): void;
   /**
    * Aborts when the job has ended or was stopped (its consumer is gone or going): outstanding pulls end at once and
    * give their slots back, instead of waiting at the server for their expiry while other jobs wait for the slots.
@@ -223,8 +223,9 @@ export class Puller {
         // it): a backlog is more batches waiting than the outstanding pulls still ask for. Batches already on their
         // way to those pulls are no reason for another, which would wait at the server on reserved slots.
         this.#backlog = lastPending > this.#requested;
-        this.#avgBytes += (msg.data.byteLength - this.#avgBytes) * 0.2;
-        this.#deps.dispatch(msg);
+        const bytes = msg.data.byteLength;
+        this.#avgBytes += (bytes - this.#avgBytes) * 0.2;
+        this.#deps.dispatch(msg, bytes);
       }
     } catch (err) {
       if (!signal.aborted) {

@@ -22,6 +22,8 @@ import { bodyOf } from './body.js';
 /** A batch delivered to this daemon. `id` is null when its batch id header is missing or malformed. */
 export interface Delivered {
   msg: JsMsg;
+  /** Size of its body (read once, when received: every read of `msg.data` makes a view). */
+  bytes: number;
   id: BatchIdentity | null;
   attempt: number;
   /**
