@@ -71,8 +71,8 @@ interface SizeScenario {
 const sizes: SizeScenario[] = [
   { id: '128b', shape: sizedBatch(128), n: pick(60_000, 30_000), bullmq: pick(20_000, 5_000) },
   { id: '16k', shape: sizedBatch(16 * KiB), n: pick(20_000, 10_000), bullmq: pick(5_000, 0) },
-  { id: '1m', shape: sizedBatch(LARGEST_BATCH), n: pick(400, 300), bullmq: 0, rawBuffer: 32 },
-  { id: 'rec100', shape: recordBatch(100), n: pick(10_000, 3_000), bullmq: 0 },
+  { id: '1m', shape: sizedBatch(LARGEST_BATCH), n: pick(1_200, 300), bullmq: 0, rawBuffer: 32 },
+  { id: 'rec100', shape: recordBatch(100), n: pick(40_000, 3_000), bullmq: 0 },
 ];
 /** Target duration of the fixed CPU work of one batch, calibrated on the main thread. */
 const CPU_MS = 3;
