@@ -64,4 +64,20 @@ describe('TaskGate', () => {
     gate.leave();
     assert.equal(gate.enter(0), true, 'the place was given back');
   });
+
+  test('free: a place is free and nobody waits for one (the job runner then hands a burst over at once)', async () => {
+    const gate = new TaskGate(2);
+    assert.equal(gate.free, true);
+    assert.equal(gate.enter(0), true);
+    assert.equal(gate.free, true, 'one of two places taken');
+    assert.equal(gate.enter(0), true);
+    assert.equal(gate.free, false, 'both taken');
+    const waiting = gate.enter(0);
+    gate.leave();
+    // The freed place went to the waiter, not back to the gate.
+    assert.equal(gate.free, false);
+    assert.equal(await waiting, true);
+    gate.leave();
+    assert.equal(gate.free, true);
+  });
 });

@@ -108,6 +108,11 @@ export class ApiPool {
     };
   }
 
+  /** Whether a thread is free for a task now (no task waits for one). */
+  get threadFree(): boolean {
+    return this.#gate.free;
+  }
+
   get utilization(): number {
     return this.#piscina.utilization;
   }

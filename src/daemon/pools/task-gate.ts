@@ -21,6 +21,11 @@ export class TaskGate {
     this.#places = Math.max(1, places);
   }
 
+  /** Whether a task would take a place at once (one is free and nobody waits). */
+  get free(): boolean {
+    return this.#inside < this.#places && this.#waiting.length === 0;
+  }
+
   /** Tasks waiting for a place. */
   get waiting(): number {
     return this.#waiting.length;
