@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { AckPolicy, type JsMsg } from '@nats-io/jetstream';
 import { bodyOf, dropBody, DROP_MIN_BYTES, MOVE_MIN_BYTES, ownedBody } from '../src/daemon/batches/body.js';
-import { batchHeaders } from '../scripts/bench/publish.js';
 import type { FleetContext } from '../src/fleet/context.js';
-import { Streams } from '../src/fleet/protocol.js';
+import { Streams, Subjects } from '../src/fleet/protocol.js';
+import { publishBatch } from '../src/fleet/submit.js';
 import { provisionedFleet, type ProvisionedFleet } from './helpers/fleet.js';
 
 describe('batch bodies dropped on the main thread', () => {
@@ -26,15 +26,30 @@ describe('batch bodies dropped on the main thread', () => {
     await fleet?.close();
   });
 
-  /** Publishes `body` to a batch subject and pulls it back through a fresh consumer, unacked. */
-  async function delivered(name: string, body: Uint8Array): Promise<JsMsg> {
-    const subject = `jetbatch.batch.bodies.${name}`;
-    await ctx.js.publish(subject, body);
+  /**
+   * Publishes `bodies` as batches 0… of job `name`: with jetbatch's batch headers (as the client publishes them) or,
+   * when `headers` is false for one, as a bare message. Pulls them back through a fresh consumer in one pull, unacked.
+   */
+  async function delivered(name: string, bodies: Uint8Array[], headers: (i: number) => boolean = () => false): Promise<JsMsg[]> {
+    const subject = Subjects.batch('api', name);
+    for (const [i, b] of bodies.entries()) {
+      if (headers(i)) await publishBatch(ctx, 'api', name, i, b);
+      else await ctx.js.publish(subject, b);
+    }
     await ctx.jsm.consumers.add(Streams.batches, { durable_name: name, filter_subject: subject, ack_policy: AckPolicy.Explicit });
     const consumer = await ctx.js.consumers.get(Streams.batches, name);
-    const msg = await consumer.next({ expires: 5000 });
-    assert.ok(msg !== null, 'the batch was delivered');
-    return msg;
+    const msgs: JsMsg[] = [];
+    for await (const m of await consumer.fetch({ max_messages: bodies.length, expires: 5000 })) {
+      msgs.push(m);
+      if (msgs.length === bodies.length) break;
+    }
+    assert.equal(msgs.length, bodies.length, 'every batch was delivered');
+    return msgs;
+  }
+
+  /** One batch, as delivered() gives it. */
+  async function deliveredOne(name: string, body: Uint8Array, headers = false): Promise<JsMsg> {
+    return (await delivered(name, [body], () => headers))[0]!;
   }
 
   function bytes(n: number, seed: number): Uint8Array {
@@ -45,7 +60,7 @@ describe('batch bodies dropped on the main thread', () => {
 
   test('a large body is dropped from the message, and read back from the stream byte for byte', async () => {
     const body = bytes(DROP_MIN_BYTES + 12_345, 7);
-    const msg = await delivered('large', body);
+    const msg = await deliveredOne('large', body);
     assert.deepEqual(new Uint8Array(msg.data), body);
     assert.equal(dropBody(msg, msg.data.byteLength), true);
     assert.equal(msg.data.byteLength, 0, 'the message no longer holds its body');
@@ -55,7 +70,7 @@ describe('batch bodies dropped on the main thread', () => {
 
   test('a small body is kept, and given from the message itself', async () => {
     const body = bytes(DROP_MIN_BYTES - 1, 3);
-    const msg = await delivered('small', body);
+    const msg = await deliveredOne('small', body);
     assert.equal(dropBody(msg, msg.data.byteLength), false);
     assert.equal(msg.data.byteLength, body.byteLength);
     assert.deepEqual(await bodyOf(ctx, msg, false), body);
@@ -63,7 +78,7 @@ describe('batch bodies dropped on the main thread', () => {
   });
 
   test('a dropped body that has left the stream is a clear error, not empty bytes', async () => {
-    const msg = await delivered('gone', bytes(DROP_MIN_BYTES, 1));
+    const msg = await deliveredOne('gone', bytes(DROP_MIN_BYTES, 1));
     assert.equal(dropBody(msg, msg.data.byteLength), true);
     await ctx.jsm.streams.deleteMessage(Streams.batches, msg.seq);
     await assert.rejects(bodyOf(ctx, msg, true), /no longer in JETBATCH_BATCHES/);
@@ -76,12 +91,8 @@ describe('batch bodies dropped on the main thread', () => {
 
   test('a body that spans several socket reads owns its buffer: moved as it is, with the batch headers left behind', async () => {
     const body = bytes(1024 * 1024 - 4096, 5);
-    const subject = 'jetbatch.batch.bodies.moved';
-    await ctx.js.publish(subject, body, { headers: batchHeaders('api', 'job', 'b-1') });
-    await ctx.jsm.consumers.add(Streams.batches, { durable_name: 'moved', filter_subject: subject, ack_policy: AckPolicy.Explicit });
-    const msg = await (await ctx.js.consumers.get(Streams.batches, 'moved')).next({ expires: 5000 });
-    assert.ok(msg !== null);
-    assert.equal(msg.headers?.get('Jetbatch-Batch-Id'), 'b-1');
+    const msg = await deliveredOne('moved', body, true);
+    assert.equal(msg.headers?.get('Jetbatch-Batch-Id'), '0', 'with the batch headers');
     const own = ownedBody(msg, msg.data.byteLength);
     assert.ok(own !== undefined, 'a 1 MiB body owns its buffer');
     assert.deepEqual(own, body);
@@ -98,19 +109,8 @@ describe('batch bodies dropped on the main thread', () => {
   test('one pull of large and small bodies: only large ones are moved, and moving them leaves every other body intact', async () => {
     const sizes = [300 * 1024, 100, 1024 * 1024 - 4096, MOVE_MIN_BYTES - 1, MOVE_MIN_BYTES, 10, 70 * 1024, 600 * 1024, 3];
     const bodies = sizes.map((n, i) => bytes(n, i));
-    const subject = 'jetbatch.batch.bodies.mixed';
-    for (const [i, b] of bodies.entries()) {
-      // Every other one without headers: the body is then the whole message.
-      await ctx.js.publish(subject, b, i % 2 === 0 ? { headers: batchHeaders('api', 'job', `b-${i}`) } : {});
-    }
-    await ctx.jsm.consumers.add(Streams.batches, { durable_name: 'mixed', filter_subject: subject, ack_policy: AckPolicy.Explicit });
-    const consumer = await ctx.js.consumers.get(Streams.batches, 'mixed');
-    const msgs: JsMsg[] = [];
-    for await (const m of await consumer.fetch({ max_messages: sizes.length, expires: 5000 })) {
-      msgs.push(m);
-      if (msgs.length === sizes.length) break;
-    }
-    assert.equal(msgs.length, sizes.length);
+    // Every other one without headers: the body is then the whole message.
+    const msgs = await delivered('mixed', bodies, (i) => i % 2 === 0);
     const owned = msgs.map((m) => ownedBody(m, m.data.byteLength));
     owned.forEach((own, i) => assert.equal(own !== undefined, sizes[i]! >= MOVE_MIN_BYTES, `body ${i} of ${sizes[i]} B`));
     for (const [i, own] of owned.entries()) {
@@ -127,7 +127,7 @@ describe('batch bodies dropped on the main thread', () => {
   });
 
   test('a body below the size, or of another size than the caller says, is never taken as owned', async () => {
-    const msg = await delivered('below', bytes(MOVE_MIN_BYTES + 10, 9));
+    const msg = await deliveredOne('below', bytes(MOVE_MIN_BYTES + 10, 9));
     assert.equal(ownedBody(msg, MOVE_MIN_BYTES - 1), undefined, 'below MOVE_MIN_BYTES');
     assert.equal(ownedBody(msg, MOVE_MIN_BYTES + 11), undefined, 'a size that is not the body\'s');
     assert.ok(ownedBody(msg, MOVE_MIN_BYTES + 10) !== undefined);

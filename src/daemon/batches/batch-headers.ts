@@ -8,17 +8,13 @@
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import { Headers } from '../../fleet/protocol.js';
-
-interface CoreMsgInternals {
-  _rdata?: unknown;
-  _msg?: { hdr?: unknown };
-}
+import { coreOf } from './msg-internals.js';
 
 const decoder = new TextDecoder();
 
 /** The message's header block as text (`NATS/1.0…\r\nKey: value\r\n…`), or undefined if it cannot be reached. */
 export function rawHeaderBlock(msg: JsMsg): string | undefined {
-  const core = (msg as unknown as { msg?: CoreMsgInternals }).msg;
+  const core = coreOf(msg);
   const raw = core?._rdata;
   const hdr = core?._msg?.hdr;
   if (!(raw instanceof Uint8Array) || typeof hdr !== 'number' || hdr < 0 || hdr > raw.byteLength) return undefined;

@@ -1,18 +1,20 @@
 /**
- * A large batch's body on the daemon's main thread, once it has been copied into its task for the worker thread.
- * Until its task ended, the delivered message kept the body alive: long enough to be promoted, so only a mark-compact
- * freed it, and the growth of that external memory kept triggering them (1 MiB batches: the helper threads' GC ~1.9 ms
- * per batch, against ~0.9 ms with the body dropped; jetbatch / raw consume+ack 0.40–0.58 → 0.54–0.73 in alternated
- * runs). So a large body is dropped once copied. The one thing that needs it afterwards, a dead letter, reads the
- * batch back from the stream by its sequence: a batch stays in the work queue until it is acked or termed.
+ * A large batch's body on the daemon's main thread, once it has been copied into its task for the worker thread, or
+ * moved there as it is (ownedBody). Until its task ended, the delivered message kept the body alive: long enough to
+ * be promoted, so only a mark-compact freed it, and the growth of that external memory kept triggering them (1 MiB
+ * batches: the helper threads' GC ~1.9 ms per batch, against ~0.9 ms with the body dropped; jetbatch / raw
+ * consume+ack 0.40–0.58 → 0.54–0.73 in alternated runs). So a large body is dropped once handed to its task. The one
+ * thing that needs it afterwards, a dead letter, reads the batch back from the stream by its sequence: a batch stays
+ * in the work queue until it is acked or termed.
  *
- * The body is reached through NATS.js 3 message internals (as batch-headers.ts reads the header block); with another
- * client version nothing is dropped and the body is read from the message, as before.
+ * The body is reached through NATS.js 3 message internals (msg-internals.ts, as batch-headers.ts reads the header
+ * block); with another client version nothing is dropped or moved and the body is read from the message, as before.
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import { ErrorCodes, JetbatchError } from '../../errors.js';
 import type { FleetContext } from '../../fleet/context.js';
 import { Streams } from '../../fleet/protocol.js';
+import { coreOf } from './msg-internals.js';
 
 /** Bodies smaller than this are kept: cheap to hold, and most batches are. */
 export const DROP_MIN_BYTES = 64 * 1024;
@@ -24,15 +26,6 @@ const SOCKET_READ_MAX = 64 * 1024;
  * times the largest socket read, so such a message always spanned several reads.
  */
 export const MOVE_MIN_BYTES = 4 * SOCKET_READ_MAX;
-
-interface CoreMsgInternals {
-  _rdata?: unknown;
-  _msg?: { hdr?: unknown };
-}
-
-function coreOf(msg: JsMsg): CoreMsgInternals | undefined {
-  return (msg as unknown as { msg?: CoreMsgInternals }).msg;
-}
 
 /**
  * The body of `bytes`, as a view of a buffer that holds this message alone, when it is large enough to have one;
