@@ -5,6 +5,7 @@ import { checkServerIdentity } from 'node:tls';
 import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
 import { ErrorCodes, JetbatchError } from '../errors.js';
 import { parseServerUrls, redactUrl } from './server-url.js';
+import { receiveIntoExactBuffers } from './exact-buffers.js';
 
 export interface NatsOptions {
   /**
@@ -83,8 +84,9 @@ export async function connectNats(options: NatsOptions, behaviour: ConnectBehavi
     if (options.tls.key !== undefined) tls.keyFile = options.tls.key;
     opts.tls = tls;
   }
+  let nc: NatsConnection;
   try {
-    return await connect(opts);
+    nc = await connect(opts);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new JetbatchError(
@@ -93,6 +95,8 @@ export async function connectNats(options: NatsOptions, behaviour: ConnectBehavi
       { cause: err },
     );
   }
+  receiveIntoExactBuffers(nc);
+  return nc;
 }
 
 async function readSecret(path: string, key: string): Promise<string> {
