@@ -159,7 +159,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
       dispatch: (msg, bytes) => this.#dispatch(msg, bytes),
       cancelled: this.#cancel.signal,
     });
-    this.#unfollow = this.#pool.follow(this.jobId, (batchId) => this.#extendLease(batchId));
+    this.#unfollow = this.#pool.follow(this.jobId, (batchId, started) => this.#extendLease(batchId, started));
     this.#loop ??= puller.run(this.#stop.signal).catch((err: unknown) => this.#log.error({ err, job_id: this.jobId }, 'job runner failed'));
     this.#heartbeat = setInterval(() => {
       for (const f of this.#inflight.values()) f.msg.working();
@@ -167,11 +167,16 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     this.#heartbeat.unref();
   }
 
-  /** Restarts a batch's timeout from now (handleBatch started, or ctx.extendLease()). */
-  #extendLease(batchId: string): void {
+  /**
+   * Restarts a batch's timeout from now (handleBatch `started`, or ctx.extendLease()). ctx.extendLease() also restarts
+   * its NATS lease (+WPI). A start does not: the heartbeat marks every batch in flight here in progress every lease/3,
+   * from its delivery on, so its lease cannot lapse; one +WPI per task started was one more message per batch for the
+   * server and this thread when batches come one at a time.
+   */
+  #extendLease(batchId: string, started: boolean): void {
     const f = this.#inflight.get(batchId);
     if (f?.run === undefined) return;
-    f.msg.working();
+    if (!started) f.msg.working();
     if (f.run.extend()) this.#running++;
   }
 

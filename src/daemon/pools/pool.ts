@@ -23,6 +23,9 @@ const worker = threadEntry('worker');
 
 export type MetricEvent = Extract<WorkerEvent, { type: 'metric' }>;
 
+/** Told that a batch's timeout restarts: `started` when its handleBatch starts, not when ctx.extendLease() was called. */
+export type LeaseFollower = (batchId: string, started: boolean) => void;
+
 export interface PoolOptions {
   api: ApiOptions;
   host: string;
@@ -45,7 +48,7 @@ export class ApiPool {
   readonly #control: BroadcastChannel;
   readonly #events: BroadcastChannel;
   /** Per job, who is told when a batch's timeout restarts (handleBatch started, or ctx.extendLease()). */
-  readonly #followers = new Map<string, (batchId: string) => void>();
+  readonly #followers = new Map<string, LeaseFollower>();
   #closing: Promise<void> | undefined;
   /** Thread ids of the threads that said they are ready (worker.ts). */
   readonly #loaded = new Set<number>();
@@ -96,12 +99,12 @@ export class ApiPool {
       else if (event.type === 'ready') {
         // Only a live thread of this pool (a message can outlive its thread: workerDestroy came first).
         if (event.daemon === opts.daemonId && this.#piscina.threads.some((t) => t.threadId === event.thread)) this.#loaded.add(event.thread);
-      } else this.#followers.get(event.jobId)?.(event.batchId);
+      } else this.#followers.get(event.jobId)?.(event.batchId, event.type === 'started');
     };
   }
 
   /** Delivers the lease events of `jobId`'s batches to `onLease` until the returned function is called. */
-  follow(jobId: string, onLease: (batchId: string) => void): () => void {
+  follow(jobId: string, onLease: LeaseFollower): () => void {
     this.#followers.set(jobId, onLease);
     return () => {
       if (this.#followers.get(jobId) === onLease) this.#followers.delete(jobId);
