@@ -8,6 +8,7 @@ import { throughput, type Throughput } from './figures.js';
 import { burn as bullBurn, type BullData } from './handlers/bullmq-processor.mjs';
 import { burn, nowMs } from './handlers/work.js';
 import { REDIS_PORT, within } from './infra.js';
+import { collectGarbage } from './heap.js';
 
 const PROCESSOR = new URL('./handlers/bullmq-processor.mjs', import.meta.url);
 const connection = { host: '127.0.0.1', port: REDIS_PORT, maxRetriesPerRequest: null };
@@ -34,6 +35,7 @@ export async function bullmqThroughput(size: number, n: number, iterations: numb
       const chunk = Array.from({ length: Math.min(1000, n - i) }, () => ({ name: 'b', data, opts: { removeOnComplete: true, removeOnFail: true } }));
       await queue.addBulk(chunk);
     }
+    collectGarbage();
     let first = 0;
     let done = 0;
     let worker: Worker<BullData> | undefined;

@@ -16,6 +16,7 @@ import { CpuSampler, perBatch } from './cpu-split.js';
 import { throughput, type Throughput } from './figures.js';
 import { nowMs } from './handlers/work.js';
 import type { Marks } from './marks.js';
+import { collectGarbage } from './heap.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 export const HANDLERS = { noop: join(here, 'handlers', 'noop'), cpu: join(here, 'handlers', 'cpu'), python: join(here, 'handlers', 'python') } as const;
@@ -143,6 +144,7 @@ export async function jetbatchThroughput(env: JetbatchEnv, api: BenchApi, items:
   const rec = await env.client.submit({ api_name: api.name, batches: Array.from({ length: n }, () => items), workers: WORKERS });
   const submitSeconds = (nowMs() - submitStart) / 1000;
   log(`${api.name}: submitted in ${Math.round(submitSeconds * 1000)} ms; starting the measured daemon`);
+  collectGarbage();
   await env.onMeasure?.start();
   let measuring = env.onMeasure !== undefined;
   const stopMeasure = async (): Promise<void> => {

@@ -16,6 +16,7 @@ import { HANDLERS, WORKERS, runJob, startBenchDaemon, waitSucceeded } from './je
 import type { Marks } from './marks.js';
 import { sizedBatch, stampedBatch } from './payloads.js';
 import { batchHeaders, publishPaced } from './publish.js';
+import { collectGarbage } from './heap.js';
 import { addRawConsumer, type RawEnv } from './raw-jetstream.js';
 import { rawPool, runTask } from './raw-piscina.js';
 
@@ -81,6 +82,7 @@ export async function jetbatchLatency(url: string, client: JetbatchClient, ctx: 
     const job = record.job_id;
     if (!(await createJob(ctx.jobs, record))) throw new Error(`job ${job} exists`);
     const subject = Subjects.batch(api, job);
+    collectGarbage();
     await publishPaced(ctx.js, n, rate, (i, t) => ({ subject, data: stampedBatch(t), msgID: batchMsgId(job, String(i), 0), headers: batchHeaders(api, job, String(i)) }));
     await transitionJob(ctx.jobs, job, (cur) => (cur.status === 'enqueuing' ? { ...cur, status: 'pending' } : null));
     await waitSucceeded(client, job, n);
@@ -116,6 +118,7 @@ export async function rawLatency(env: RawEnv, rate: number, seconds: number): Pr
       }
       await Promise.all(tasks);
     })();
+    collectGarbage();
     await publishPaced(env.js, n, rate, (i, t) => {
       const headers = batchHeaders('raw', tag, String(i));
       headers.set('Bench-T0', String(t));

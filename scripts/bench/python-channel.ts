@@ -17,6 +17,7 @@ import type { BatchesTask, Outcome } from '../../src/worker/thread-protocol.js';
 import type { JobSpec } from '../../src/types.js';
 import { throughput, type Throughput } from './figures.js';
 import { nowMs } from './handlers/work.js';
+import { collectGarbage } from './heap.js';
 
 export interface PythonChannelOptions {
   python: string;
@@ -72,6 +73,7 @@ export async function pythonChannel(bytes: Uint8Array, itemsPerBatch: number, n:
     const tasks: BatchesTask[] = [];
     for (let left = n; left > 0; left -= group) tasks.push(task(Math.min(group, left)));
     let done = 0;
+    collectGarbage();
     const started = nowMs();
     await Promise.all(Array.from({ length: o.threads }, async () => {
       for (let t = tasks.shift(); t !== undefined; t = tasks.shift()) {

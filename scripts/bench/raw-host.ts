@@ -15,6 +15,7 @@ import { nowMs } from './handlers/work.js';
 import type { DecodeTask } from './handlers/decode-task.js';
 import { RAW_STREAM } from './infra.js';
 import { addRawConsumer, fillRaw, type RawEnv } from './raw-jetstream.js';
+import { collectGarbage } from './heap.js';
 
 const TASK_FILE = new URL('./handlers/decode-task.ts', import.meta.url);
 /** Most batches in one task (as jetbatch's MAX_GROUP). */
@@ -46,6 +47,7 @@ export async function rawHost(env: RawEnv, scenario: string, bytes: Uint8Array, 
     const durable = subject.replaceAll('.', '_');
     await addRawConsumer(env.jsm, durable, subject);
     const consumer = await env.js.consumers.get(RAW_STREAM, durable);
+    collectGarbage();
     const messages = await consumer.consume();
     const pending: JsMsg[] = [];
     let first = 0;

@@ -7,6 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { CpuSampler, perBatch } from './cpu-split.js';
 import { throughput, type Throughput } from './figures.js';
 import { nowMs } from './handlers/work.js';
+import { collectGarbage } from './heap.js';
 import { RAW_STREAM, rawSubject } from './infra.js';
 import { batchHeaders, batchMsgId, publishWindowed } from './publish.js';
 
@@ -48,6 +49,7 @@ export async function rawConsume(env: RawEnv, scenario: string, bytes: Uint8Arra
   const durable = subject.replaceAll('.', '_');
   await addRawConsumer(env.jsm, durable, subject);
   const consumer = await env.js.consumers.get(RAW_STREAM, durable);
+  collectGarbage();
   sampler?.start();
   const messages = await consumer.consume(maxMessages === undefined ? {} : { max_messages: maxMessages });
   let first = 0;

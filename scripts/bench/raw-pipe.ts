@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { throughput, type Throughput } from './figures.js';
 import type { RawPipeThreadData, RawPipeThreadMessage } from './handlers/raw-pipe-thread.js';
 import { nowMs } from './handlers/work.js';
+import { collectGarbage } from './heap.js';
 
 /** A CommonJS entry that requires handlers/raw-pipe-thread.ts (see there). */
 const THREAD_FILE = new URL('./handlers/raw-pipe-thread.cjs', import.meta.url);
@@ -37,6 +38,7 @@ export async function rawPipe(bytes: Uint8Array, itemsPerBatch: number, n: numbe
     });
     const next = (w: Worker): Promise<RawPipeThreadMessage> => Promise.race([failed, new Promise<RawPipeThreadMessage>((resolve) => w.once('message', resolve))]);
     await Promise.all(workers.map(next));
+    collectGarbage();
     const started = nowMs();
     const done = workers.map(next);
     for (const w of workers) w.postMessage('go');

@@ -5,6 +5,7 @@
 import { Piscina } from 'piscina';
 import { throughput, type Throughput } from './figures.js';
 import { nowMs } from './handlers/work.js';
+import { collectGarbage } from './heap.js';
 import type { RawTask } from './handlers/piscina-task.js';
 
 export const TASK_FILE = new URL('./handlers/piscina-task.ts', import.meta.url);
@@ -27,6 +28,7 @@ export async function rawPiscina(bytes: Uint8Array, itemsPerBatch: number, n: nu
   try {
     // Warm-up: every thread started and the task module loaded before timing.
     await Promise.all(Array.from({ length: threads * 4 }, () => runTask(pool, bytes, 0)));
+    collectGarbage();
     const started = nowMs();
     await new Promise<void>((resolve, reject) => {
       let next = 0;
