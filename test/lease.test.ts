@@ -87,19 +87,19 @@ describe('batch leases', () => {
     sub.unsubscribe();
   });
 
-  test('a batch running 2.5 times the lease is kept in progress by the heartbeat and never redelivered', async () => {
+  test('a batch running three times the lease is kept in progress by the heartbeat and never redelivered', async () => {
     const jobId = nextJobId();
     const { counts, sub } = await watchAcks(jobId);
-    const record = await client.submit({ api_name: 'short-lease', job_id: jobId, items: [1], batch_size: 1, workers: 1, config: { sleep_ms: 7500 } });
+    const record = await client.submit({ api_name: 'short-lease', job_id: jobId, items: [1], batch_size: 1, workers: 1, config: { sleep_ms: 9000 } });
     await waitUntil('the batch running', async () => (await client.status(record.job_id)).status === 'running', { timeoutMs: 20_000 });
-    // Two leases after its delivery: a lapsed lease would have been redelivered by now.
-    await new Promise((r) => setTimeout(r, 6000));
+    // Two leases after its delivery (and well before it ends): a lapsed lease would have been redelivered by now.
+    await new Promise((r) => setTimeout(r, 6500));
     const info = await (await jetstreamManager(nc)).consumers.info(Streams.batches, consumerName(jobId));
     assert.equal(info.num_ack_pending, 1, 'the batch is still out, on its first delivery');
     assert.equal(info.num_redelivered, 0, 'never redelivered');
     const status = await client.wait(record.job_id, { timeoutMs: 60_000, intervalMs: 100 });
     assert.equal(status.status, 'succeeded');
-    assert.ok((counts.get('+WPI') ?? 0) >= 4, `marked in progress about every second: ${JSON.stringify([...counts])}`);
+    assert.ok((counts.get('+WPI') ?? 0) >= 5, `marked in progress about every second: ${JSON.stringify([...counts])}`);
     sub.unsubscribe();
   });
 });
