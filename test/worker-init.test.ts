@@ -12,6 +12,7 @@ import { Piscina } from 'piscina';
 import { encodeValue } from '../src/fleet/protocol.js';
 import type { JobSpec } from '../src/types.js';
 import type { BatchesTask, CompleteTask, Outcome, WorkerData } from '../src/worker/thread-protocol.js';
+import { unpackOutcomes, type WireOutcome } from '../src/worker/wire-outcomes.js';
 import { FIXTURES } from './helpers/daemon.js';
 
 const workerFile = new URL('../src/worker/worker.ts', import.meta.url);
@@ -59,7 +60,7 @@ function complete(job: JobSpec): CompleteTask {
 describe('worker thread: initMs travels with the task that constructed the handler', () => {
   const recordDir = mkdtempSync(join(tmpdir(), 'jetbatch-worker-init-'));
   let pool: Piscina;
-  const run = async (task: BatchesTask): Promise<Outcome[]> => (await pool.run(task)) as Outcome[];
+  const run = async (task: BatchesTask): Promise<Outcome[]> => unpackOutcomes((await pool.run(task)) as WireOutcome[]);
 
   before(() => {
     const data: WorkerData = {

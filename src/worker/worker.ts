@@ -22,6 +22,7 @@ import { BatchAbort } from './batch-abort.js';
 import { BatchContext, type ThreadServices } from './context.js';
 import { Deadlines } from './deadlines.js';
 import { batchFailure, failure, initFailure, succeeded, withInit } from './outcomes.js';
+import { packOutcomes, type WireOutcome } from './wire-outcomes.js';
 import {
   channelNames,
   type BatchesTask,
@@ -358,8 +359,8 @@ async function runAtOnce(job: JobSpec, batches: readonly Batch[]): Promise<{ out
 // Loaded: the pool counts this thread among those that can run tasks (readiness, jetbatch_pool_threads).
 events.postMessage({ type: 'ready', daemon: data.daemonId, thread: threadId } satisfies WorkerEvent);
 
-export default async function run(task: Task): Promise<Outcome | Outcome[]> {
-  if (task.kind === 'batches') return runBatches(task);
+export default async function run(task: Task): Promise<Outcome | WireOutcome[]> {
+  if (task.kind === 'batches') return packOutcomes(await runBatches(task));
   return runComplete(task);
 }
 

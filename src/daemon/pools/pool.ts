@@ -12,6 +12,7 @@ import type { S3Settings } from '../../stores/index.js';
 import { Slots } from './slots.js';
 import { TaskGate } from './task-gate.js';
 import { threadEntry } from '../../worker/thread-entry.js';
+import { unpackOutcomes, type WireOutcome } from '../../worker/wire-outcomes.js';
 
 /** onJobComplete's place in the task order: before any batch waiting here (its lane is taken already: Slots.occupy). */
 const HOOK_PRIORITY = Number.MAX_SAFE_INTEGER;
@@ -144,8 +145,9 @@ export class ApiPool {
    * terminated (which batch is to blame is then unknown). `task.data` is transferred. Tasks wait for a thread in the
    * order of TaskGate: their job's `priority`, then first come, first served.
    */
-  runBatches(task: BatchesTask, priority: number, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome[] | Outcome> {
-    return this.#run<Outcome[]>(task, priority, signal, reasonOf, [task.data.buffer as ArrayBuffer]);
+  async runBatches(task: BatchesTask, priority: number, signal: AbortSignal, reasonOf: () => AbortReason): Promise<Outcome[] | Outcome> {
+    const result = await this.#run<WireOutcome[]>(task, priority, signal, reasonOf, [task.data.buffer as ArrayBuffer]);
+    return Array.isArray(result) ? unpackOutcomes(result) : result;
   }
 
   async #run<T>(task: Task, priority: number, signal: AbortSignal, reasonOf: () => AbortReason, transferList: ArrayBuffer[]): Promise<T | Outcome> {
