@@ -6,7 +6,7 @@
  * concurrent GC and compilation for every isolate, and libuv's pool). Clock ticks are 10 ms here, so a figure of a
  * 0.3–0.5 s interval is good to a few percent; rounds are medians. Elsewhere than Linux it reports nothing.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { nowMs } from './handlers/work.js';
 
 const SAMPLE_MS = 25;
@@ -25,14 +25,10 @@ export interface CpuSplit {
 
 type Ticks = Map<string, number>;
 
-function ticksOf(path: string): number {
-  try {
-    const stat = readFileSync(path, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
+/** utime + stime (clock ticks) of a /proc stat line. */
+function ticksIn(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
 }
 
 export class CpuSampler {
@@ -40,6 +36,13 @@ export class CpuSampler {
   readonly #samples: Array<{ t: number; ticks: Ticks }> = [];
   #timer: NodeJS.Timeout | undefined;
   #before = new Set<string>();
+  /**
+   * Each stat file stays open and is read again from offset 0 (the kernel regenerates it): opening, reading and
+   * closing every file of every thread 40 times a second cost ~17 µs a file on the measured process's main thread,
+   * against ~4 µs for the read alone.
+   */
+  readonly #fds = new Map<string, number>();
+  readonly #buf = Buffer.alloc(1024);
 
   constructor(natsPid: number | undefined) {
     this.#natsPid = natsPid;
@@ -54,10 +57,37 @@ export class CpuSampler {
     }
   }
 
+  /** The ticks of the stat file at `path` (kept open under `key`); undefined once it is gone (the thread ended). */
+  #ticks(key: string, path: string): number | undefined {
+    try {
+      let fd = this.#fds.get(key);
+      if (fd === undefined) this.#fds.set(key, (fd = openSync(path, 'r')));
+      const n = readSync(fd, this.#buf, 0, this.#buf.byteLength, 0);
+      return ticksIn(this.#buf.toString('latin1', 0, n));
+    } catch {
+      this.#close(key);
+      return undefined;
+    }
+  }
+
+  #close(key: string): void {
+    const fd = this.#fds.get(key);
+    this.#fds.delete(key);
+    if (fd !== undefined) closeSync(fd);
+  }
+
   #sample(): void {
     const ticks: Ticks = new Map();
-    for (const tid of readdirSync('/proc/self/task')) ticks.set(tid, ticksOf(`/proc/self/task/${tid}/stat`));
-    if (this.#natsPid !== undefined) ticks.set('nats', ticksOf(`/proc/${this.#natsPid}/stat`));
+    const alive = new Set(readdirSync('/proc/self/task'));
+    for (const tid of this.#fds.keys()) if (tid !== 'nats' && !alive.has(tid)) this.#close(tid);
+    for (const tid of alive) {
+      const t = this.#ticks(tid, `/proc/self/task/${tid}/stat`);
+      if (t !== undefined) ticks.set(tid, t);
+    }
+    if (this.#natsPid !== undefined) {
+      const t = this.#ticks('nats', `/proc/${this.#natsPid}/stat`);
+      if (t !== undefined) ticks.set('nats', t);
+    }
     this.#samples.push({ t: nowMs(), ticks });
   }
 
@@ -71,8 +101,11 @@ export class CpuSampler {
 
   /** Stops sampling (a thread that ended before this keeps the ticks of its last sample). */
   stop(): void {
+    if (this.#timer === undefined) return;
     clearInterval(this.#timer);
+    this.#timer = undefined;
     this.#sample();
+    for (const key of [...this.#fds.keys()]) this.#close(key);
   }
 
   /** The split of [from, to] (nowMs() times), between the samples nearest those ends; null if none. */
