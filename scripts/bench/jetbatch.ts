@@ -55,12 +55,24 @@ export function startBenchDaemon(url: string, api: BenchApi): Promise<Daemon> {
   return Daemon.start(daemonOptions(url, api), { logger: pino({ level: 'warn' }, pino.destination({ dest: 2, sync: false })) });
 }
 
+/** How often waitSucceeded asks for the job's status; while `quietUntil` is pending, QUIET_POLL_MS. */
+const POLL_MS = 200;
+const QUIET_POLL_MS = 2000;
+
 /**
  * Polls the job's status until it ends (like `client.wait`), and reports status calls that take over a second:
- * those stall the run, not the measurement (which uses the ack counter and the record's end time).
+ * those stall the run, not the measurement (which uses the ack counter and the record's end time). Until
+ * `quietUntil` settles (the measured interval), it asks only every QUIET_POLL_MS: a status call is ~8 JetStream API
+ * requests, which 5 times a second taxed the measured daemon's main thread and nats-server (raw references poll
+ * nothing), yet a job that fails is still found within seconds.
  */
-export async function waitSucceeded(client: JetbatchClient, jobId: string, batches: number, log?: (msg: string) => void): Promise<JobStatus> {
+export async function waitSucceeded(client: JetbatchClient, jobId: string, batches: number, log?: (msg: string) => void, quietUntil?: Promise<unknown>): Promise<JobStatus> {
   const deadline = Date.now() + JOB_TIMEOUT_MS;
+  let quiet = quietUntil !== undefined;
+  void quietUntil?.then(
+    () => (quiet = false),
+    () => (quiet = false),
+  );
   for (;;) {
     const t = nowMs();
     const st = await client.status(jobId);
@@ -73,7 +85,8 @@ export async function waitSucceeded(client: JetbatchClient, jobId: string, batch
       return st;
     }
     if (Date.now() > deadline) throw new Error(`job ${jobId} still ${st.status} after ${JOB_TIMEOUT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 200));
+    if (!quiet) await new Promise((r) => setTimeout(r, POLL_MS));
+    else await Promise.race([new Promise((r) => setTimeout(r, QUIET_POLL_MS)), quietUntil]);
   }
 }
 
@@ -154,19 +167,25 @@ export async function jetbatchThroughput(env: JetbatchEnv, api: BenchApi, items:
   };
   const sampler = env.natsPid !== undefined && CpuSampler.available ? new CpuSampler(env.natsPid) : undefined;
   sampler?.start();
+  // The interval starts at the first handler call: sampled as its mark arrives (Python handlers' file marks are not
+  // seen as they come; their interval starts at the nearest background sample).
+  const offFirst = env.marks.onFirst((job) => {
+    if (job === rec.job_id) sampler?.sample();
+  });
   const daemonStart = nowMs();
   daemon = await startBenchDaemon(env.url, api);
   let ackedAt = 0;
   const polling = new AbortController();
   try {
-    void whenAcked(daemon, n, polling.signal).then(async (t) => {
+    const acked = whenAcked(daemon, n, polling.signal).then(async (t) => {
       ackedAt = t;
       sampler?.stop();
       await stopMeasure();
     });
-    await waitSucceeded(env.client, rec.job_id, n, log);
+    await waitSucceeded(env.client, rec.job_id, n, log, acked);
     log(`${api.name}: job complete; first handler call ${Math.round((firstMark(env, rec.job_id) ?? NaN) - daemonStart)} ms after the daemon started`);
   } finally {
+    offFirst();
     sampler?.stop();
     polling.abort();
     await stopMeasure();

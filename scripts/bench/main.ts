@@ -6,7 +6,7 @@
  * 127.0.0.1: a private nats-server it starts and stops, and the local Redis (started if nothing answers).
  * Throughput steps run in rounds (every system once per round, so a busy moment of the shared machine hits all
  * of them) and report the median round. `--only` takes step-id prefixes (`jetbatch:128b`, `raw-js`, `latency`…);
- * `--profile DIR` writes a CPU profile of the daemon's main thread during the first round of each jetbatch size scenario.
+ * `--profile DIR` writes a CPU profile of the daemon's main thread during the first round of each jetbatch size and CPU scenario.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -231,9 +231,9 @@ async function main(): Promise<void> {
       steps.push({
         id: `cpu:jetbatch:${threads}t`,
         rounds: true,
-        run: async () => {
+        run: async (r) => {
           const api = { name: `b-cpu-${threads}`, project: HANDLERS.cpu, threads, config: { iterations } };
-          const x = await jetbatchThroughput(env(false), api, cpuShape.items, 128, cpuBatches);
+          const x = await jetbatchThroughput(env(r === 0, id), api, cpuShape.items, 128, cpuBatches);
           add(id, 'jetbatch', x.run);
           add(id, 'jetbatchComplete', x.complete);
         },

@@ -80,7 +80,10 @@ export async function rawHost(env: RawEnv, scenario: string, bytes: Uint8Array, 
       }
     };
     for await (const m of messages) {
-      if (got === 0) first = nowMs();
+      if (got === 0) {
+        first = nowMs();
+        sampler?.sample();
+      }
       pending.push(m);
       pump();
       if (++got >= n) break;

@@ -55,7 +55,10 @@ export async function rawConsume(env: RawEnv, scenario: string, bytes: Uint8Arra
   let first = 0;
   let got = 0;
   for await (const m of messages) {
-    if (got === 0) first = nowMs();
+    if (got === 0) {
+      first = nowMs();
+      sampler?.sample();
+    }
     m.ack();
     if (++got >= n) break;
   }
