@@ -11,6 +11,7 @@ import { createJob, transitionJob } from '../../src/fleet/registry.js';
 import { newJobId } from '../../src/fleet/submission.js';
 import type { JobRecord } from '../../src/types.js';
 import { percentile, round } from './figures.js';
+import { nowMs } from './handlers/work.js';
 import { RAW_STREAM, rawSubject, within } from './infra.js';
 import { HANDLERS, WORKERS, runJob, startBenchDaemon, waitSucceeded } from './jetbatch.js';
 import type { Marks } from './marks.js';
@@ -89,6 +90,42 @@ export async function jetbatchLatency(url: string, client: JetbatchClient, ctx: 
     return summarise(rate, marks.latencies(job));
   } finally {
     await daemon.close();
+  }
+}
+
+/**
+ * The floor: publish → consume() receipt on the main thread, acked at once. Every pipeline measured here starts a
+ * handler after this point, so no handler-start p99 of the same run can be expected below this one's.
+ */
+export async function floorLatency(env: RawEnv, rate: number, seconds: number): Promise<Latency> {
+  const n = rate * seconds;
+  const tag = `floor-${Date.now()}`;
+  const subject = rawSubject(tag);
+  const durable = subject.replaceAll('.', '_');
+  await addRawConsumer(env.jsm, durable, subject);
+  const latencies: number[] = [];
+  try {
+    const consumer = await env.js.consumers.get(RAW_STREAM, durable);
+    const messages = await consumer.consume();
+    const consumed = (async () => {
+      let got = 0;
+      for await (const m of messages) {
+        latencies.push(nowMs() - Number(m.headers?.get('Bench-T0')));
+        m.ack();
+        if (++got >= n) break;
+      }
+    })();
+    collectGarbage();
+    await publishPaced(env.js, n, rate, (i, t) => {
+      const headers = batchHeaders('raw', tag, String(i));
+      headers.set('Bench-T0', String(t));
+      return { subject, data: stampedBatch(t), msgID: batchMsgId(tag, String(i), 0), headers };
+    });
+    await within(consumed, 60_000, 'floor latency consumer');
+    await messages.close();
+    return summarise(rate, latencies);
+  } finally {
+    await env.jsm.consumers.delete(RAW_STREAM, durable).catch(() => undefined);
   }
 }
 

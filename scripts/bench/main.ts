@@ -23,7 +23,7 @@ import { medianRun, round, throughput, type Throughput } from './figures.js';
 import { burn, nowMs } from './handlers/work.js';
 import { createRawStream, ensureRedis, startNats } from './infra.js';
 import { HANDLERS, jetbatchThroughput, startBenchDaemon, type JetbatchEnv } from './jetbatch.js';
-import { jetbatchLatency, LATENCY_REPEATS, medianRepeat, rawLatency, type Latency } from './latency.js';
+import { floorLatency, jetbatchLatency, LATENCY_REPEATS, medianRepeat, rawLatency, type Latency } from './latency.js';
 import { machine, sourceState } from './machine.js';
 import { Marks } from './marks.js';
 import { KiB, LARGEST_BATCH, recordBatch, sizedBatch, type BatchShape } from './payloads.js';
@@ -35,7 +35,7 @@ import { rawHost } from './raw-host.js';
 import { calibratePython, FileMarks, pythonInterpreter, type PythonInfo } from './python.js';
 import { pythonChannel } from './python-channel.js';
 import { rawPipe } from './raw-pipe.js';
-import { computeRatios, formatReport, type Results, type System } from './report.js';
+import { computeRatios, formatReport, type LatencySystem, type Results, type System } from './report.js';
 import { jetbatchRss, rawRss } from './rss.js';
 
 const { values: args } = parseArgs({
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     jetbatchStartLagMs: {},
     cpu: calibrate(),
     submission: { items: submitItems },
-    latency: { rate: latencyRate, repeats: { raw: [], jetbatch: [] } },
+    latency: { rate: latencyRate, repeats: { floor: [], raw: [], jetbatch: [] } },
     rss: {},
     errors: [],
     durationSeconds: 0,
@@ -344,11 +344,11 @@ async function main(): Promise<void> {
         await jb.stop(rec.job_id);
       },
     });
-    // Latency repeats LATENCY_REPEATS times, raw and jetbatch interleaved (raw, jetbatch, raw, ...) so a busy moment
-    // of the shared machine hits both; the headline of each is its median repeat by p99. Once per run, not per round.
+    // Latency repeats LATENCY_REPEATS times, floor, raw and jetbatch interleaved (floor, raw, jetbatch, floor, ...) so a
+    // busy moment of the shared machine hits all three; the headline of each is its median repeat by p99. Once per run, not per round.
     let latencyCtx: Awaited<ReturnType<typeof openContext>> | undefined;
     const repeats = results.latency.repeats!;
-    const latencyStep = (system: 'raw' | 'jetbatch', k: number, measure: () => Promise<Latency>): Step => ({
+    const latencyStep = (system: LatencySystem, k: number, measure: () => Promise<Latency>): Step => ({
       id: `latency:${system}`,
       rounds: false,
       run: async () => {
@@ -359,6 +359,7 @@ async function main(): Promise<void> {
       },
     });
     for (let k = 1; k <= LATENCY_REPEATS; k++) {
+      steps.push(latencyStep('floor', k, () => floorLatency(raw, latencyRate, latencySeconds)));
       steps.push(latencyStep('raw', k, () => rawLatency(raw, latencyRate, latencySeconds)));
       steps.push(latencyStep('jetbatch', k, async () => {
         latencyCtx ??= await openContext(nc);

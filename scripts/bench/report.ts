@@ -4,6 +4,9 @@ import { round } from './figures.js';
 import type { Latency } from './latency.js';
 import type { Rss } from './rss.js';
 
+/** The latency measurements: the floor (publish → receipt), the raw pipeline (→ Piscina task) and jetbatch. */
+export type LatencySystem = 'floor' | 'raw' | 'jetbatch';
+
 export type System = 'rawJetStream' | 'rawPiscina' | 'jetbatch' | 'jetbatchComplete' | 'bullmq' | 'python' | 'pythonComplete' | 'rawPipe' | 'pythonChannel' | 'rawHost' | 'rawFile';
 export const systemLabels: Record<System, string> = {
   rawJetStream: 'raw JetStream consume+ack',
@@ -50,9 +53,10 @@ export interface Results {
   submission: { items: number; raw?: Throughput; jetbatch?: Throughput };
   /**
    * Handler-start latency, measured in repeats (raw and jetbatch interleaved); `raw` / `jetbatch` are each system's
-   * median repeat by p99, the headline figures.
+   * median repeat by p99, the headline figures. `floor`: publish → receipt on the consumer's main thread, which
+   * every pipeline shares (latency.ts floorLatency).
    */
-  latency: { rate: number; jetbatch?: Latency; raw?: Latency; repeats?: { raw: Latency[]; jetbatch: Latency[] } };
+  latency: { rate: number; jetbatch?: Latency; raw?: Latency; floor?: Latency; repeats?: Record<LatencySystem, Latency[]> };
   rss: { jetbatch?: Rss; raw?: Rss };
   ratios: Ratio[];
   errors: string[];
@@ -79,7 +83,7 @@ function check(id: string, label: string, value: number | null, op: '>=' | '<=' 
 }
 
 /** "3 repeats" (or how many ran) of a system's latency measurement, for the labels. */
-function latencyRepeats(r: Pick<Results, 'latency'>, sys: 'raw' | 'jetbatch'): string {
+function latencyRepeats(r: Pick<Results, 'latency'>, sys: LatencySystem): string {
   const n = r.latency.repeats?.[sys].length ?? (r.latency[sys] === undefined ? 0 : 1);
   return n === 0 ? 'repeats' : n === 1 ? '1 repeat' : `${n} repeats`;
 }
@@ -128,6 +132,7 @@ export function computeRatios(r: Omit<Results, 'ratios'>): Ratio[] {
     out.push(check(`python_js_${s}`, `jetbatch Python / jetbatch JS handler, ${s} no-op`, ratio(bps(s, 'python'), bps(s, 'jetbatch')), null, 0));
   }
   out.push(check('raw_pipe_cpu_scaling', 'raw pipe + Python CPU-bound, 2 processes / 1 (the ceiling here)', ratio(bps('pycpu-2t', 'rawPipe'), bps('pycpu-1t', 'rawPipe')), null, 0));
+  out.push(check('latency_p99_floor_ms', `raw JetStream publish → consume() receipt p99, the floor of both (no thread), median of ${latencyRepeats(r, 'floor')} (ms)`, r.latency.floor?.p99 ?? null, null, 0));
   out.push(check('latency_p99_raw_ms', `raw consume → Piscina handler-start latency p99, median of ${latencyRepeats(r, 'raw')} (ms)`, r.latency.raw?.p99 ?? null, null, 0));
   out.push(check('rss_busy_ratio', 'busy (peak) RSS: jetbatch / raw (issue 17)', ratio(r.rss.jetbatch?.busyMiB, r.rss.raw?.busyMiB), '<=', 1.2));
   return out;
@@ -175,14 +180,14 @@ export function formatReport(r: Results): string {
     lines.push(`submission of ${s.items.toLocaleString('en-US')} items (1 per batch): raw publish ${num(s.raw?.batchesPerSec)} msg/s, jetbatch submit ${num(s.jetbatch?.batchesPerSec)} batches/s`);
   }
   const l = r.latency;
-  for (const [name, sys] of [['raw consume→Piscina', 'raw'], ['jetbatch', 'jetbatch']] as const) {
+  for (const [name, sys] of [['raw publish→receipt (floor)', 'floor'], ['raw consume→Piscina', 'raw'], ['jetbatch', 'jetbatch']] as const) {
     const list = l.repeats?.[sys] ?? [];
     const median = l[sys];
     if (list.length === 0 || median === undefined) continue;
     const warmup = list.some((x) => x.warmup !== undefined) ? `; first second, dropped: max ${list.map((x) => x.warmup?.max ?? '-').join(' / ')} ms` : '';
     lines.push(`handler-start latency p99 over ${latencyRepeats(r, sys)}, ${name}: ${list.map((x) => x.p99).join(' / ')} ms (median ${median.p99}${warmup})`);
   }
-  for (const [name, v] of [['jetbatch', l.jetbatch], ['raw consume→Piscina', l.raw]] as const) {
+  for (const [name, v] of [['jetbatch', l.jetbatch], ['raw consume→Piscina', l.raw], ['raw publish→receipt (floor)', l.floor]] as const) {
     if (v !== undefined) lines.push(`handler-start latency at ${l.rate}/s, ${name}, median repeat: p50 ${v.p50} ms, p99 ${v.p99} ms, max ${v.max} ms (${v.samples} samples)`);
   }
   for (const [name, v] of [['jetbatch daemon', r.rss.jetbatch], ['raw NATS + Piscina', r.rss.raw]] as const) {
