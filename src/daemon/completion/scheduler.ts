@@ -29,12 +29,18 @@ export class CompletionScheduler {
     this.#deps = deps;
   }
 
-  /** A check of the job 50 ms from now (one pending at a time per job). */
+  /**
+   * A check of the job 50 ms from now (one pending at a time per job), unless by then a batch of the job is in flight
+   * here again: the runner going idle between two batches is no sign of the end (its next idle asks again). A job
+   * whose batches each take the whole pool (a lane per batch, no prefetch) went idle between every pair of them, and
+   * every check asked the server for the consumer's state: ~10 requests a second at 20 batches a second.
+   */
   soon(jobId: string): void {
     if (this.#pending.has(jobId)) return;
     this.#pending.add(jobId);
     void sleep(50).then(() => {
       this.#pending.delete(jobId);
+      if (this.#deps.inFlight(jobId) > 0) return;
       return this.#check(jobId);
     });
   }
