@@ -206,3 +206,27 @@ describe('logs from worker threads', () => {
     assert.ok(!(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).includes(token));
   });
 });
+
+describe('metrics disabled', () => {
+  let server: NatsServer;
+  let daemon: Daemon | undefined;
+
+  before(async () => {
+    server = await NatsServer.start();
+  });
+
+  after(async () => {
+    await daemon?.close();
+    await server?.dispose();
+  });
+
+  test("collects jetbatch's own metrics but not the process ones, whose event-loop monitor wakes the main thread every 10 ms", async () => {
+    daemon = await startDaemon(server.url, [{ name: 'quiet', project: join(FIXTURES, 'recorder'), threads: 1 }], { metrics: { enabled: false } });
+    assert.equal(daemon.metricsAddress, undefined, 'no endpoint');
+    const registry = daemon.metrics.registry;
+    assert.ok(registry.getSingleMetric('jetbatch_batches_total') !== undefined, 'its own metrics stay');
+    for (const name of ['nodejs_eventloop_lag_p99_seconds', 'nodejs_gc_duration_seconds', 'process_cpu_user_seconds_total']) {
+      assert.equal(registry.getSingleMetric(name), undefined, `${name} not collected`);
+    }
+  });
+});

@@ -75,7 +75,7 @@ export class Daemon {
       ready: () => this.ready().ready,
       jobStatuses: () => this.#jobs.statuses(),
       running: () => this.#runners.runningByApi(),
-    });
+    }, { processMetrics: options.metrics.enabled });
     this.#stats = new TimingStats(ctx.stats, id);
     this.#presence = new Presence(ctx, id, log, this.metrics);
     this.#fleet = new FleetView(ctx.daemons, log, id, (api) => this.#lanes()[api] ?? 0);

@@ -92,8 +92,13 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
-  constructor(source: MetricsSource) {
-    collectDefaultMetrics({ register: this.registry });
+  /**
+   * `processMetrics`: also collect prom-client's default process and Node.js metrics. Only when they can be read
+   * (`metrics.enabled`): their event-loop lag monitor alone wakes the main thread every 10 ms, and every garbage
+   * collection is reported to JavaScript.
+   */
+  constructor(source: MetricsSource, { processMetrics = true }: { processMetrics?: boolean } = {}) {
+    if (processMetrics) collectDefaultMetrics({ register: this.registry });
     // Pool gauges: one series per API, read from source.pools() at scrape time.
     const perPool = (value: (p: PoolFigures) => number) => ({
       ...this.#perApi,
