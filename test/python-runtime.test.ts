@@ -87,7 +87,7 @@ describe('python runtime: a task\'s batches written ahead', () => {
     };
   }
 
-  /** What worker.ts does with a task: pipeline its batches, then run them one by one, constructing again after a reset. */
+  /** What the task loop (task-runner.ts) does with a task: pipeline its batches, then run them one by one, constructing again after a reset. */
   async function runTask(jobId: string, modes: string[], abortAt?: number): Promise<Array<{ value: unknown; lines: Array<Record<string, unknown>>; metrics: string[] } | { error: unknown }>> {
     const payloads = modes.map((m) => runtime.decode(encodeValue([m])));
     const done = runtime.pipeline(jobId, payloads.map((payload, i) => ({ batchId: String(i), attempt: 1, payload })));
@@ -96,7 +96,7 @@ describe('python runtime: a task\'s batches written ahead', () => {
     let seenResets = resets;
     try {
       for (let i = 0; i < modes.length; i++) {
-        // As worker.ts's instanceFor: constructed once, and again after the process was replaced.
+        // As TaskRunner's instance per job: constructed once, and again after the process was replaced.
         if (handler === undefined || resets !== seenResets) {
           seenResets = resets;
           handler = (await runtime.create(job(jobId), ctx())).handler;

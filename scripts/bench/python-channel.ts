@@ -1,5 +1,5 @@
 /**
- * jetbatch's Python channel without NATS: the daemon's own pool (ApiPool, worker.ts's task loop, the Python runtime
+ * jetbatch's Python channel without NATS: the daemon's own pool (ApiPool, task-runner.ts's task loop, the Python runtime
  * and runner) fed BatchesTasks straight from memory (built before the clock starts), as the daemon hands a backlog
  * to its threads (a pull's worth of batches split over the threads, at most MAX_GROUP per task, one task per thread
  * at a time), running the bench's handler.py. The same bytes, counts and processes

@@ -1,6 +1,6 @@
 /**
  * How the end of a batch (or of a task's hook) becomes the Outcome the main thread settles: the failure stage and
- * its error code, what is permanent, the time it took. Pure: the task loop (worker.ts) passes what it measured.
+ * its error code, what is permanent, the time it took. Pure: the task loop (task-runner.ts) passes what it measured.
  */
 import { ErrorCodes, toErrorInfo } from '../errors.js';
 import type { BatchAbort } from './batch-abort.js';

@@ -1,5 +1,5 @@
 /**
- * What a handler runtime gives a worker thread's task loop (worker.ts): JavaScript handlers run in the thread itself
+ * What a handler runtime gives a worker thread's task loop (task-runner.ts): JavaScript handlers run in the thread itself
  * (js-runtime.ts), Python handlers in one child process per thread (python/python-runtime.ts). The loop owns
  * everything else — timeouts, abort, lease events, outcomes — so both runtimes fail the same way.
  */

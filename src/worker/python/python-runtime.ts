@@ -1,6 +1,6 @@
 /**
  * The Python runtime: the thread's handler instances live in one long-lived Python process (child.ts), kept across
- * batches and jobs; the thread keeps its task loop, timeouts and outcomes (worker.ts). The task loop hands each
+ * batches and jobs; the thread keeps its task loop, timeouts and outcomes (task-runner.ts). The task loop hands each
  * batch over in turn, one at a time; the next batches of the task (`pipeline`) are written to the process ahead
  * (ahead.ts), so the process goes from one batch to the next without waiting for the thread (one
  * wake-up serves many small batches). What a batch's code logs, meters or asks (client calls) while the thread has not
