@@ -121,20 +121,22 @@ export interface JetbatchRun {
   startLagMs: number;
 }
 
-/** Resolves with the time the daemon has counted `n` succeeded (acked) batches, polling its metrics every 5 ms. */
+/**
+ * Resolves with the time the daemon has counted `n` succeeded (acked) batches, polling its metrics every 50 ms, and
+ * every 5 ms from 90 % on: the end is still known within 5 ms, but the measured daemon's main thread is no longer
+ * woken 200 times a second by the benchmark itself (raw references wait on a promise).
+ */
 function whenAcked(daemon: Daemon, n: number, signal: AbortSignal): Promise<number> {
   return new Promise((resolve) => {
-    const t = setInterval(() => {
-      if (signal.aborted) clearInterval(t);
+    const poll = (): void => {
+      if (signal.aborted) return;
       void daemon.metrics.batches.get().then((m) => {
         const done = m.values.filter((v) => v.labels.outcome === 'succeeded').reduce((s, v) => s + v.value, 0);
-        if (done >= n) {
-          clearInterval(t);
-          resolve(nowMs());
-        }
+        if (done >= n) resolve(nowMs());
+        else setTimeout(poll, done >= 0.9 * n ? 5 : 50).unref();
       });
-    }, 5);
-    t.unref();
+    };
+    poll();
   });
 }
 
