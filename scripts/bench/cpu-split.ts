@@ -12,7 +12,7 @@ import { nowMs } from './handlers/work.js';
 
 /**
  * Background sampling, for callers that cannot tell when their interval starts. Every sample reads the stat file of
- * every thread; at 25 ms (until this commit) that cost the measured process's main thread ~25 ms of CPU a second.
+ * every thread; every 25 ms, that cost the measured process's main thread ~25 ms of CPU a second.
  */
 const SAMPLE_MS = 250;
 /** Clock ticks per second of utime/stime in /proc (USER_HZ, 100 on Linux). */
