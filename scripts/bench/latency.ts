@@ -4,6 +4,7 @@
  * jetbatch job is enqueued by a paced publisher that follows docs/PROTOCOL.md (record `enqueuing`, batches with
  * their headers and msg ids, then `pending`), since the client publishes as fast as it can.
  */
+import type { JsMsg } from '@nats-io/jetstream';
 import type { JetbatchClient } from '../../src/client/client.js';
 import type { FleetContext } from '../../src/fleet/context.js';
 import { Subjects, batchMsgId } from '../../src/fleet/protocol.js';
@@ -94,12 +95,12 @@ export async function jetbatchLatency(url: string, client: JetbatchClient, ctx: 
 }
 
 /**
- * The floor: publish → consume() receipt on the main thread, acked at once. Every pipeline measured here starts a
- * handler after this point, so no handler-start p99 of the same run can be expected below this one's.
+ * Publishes rate × seconds stamped batches (their publish time also in a `Bench-T0` header) to a raw consumer of
+ * their own, and hands each one received, with its publish time, to `received`, which acks it and returns its
+ * latency (or a promise of it). Resolves with the figures once every latency is in.
  */
-export async function floorLatency(env: RawEnv, rate: number, seconds: number): Promise<Latency> {
+async function rawPaced(env: RawEnv, tag: string, rate: number, seconds: number, received: (m: JsMsg, t0: number) => number | Promise<number>): Promise<Latency> {
   const n = rate * seconds;
-  const tag = `floor-${Date.now()}`;
   const subject = rawSubject(tag);
   const durable = subject.replaceAll('.', '_');
   await addRawConsumer(env.jsm, durable, subject);
@@ -109,11 +110,14 @@ export async function floorLatency(env: RawEnv, rate: number, seconds: number): 
     const messages = await consumer.consume();
     const consumed = (async () => {
       let got = 0;
+      const later: Array<Promise<void>> = [];
       for await (const m of messages) {
-        latencies.push(nowMs() - Number(m.headers?.get('Bench-T0')));
-        m.ack();
+        const ms = received(m, Number(m.headers?.get('Bench-T0')));
+        if (typeof ms === 'number') latencies.push(ms);
+        else later.push(ms.then((x) => void latencies.push(x)));
         if (++got >= n) break;
       }
+      await Promise.all(later);
     })();
     collectGarbage();
     await publishPaced(env.js, n, rate, (i, t) => {
@@ -121,7 +125,7 @@ export async function floorLatency(env: RawEnv, rate: number, seconds: number): 
       headers.set('Bench-T0', String(t));
       return { subject, data: stampedBatch(t), msgID: batchMsgId(tag, String(i), 0), headers };
     });
-    await within(consumed, 60_000, 'floor latency consumer');
+    await within(consumed, 60_000, `${tag}: consumer`);
     await messages.close();
     return summarise(rate, latencies);
   } finally {
@@ -129,43 +133,30 @@ export async function floorLatency(env: RawEnv, rate: number, seconds: number): 
   }
 }
 
+/**
+ * The floor: publish → consume() receipt on the main thread, acked at once. Every pipeline measured here starts a
+ * handler after this point, so no handler-start p99 of the same run can be expected below this one's.
+ */
+export function floorLatency(env: RawEnv, rate: number, seconds: number): Promise<Latency> {
+  return rawPaced(env, `floor-${Date.now()}`, rate, seconds, (m, t0) => {
+    const ms = nowMs() - t0;
+    m.ack();
+    return ms;
+  });
+}
+
 /** The raw pipeline: consume() → copy → Piscina task on 2 threads → ack after the task. */
 export async function rawLatency(env: RawEnv, rate: number, seconds: number): Promise<Latency> {
-  const n = rate * seconds;
-  const tag = `latency-${Date.now()}`;
-  const subject = rawSubject(tag);
-  const durable = subject.replaceAll('.', '_');
-  await addRawConsumer(env.jsm, durable, subject);
   const pool = rawPool(2);
-  const latencies: number[] = [];
   try {
     await Promise.all(Array.from({ length: 8 }, () => runTask(pool, new Uint8Array(128), 0)));
-    const consumer = await env.js.consumers.get(RAW_STREAM, durable);
-    const messages = await consumer.consume();
-    const consumed = (async () => {
-      let got = 0;
-      const tasks: Array<Promise<void>> = [];
-      for await (const m of messages) {
-        const t0 = Number(m.headers?.get('Bench-T0'));
-        tasks.push(runTask(pool, m.data, 0, t0).then((ms) => {
-          latencies.push(ms);
-          m.ack();
-        }));
-        if (++got >= n) break;
-      }
-      await Promise.all(tasks);
-    })();
-    collectGarbage();
-    await publishPaced(env.js, n, rate, (i, t) => {
-      const headers = batchHeaders('raw', tag, String(i));
-      headers.set('Bench-T0', String(t));
-      return { subject, data: stampedBatch(t), msgID: batchMsgId(tag, String(i), 0), headers };
-    });
-    await within(consumed, 60_000, 'raw latency consumer');
-    await messages.close();
-    return summarise(rate, latencies);
+    return await rawPaced(env, `latency-${Date.now()}`, rate, seconds, (m, t0) =>
+      runTask(pool, m.data, 0, t0).then((ms) => {
+        m.ack();
+        return ms;
+      }),
+    );
   } finally {
     await pool.destroy();
-    await env.jsm.consumers.delete(RAW_STREAM, durable).catch(() => undefined);
   }
 }
