@@ -52,7 +52,7 @@ export interface Results {
   python?: { interpreter: string; version: string; cpu?: { iterations: number; msPerBatch: number } };
   submission: { items: number; raw?: Throughput; jetbatch?: Throughput };
   /**
-   * Handler-start latency, measured in repeats (raw and jetbatch interleaved); `raw` / `jetbatch` are each system's
+   * Handler-start latency, measured in repeats (floor, raw and jetbatch interleaved); `raw` / `jetbatch` are each system's
    * median repeat by p99, the headline figures. `floor`: publish → receipt on the consumer's main thread, which
    * every pipeline shares (latency.ts floorLatency).
    */

@@ -20,8 +20,8 @@ import { ProcessReplaced, StageError, type BatchEnd, type JobHandler, type Runti
 import type { FailureStage } from '../thread-protocol.js';
 import { ChildGone, PythonChild } from './child.js';
 import type { Frame } from './frames.js';
-import { answerCall } from './calls.js';
 import { OpenReads } from './reads.js';
+import { onSideFrame } from './side-frames.js';
 import { RequestSink, type FrameOwner } from './request-sink.js';
 import { WrittenAhead } from './ahead.js';
 import { backToBack, TaskBatchOwner } from './task-batches.js';
@@ -51,7 +51,6 @@ export function modulePath(): string {
   return fileURLToPath(new URL('../../python', import.meta.url));
 }
 
-const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 /** An ndarray or a MessagePack array header (fixarray, array 16, array 32). */
 const isArrayHeader = (b: number | undefined): boolean => b !== undefined && ((b & 0xf0) === 0x90 || b === 0xdc || b === 0xdd);
 
@@ -368,28 +367,9 @@ export class PythonRuntime implements Runtime<Uint8Array> {
 
   /** A frame that is not a reply, for the request `ctx` (undefined: no request, or one the thread gave up). */
   #onFrame(frame: Frame, ctx: HandlerContext | undefined): void {
-    const [kind] = frame.header;
-    if (kind === 'log') {
-      const [, level, msg, fields] = frame.header as [string, string, string, Record<string, unknown> | null];
-      const log = ctx?.log ?? this.#opts.log;
-      (LEVELS.has(level) ? log[level as 'info'] : log.info).call(log, fields ?? {}, String(msg));
-      return;
-    }
-    if (kind === 'lease') {
-      ctx?.extendLease();
-      return;
-    }
-    if (kind === 'metric') {
-      const [, method, name, value, labels] = frame.header as [string, string, string, number, Record<string, string> | null];
-      const metrics = ctx?.metrics;
-      if (metrics !== undefined && (method === 'increment' || method === 'gauge' || method === 'observe')) metrics[method](String(name), Number(value), labels ?? {});
-      return;
-    }
-    if (kind === 'call') {
-      const child = this.#child;
-      const seq = frame.header[1];
-      void answerCall(ctx, this.#reads, frame.header[2], frame.header[3]).then((answer) => child?.send(['reply', seq, ...answer]));
-    }
+    // A call is answered to the process that asked, even if it has been replaced by the time the answer is ready.
+    const child = this.#child;
+    onSideFrame(frame, ctx, { log: this.#opts.log, reads: this.#reads, reply: (f) => child?.send(f) });
   }
 
   /** A dead process as the error of the request it was running (anything else thrown passes through). */
